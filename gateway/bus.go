@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"context"
+	"time"
+)
+
+// Event kinds carried on the bus. Say and Me are chat lines and are kept in
+// the room's history; the others are notices.
+const (
+	KindSay   = "say"   // text is the chat line
+	KindMe    = "me"    // text is the action of /me
+	KindJoin  = "join"  // nick joined the room
+	KindLeave = "leave" // nick left the room; text is the reason, if any
+	KindNick  = "nick"  // nick is now known as text
+)
+
+// DeliverFunc receives one room event. id is unique per event across the
+// cluster; at is when the publishing gateway sent it.
+type DeliverFunc = func(id, kind, nick, text string, at time.Time)
+
+// Bus is what a gateway needs from the message bus that joins it to the other
+// gateways. *bus.Conn implements it on NATS.
+//
+// Every method is safe for concurrent use. Callbacks passed to Bus run on the
+// bus's delivery goroutines and must not block: they only hand data on to
+// sessions' bounded queues.
+type Bus interface {
+	// Publish sends one event to every member of room on every gateway, this
+	// gateway's own members included (they receive it through Subscribe).
+	Publish(room, kind, nick, text string) error
+
+	// Subscribe calls deliver for every event published to room after
+	// Subscribe returns, in publish order per publishing gateway, until
+	// unsubscribe is called. A gateway holds one subscription per room.
+	Subscribe(room string, deliver DeliverFunc) (unsubscribe func(), err error)
+
+	// History calls fn for up to n of the most recent chat lines (KindSay,
+	// KindMe) of room, oldest first. With history off it calls fn never.
+	History(ctx context.Context, room string, n int, fn DeliverFunc) error
+
+	// ClaimNick reserves nick for this gateway across the cluster,
+	// case-insensitively. It reports false if someone else holds it.
+	ClaimNick(ctx context.Context, nick string) (bool, error)
+	// ReleaseNick gives up a nickname claimed by this gateway.
+	ReleaseNick(ctx context.Context, nick string) error
+
+	// Enter and Leave record that nick is, or is no longer, in room, for Who
+	// and Rooms.
+	Enter(ctx context.Context, room, nick string) error
+	Leave(ctx context.Context, room, nick string) error
+	// Who lists the nicknames in room across the cluster, sorted.
+	Who(ctx context.Context, room string) ([]string, error)
+	// Rooms counts the members of every room in use across the cluster.
+	Rooms(ctx context.Context) (map[string]int, error)
+
+	// SendPrivate delivers text from one nick to another, on whichever
+	// gateway holds the recipient. It reports false if nobody by that
+	// nickname is connected.
+	SendPrivate(ctx context.Context, to, from, text string) (bool, error)
+	// ReceivePrivate registers the function that delivers private messages to
+	// this gateway's users; it returns false when the recipient is not here.
+	ReceivePrivate(deliver func(to, from, text string, at time.Time) bool) (stop func(), err error)
+}
