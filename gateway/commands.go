@@ -1,0 +1,207 @@
+package gateway
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// command is one slash command. run gets the text after the command name,
+// trimmed.
+type command struct {
+	usage string
+	help  string
+	run   func(s *Session, arg string)
+}
+
+// commands is the table of slash commands; init fills it to break the
+// reference cycle through cmdHelp.
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"help":  {"/help", "list commands", (*Session).cmdHelp},
+		"nick":  {"/nick NEW", "change your nickname", (*Session).cmdNick},
+		"join":  {"/join ROOM", "leave this room and join (or create) ROOM", (*Session).cmdJoin},
+		"rooms": {"/rooms", "list rooms in use and their sizes", (*Session).cmdRooms},
+		"who":   {"/who", "list everyone in this room", (*Session).cmdWho},
+		"msg":   {"/msg NICK TEXT", "send TEXT to NICK only", (*Session).cmdMsg},
+		"me":    {"/me ACTION", "show an action: * you ACTION", (*Session).cmdMe},
+		"quit":  {"/quit [REASON]", "leave the chat", (*Session).cmdQuit},
+	}
+}
+
+// command runs one line that starts with '/'.
+func (s *Session) command(line string) {
+	name, arg, _ := strings.Cut(line[1:], " ")
+	cmd, ok := commands[strings.ToLower(name)]
+	if !ok {
+		s.sendf("ERROR unknown command /%s; try /help", name)
+		return
+	}
+	cmd.run(s, strings.TrimSpace(arg))
+}
+
+func (s *Session) usage(name string) {
+	s.sendf("ERROR usage: %s", commands[name].usage)
+}
+
+func (s *Session) cmdHelp(string) {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	s.send("* commands (a line starting with // sends a literal /):")
+	for _, name := range names {
+		c := commands[name]
+		s.sendf("*   %-16s %s", c.usage, c.help)
+	}
+}
+
+func (s *Session) cmdNick(arg string) {
+	if arg == "" {
+		s.usage("nick")
+		return
+	}
+	if arg == s.nick {
+		s.sendf("* you are already %s", arg)
+		return
+	}
+	if reason := validNick(arg); reason != "" {
+		s.sendf("ERROR %s", reason)
+		return
+	}
+	ctx, cancel := s.busContext()
+	defer cancel()
+	old := s.nick
+	if strings.EqualFold(arg, old) {
+		// Only the case changes: the claim is ours already, re-register it.
+		if err := s.srv.bus.ReleaseNick(ctx, old); err != nil {
+			s.send("ERROR nickname not changed: the chat link is down")
+			return
+		}
+	}
+	ok, err := s.srv.bus.ClaimNick(ctx, arg)
+	switch {
+	case err != nil:
+		s.log.Warn("claim nickname", "err", err)
+		s.send("ERROR nickname not changed: the chat link is down")
+		return
+	case !ok:
+		s.sendf("ERROR nickname %s is taken, choose another", arg)
+		return
+	}
+	if !strings.EqualFold(arg, old) {
+		if err := s.srv.bus.ReleaseNick(ctx, old); err != nil {
+			s.log.Warn("release nickname", "nick", old, "err", err)
+		}
+	}
+	if err := s.srv.bus.Leave(ctx, s.room, old); err != nil {
+		s.log.Warn("presence leave", "err", err)
+	}
+	s.srv.dropNick(s)
+	s.nick = arg
+	s.srv.addNick(s)
+	if err := s.srv.bus.Enter(ctx, s.room, arg); err != nil {
+		s.log.Warn("presence enter", "err", err)
+	}
+	if err := s.srv.bus.Publish(s.room, KindNick, old, arg); err != nil {
+		s.log.Warn("publish nick", "err", err)
+	}
+	s.log.Info("nickname changed", "from", old, "to", arg)
+}
+
+func (s *Session) cmdJoin(arg string) {
+	if arg == "" {
+		s.usage("join")
+		return
+	}
+	name, reason := roomName(arg)
+	if reason != "" {
+		s.sendf("ERROR %s", reason)
+		return
+	}
+	if name == s.room {
+		s.sendf("* you are already in %s", name)
+		return
+	}
+	if err := s.join(name); err != nil {
+		s.log.Warn("join", "room", name, "err", err)
+		s.sendf("ERROR could not join %s: the chat link is down", name)
+	}
+}
+
+func (s *Session) cmdRooms(string) {
+	ctx, cancel := s.busContext()
+	defer cancel()
+	counts, err := s.srv.bus.Rooms(ctx)
+	if err != nil {
+		s.log.Warn("rooms", "err", err)
+		s.send("ERROR room list unavailable: the chat link is down")
+		return
+	}
+	names := make([]string, 0, len(counts))
+	for name := range counts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s (%d)", name, counts[name])
+	}
+	s.sendf("* rooms: %s", strings.Join(parts, ", "))
+}
+
+func (s *Session) cmdWho(string) {
+	ctx, cancel := s.busContext()
+	defer cancel()
+	nicks, err := s.srv.bus.Who(ctx, s.room)
+	if err != nil {
+		s.log.Warn("who", "err", err)
+		s.send("ERROR member list unavailable: the chat link is down")
+		return
+	}
+	s.sendf("* in %s (%d): %s", s.room, len(nicks), strings.Join(nicks, ", "))
+}
+
+func (s *Session) cmdMsg(arg string) {
+	to, text, _ := strings.Cut(arg, " ")
+	text = strings.TrimSpace(text)
+	if to == "" || text == "" {
+		s.usage("msg")
+		return
+	}
+	if validNick(to) != "" {
+		s.sendf("ERROR no such nickname: %s", to)
+		return
+	}
+	ctx, cancel := s.busContext()
+	defer cancel()
+	ok, err := s.srv.bus.SendPrivate(ctx, to, s.nick, text)
+	switch {
+	case err != nil:
+		s.log.Warn("private message", "err", err)
+		s.send("ERROR message not sent: the chat link is down")
+	case !ok:
+		s.sendf("ERROR no such nickname: %s", to)
+	default:
+		s.sendf("* private to %s: %s", to, text)
+	}
+}
+
+func (s *Session) cmdMe(arg string) {
+	if arg == "" {
+		s.usage("me")
+		return
+	}
+	s.say(KindMe, arg)
+}
+
+func (s *Session) cmdQuit(arg string) {
+	if arg != "" {
+		s.log.Info("quit", "nick", s.nick, "message", arg)
+	}
+	s.finish(ReasonQuit, lineBye)
+	s.stopped = true
+}

@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Config holds a gateway's settings. Start from DefaultConfig; New fills any
+// zero field with its default.
+type Config struct {
+	// Logger receives structured logs; raw chat text only at debug level.
+	Logger *slog.Logger
+	// Now is the clock, replaceable in tests.
+	Now func() time.Time
+
+	// DefaultRoom is where a client lands after the handshake.
+	DefaultRoom string
+	// History is how many recent lines of a room are replayed on joining it;
+	// zero turns replay off (the one field New does not default).
+	History int
+
+	// MaxLine is the longest line a client may send, in bytes.
+	MaxLine int
+	// LinePause ends a line that has no newline: the classic client sends
+	// its nickname and messages without one.
+	LinePause time.Duration
+	// HandshakeTimeout bounds the wait for an acceptable nickname.
+	HandshakeTimeout time.Duration
+	// NickAttempts is how many refused nicknames close the connection.
+	NickAttempts int
+	// RetryDelay separates an ERROR line from the next NAME, so a client
+	// that compares whole reads with "NAME" sees it alone.
+	RetryDelay time.Duration
+
+	// MaxConns and MaxConnsPerIP bound concurrent connections.
+	MaxConns      int
+	MaxConnsPerIP int
+
+	// Rate is the sustained number of lines per second one client may send,
+	// with bursts of Burst lines. FloodLimit refused lines in a row
+	// disconnect the client.
+	Rate       float64
+	Burst      int
+	FloodLimit int
+
+	// MaxPending bounds the bytes queued for one client; past it the client
+	// is disconnected as a slow consumer.
+	MaxPending int
+	// WriteTimeout bounds one write to a client.
+	WriteTimeout time.Duration
+	// KeepAlive is the TCP keep-alive idle time; a peer that stops answering
+	// probes is reaped about KeepAlive + 3*KeepAlive/3 later.
+	KeepAlive time.Duration
+	// BusTimeout bounds each call a session makes to the bus.
+	BusTimeout time.Duration
+}
+
+// DefaultConfig returns the settings chatd runs with when no flag says otherwise.
+func DefaultConfig() Config {
+	return Config{
+		DefaultRoom:      "lobby",
+		History:          20,
+		MaxLine:          4096,
+		LinePause:        100 * time.Millisecond,
+		HandshakeTimeout: 60 * time.Second,
+		NickAttempts:     3,
+		RetryDelay:       150 * time.Millisecond,
+		MaxConns:         10000,
+		MaxConnsPerIP:    100,
+		Rate:             5,
+		Burst:            10,
+		FloodLimit:       20,
+		MaxPending:       256 << 10,
+		WriteTimeout:     10 * time.Second,
+		KeepAlive:        30 * time.Second,
+		BusTimeout:       5 * time.Second,
+	}
+}
+
+func (c *Config) fill() error {
+	d := DefaultConfig()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.DefaultRoom == "" {
+		c.DefaultRoom = d.DefaultRoom
+	}
+	name, reason := roomName(c.DefaultRoom)
+	if reason != "" {
+		return errors.New("gateway: default room: " + reason)
+	}
+	c.DefaultRoom = name
+	setDefault(&c.MaxLine, d.MaxLine)
+	setDefault(&c.LinePause, d.LinePause)
+	setDefault(&c.HandshakeTimeout, d.HandshakeTimeout)
+	setDefault(&c.NickAttempts, d.NickAttempts)
+	setDefault(&c.RetryDelay, d.RetryDelay)
+	setDefault(&c.MaxConns, d.MaxConns)
+	setDefault(&c.MaxConnsPerIP, d.MaxConnsPerIP)
+	setDefault(&c.Rate, d.Rate)
+	setDefault(&c.Burst, d.Burst)
+	setDefault(&c.FloodLimit, d.FloodLimit)
+	setDefault(&c.MaxPending, d.MaxPending)
+	setDefault(&c.WriteTimeout, d.WriteTimeout)
+	setDefault(&c.KeepAlive, d.KeepAlive)
+	setDefault(&c.BusTimeout, d.BusTimeout)
+	if c.MaxLine < 64 {
+		return errors.New("gateway: max line must be at least 64 bytes")
+	}
+	if c.MaxPending < c.MaxLine*2 {
+		return errors.New("gateway: max pending must be at least twice max line")
+	}
+	return nil
+}
+
+func setDefault[T int | float64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}

@@ -1,0 +1,45 @@
+package gateway
+
+import "errors"
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("gateway: server closed")
+
+// CloseReason says why a session ended. It is logged once per session and
+// is meant as a metric label.
+type CloseReason int
+
+const (
+	ReasonNone             CloseReason = iota
+	ReasonQuit                         // the client sent /quit
+	ReasonClientClosed                 // the client closed or reset the connection
+	ReasonReadError                    // reading failed (e.g. keep-alive probes unanswered)
+	ReasonWriteError                   // a write failed or timed out
+	ReasonSlowConsumer                 // the outbound queue overflowed
+	ReasonFlood                        // too many lines refused by the rate limit
+	ReasonHandshakeTimeout             // no acceptable nickname in time
+	ReasonHandshakeFailed              // too many refused nicknames
+	ReasonBusError                     // the bus failed a call the session needed
+	ReasonShutdown                     // the server is shutting down
+)
+
+var reasonNames = [...]string{
+	ReasonNone:             "none",
+	ReasonQuit:             "quit",
+	ReasonClientClosed:     "client_closed",
+	ReasonReadError:        "read_error",
+	ReasonWriteError:       "write_error",
+	ReasonSlowConsumer:     "slow_consumer",
+	ReasonFlood:            "flood",
+	ReasonHandshakeTimeout: "handshake_timeout",
+	ReasonHandshakeFailed:  "handshake_failed",
+	ReasonBusError:         "bus_error",
+	ReasonShutdown:         "shutdown",
+}
+
+func (r CloseReason) String() string {
+	if r < 0 || int(r) >= len(reasonNames) {
+		return "unknown"
+	}
+	return reasonNames[r]
+}

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+)
+
+// room is a gateway's local view of one chat room: its members here and the
+// one bus subscription that feeds them all.
+type room struct {
+	name  string
+	ready chan struct{} // closed once the subscription attempt is over
+	err   error         // why the subscription failed; set before ready closes
+	unsub func()
+	refs  int // members plus joins in progress; guarded by Server.mu
+
+	mu      sync.RWMutex
+	members []*Session
+	slots   map[*Session]int // index of each member in members
+}
+
+// deliver is the room's bus callback: it formats an event once and queues
+// the same bytes to every local member. It never blocks.
+func (r *room) deliver(id, kind, nick, text string, _ time.Time) {
+	line := formatEvent(kind, nick, text)
+	if line == nil {
+		return // a kind this gateway does not know; newer gateways may add some
+	}
+	r.mu.RLock()
+	for _, m := range r.members {
+		m.deliver(line, id)
+	}
+	r.mu.RUnlock()
+}
+
+func (r *room) add(s *Session) {
+	r.mu.Lock()
+	r.slots[s] = len(r.members)
+	r.members = append(r.members, s)
+	r.mu.Unlock()
+}
+
+func (r *room) remove(s *Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, ok := r.slots[s]
+	if !ok {
+		return
+	}
+	last := len(r.members) - 1
+	moved := r.members[last]
+	r.members[i] = moved
+	r.slots[moved] = i
+	r.members[last] = nil
+	r.members = r.members[:last]
+	delete(r.slots, s)
+}
+
+// enter adds s to the local room, subscribing to the room on the bus if s is
+// its first local member. When enter returns nil, s receives every event
+// published to the room from then on.
+func (srv *Server) enter(s *Session, name string) error {
+	srv.mu.Lock()
+	r := srv.rooms[name]
+	first := r == nil
+	if first {
+		r = &room{name: name, ready: make(chan struct{}), slots: make(map[*Session]int)}
+		srv.rooms[name] = r
+	}
+	r.refs++
+	srv.mu.Unlock()
+
+	if first {
+		r.unsub, r.err = srv.bus.Subscribe(name, r.deliver)
+		close(r.ready)
+	} else {
+		<-r.ready
+	}
+	if r.err != nil {
+		srv.release(r)
+		return r.err
+	}
+	r.add(s)
+	return nil
+}
+
+// exit removes s from the local room name.
+func (srv *Server) exit(s *Session, name string) {
+	srv.mu.Lock()
+	r := srv.rooms[name]
+	srv.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.remove(s)
+	srv.release(r)
+}
+
+// release drops one reference to r and unsubscribes when it was the last.
+func (srv *Server) release(r *room) {
+	srv.mu.Lock()
+	r.refs--
+	last := r.refs == 0
+	if last && srv.rooms[r.name] == r {
+		delete(srv.rooms, r.name)
+	}
+	srv.mu.Unlock()
+	if last && r.unsub != nil {
+		r.unsub()
+	}
+}
