@@ -1,0 +1,437 @@
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bounds on what one subscription may buffer before nats.go drops messages
+// for it and reports nats.ErrSlowConsumer (which Conn logs). Delivery
+// callbacks must not block, so reaching them means the process is starved.
+const (
+	PendingMsgsLimit  = 65536
+	PendingBytesLimit = 64 << 20
+)
+
+const (
+	reconnectWait   = time.Second
+	reconnectJitter = 500 * time.Millisecond
+	drainTimeout    = 5 * time.Second
+	setupTimeout    = 10 * time.Second // JetStream setup at Connect, if ctx has no deadline
+)
+
+// Config configures a Conn. Start from DefaultConfig: Connect fills a zero
+// Replicas, Lease or RequestTimeout with its default, but a zero History
+// means history off.
+type Config struct {
+	// Servers are NATS URLs. Ignored when InProcess is set.
+	Servers []string
+	// InProcess, when set, connects to an embedded NATS server without a
+	// socket (nats.InProcessServer).
+	InProcess interface{ InProcessConn() (net.Conn, error) }
+	// Name is the NATS connection name, shown by the server's monitoring,
+	// and stored in this gateway's lease record.
+	Name string
+	// Logger receives the bus's logs; nil discards them.
+	Logger *slog.Logger
+
+	// History is how many chat lines per room the history stream keeps.
+	// Zero turns history off: no stream is created and History calls fn
+	// never. The stream is shared by all gateways: the last to connect sets
+	// its limit.
+	History int
+	// Replicas is the JetStream replica count of the history stream and the
+	// KV buckets (3 on a 3-broker cluster).
+	Replicas int
+	// Lease is how long this gateway's record in chat_gateways outlives its
+	// last refresh (the bucket's TTL); it is refreshed every Lease/3. When it
+	// lapses, other gateways treat this gateway's nicknames and presence as
+	// stale and may take them over, so a gateway cut off from NATS for longer
+	// than Lease can lose its users' nicknames. The bucket is shared: the
+	// last gateway to connect sets its TTL. At least 300ms.
+	Lease time.Duration
+	// RequestTimeout bounds each KV operation and each private-message
+	// request.
+	RequestTimeout time.Duration
+
+	// OnDisconnect and OnReconnect, if set, are called when the connection
+	// to NATS is lost and when it is back. They run on nats.go's callback
+	// goroutine and must not block. They are not called during Close.
+	OnDisconnect func()
+	OnReconnect  func()
+}
+
+// DefaultConfig returns the defaults: a local NATS server, 20 lines of
+// history per room, one replica, a 15s lease and a 2s request timeout.
+func DefaultConfig() Config {
+	return Config{
+		Servers:        []string{nats.DefaultURL},
+		Name:           "chatd",
+		History:        20,
+		Replicas:       1,
+		Lease:          15 * time.Second,
+		RequestTimeout: 2 * time.Second,
+	}
+}
+
+func (cfg *Config) fill() error {
+	d := DefaultConfig()
+	if cfg.InProcess == nil && len(cfg.Servers) == 0 {
+		return fmt.Errorf("%w: no Servers and no InProcess server", ErrConfig)
+	}
+	if cfg.History < 0 || cfg.Replicas < 0 || cfg.Lease < 0 || cfg.RequestTimeout < 0 {
+		return fmt.Errorf("%w: negative History, Replicas, Lease or RequestTimeout", ErrConfig)
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = d.Replicas
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = d.Lease
+	}
+	if cfg.Lease < 300*time.Millisecond {
+		return fmt.Errorf("%w: Lease %v is shorter than 300ms", ErrConfig, cfg.Lease)
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = d.RequestTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Conn is a gateway's connection to the bus. Its methods are safe for
+// concurrent use.
+type Conn struct {
+	cfg Config
+	log *slog.Logger
+	id  string
+	nc  *nats.Conn
+	seq atomic.Uint64
+
+	startedAt time.Time
+
+	// JetStream handles; all nil when the server has no JetStream. history
+	// is also nil when Config.History is 0.
+	js       jetstream.JetStream
+	history  jetstream.Stream
+	gateways jetstream.KeyValue
+	nicks    jetstream.KeyValue
+	presence jetstream.KeyValue
+
+	live liveCache
+
+	closing   atomic.Bool   // set first thing in Close
+	done      chan struct{} // closed by Close: stops background goroutines
+	kick      chan struct{} // asks the lease loop to refresh now
+	natsDone  chan struct{} // closed by nats.go's ClosedHandler
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	mu      sync.Mutex
+	held    map[string]string // nickkey → nick claimed through this Conn
+	present map[string]string // presence key → nick entered through this Conn
+	reaping bool              // a reap goroutine is running
+}
+
+// Connect dials NATS, sets up the JetStream stream and buckets (or falls back
+// to per-gateway state if the server has no JetStream) and starts this
+// gateway's lease. ctx bounds the JetStream setup.
+func Connect(ctx context.Context, cfg Config) (*Conn, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, fmt.Errorf("bus: gateway id: %w", err)
+	}
+	c := &Conn{
+		cfg:       cfg,
+		log:       cfg.Logger.With("gw", id),
+		id:        id,
+		startedAt: time.Now(),
+		done:      make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		natsDone:  make(chan struct{}),
+		held:      make(map[string]string),
+		present:   make(map[string]string),
+	}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
+		nats.DrainTimeout(drainTimeout),
+		nats.ErrorHandler(c.onError),
+		nats.DisconnectErrHandler(c.onDisconnect),
+		nats.ReconnectHandler(c.onReconnect),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.natsDone) }),
+	}
+	if cfg.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(cfg.InProcess))
+	}
+	nc, err := nats.Connect(strings.Join(cfg.Servers, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("bus: connect: %w", err)
+	}
+	c.nc = nc
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, setupTimeout)
+		defer cancel()
+	}
+	if err := c.setupJetStream(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if c.js != nil {
+		c.wg.Add(1)
+		go c.leaseLoop()
+	}
+	url := nc.ConnectedUrlRedacted()
+	if cfg.InProcess != nil {
+		url = "in-process"
+	}
+	c.log.Info("bus: connected", "url", url, "jetstream", c.js != nil, "history", c.history != nil)
+	return c, nil
+}
+
+// newID returns a random gateway id: 16 lower-case hex digits.
+func newID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// ID returns this gateway's id, random per Conn.
+func (c *Conn) ID() string { return c.id }
+
+// JetStream reports whether the server has JetStream. Without it there is no
+// history, and nicknames and presence are kept in this Conn only: unique and
+// listed per gateway, not across the cluster.
+func (c *Conn) JetStream() bool { return c.js != nil }
+
+func (c *Conn) onError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	subject := ""
+	if sub != nil {
+		subject = sub.Subject
+	}
+	if errors.Is(err, nats.ErrSlowConsumer) {
+		dropped := 0
+		if sub != nil {
+			dropped, _ = sub.Dropped()
+		}
+		c.log.Warn("bus: slow consumer, messages dropped", "subject", subject, "dropped", dropped)
+		return
+	}
+	c.log.Error("bus: NATS error", "subject", subject, "err", err)
+}
+
+func (c *Conn) onDisconnect(_ *nats.Conn, err error) {
+	if c.closing.Load() {
+		return
+	}
+	c.log.Warn("bus: disconnected from NATS", "err", err)
+	if c.cfg.OnDisconnect != nil {
+		c.cfg.OnDisconnect()
+	}
+}
+
+func (c *Conn) onReconnect(nc *nats.Conn) {
+	if c.closing.Load() {
+		return
+	}
+	c.log.Info("bus: reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+	select { // refresh the lease at once
+	case c.kick <- struct{}{}:
+	default:
+	}
+	if c.cfg.OnReconnect != nil {
+		c.cfg.OnReconnect()
+	}
+}
+
+// opContext bounds one bus operation by RequestTimeout.
+func (c *Conn) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.RequestTimeout)
+}
+
+// Publish sends one room event (KindSay, KindMe, KindJoin, KindLeave or
+// KindNick) with a core NATS publish; it does not wait for the server. Chat
+// lines go to chat.v1.room.<room>.msg, where the history stream captures
+// them, notices to chat.v1.room.<room>.event.
+func (c *Conn) Publish(room, kind, nick, text string) error {
+	subject, err := EventSubject(room, kind)
+	if err != nil {
+		return err
+	}
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	e := Envelope{Kind: kind, Room: room, Nick: nick, Text: text}
+	return c.publish(subject, &e)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// publish stamps e with an id and time and publishes it.
+func (c *Conn) publish(subject string, e *Envelope) error {
+	c.stamp(e)
+	bp := bufPool.Get().(*[]byte)
+	data := Encode((*bp)[:0], e)
+	err := c.nc.Publish(subject, data) // copies data
+	if cap(data) <= 64<<10 {
+		*bp = data
+		bufPool.Put(bp)
+	}
+	if err != nil {
+		return fmt.Errorf("bus: publish %s: %w", subject, err)
+	}
+	return nil
+}
+
+func (c *Conn) stamp(e *Envelope) {
+	e.V = Version
+	e.GW = c.id
+	e.ID = c.id + "." + strconv.FormatUint(c.seq.Add(1), 10)
+	e.TS = time.Now().UnixNano()
+}
+
+// DeliverFunc receives one room event; it is gateway.DeliverFunc.
+type DeliverFunc = func(id, kind, nick, text string, at time.Time)
+
+// Subscribe calls deliver for every room event published to room, from one
+// subscription on chat.v1.room.<room>.*, until unsubscribe is called. Events
+// from one publisher arrive in publish order. When Subscribe returns, the
+// server has the subscription (it flushes), so this gateway's own later
+// publishes come back to it. deliver runs on one nats.go goroutine per
+// subscription and must not block; undecodable messages and unknown kinds or
+// versions are skipped.
+func (c *Conn) Subscribe(room string, deliver func(id, kind, nick, text string, at time.Time)) (unsubscribe func(), err error) {
+	subject, err := RoomSubject(room)
+	if err != nil {
+		return nil, err
+	}
+	if deliver == nil {
+		return nil, errors.New("bus: Subscribe: nil deliver func")
+	}
+	if c.closing.Load() {
+		return nil, ErrClosed
+	}
+	sub, err := c.nc.Subscribe(subject, func(m *nats.Msg) {
+		e, err := Decode(m.Data)
+		if err != nil {
+			c.log.Debug("bus: skipping message", "subject", m.Subject, "err", err)
+			return
+		}
+		switch e.Kind {
+		case KindSay, KindMe, KindJoin, KindLeave, KindNick:
+		default:
+			c.log.Debug("bus: skipping message of unknown kind", "subject", m.Subject, "kind", e.Kind)
+			return
+		}
+		deliver(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: subscribe %s: %w", subject, err)
+	}
+	if err := sub.SetPendingLimits(PendingMsgsLimit, PendingBytesLimit); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("bus: subscribe %s: %w", subject, err)
+	}
+	c.flush()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := sub.Unsubscribe(); err != nil && !c.closing.Load() {
+				c.log.Debug("bus: unsubscribe", "subject", subject, "err", err)
+			}
+		})
+	}, nil
+}
+
+// flush waits until the server has processed what this Conn sent so far.
+// When it cannot (disconnected), the subscriptions already made are still
+// sent ahead of any later publish, on reconnect, so nothing is lost by going
+// on.
+func (c *Conn) flush() {
+	if err := c.nc.FlushTimeout(c.cfg.RequestTimeout); err != nil {
+		c.log.Debug("bus: flush", "err", err)
+	}
+}
+
+// Close ends this gateway's session on the bus: it deletes the lease,
+// releases (best effort) the nicknames and presence entries still held,
+// drains the subscriptions and closes the connection, all within a bounded
+// time. It is safe to call more than once.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.close() })
+	return c.closeErr
+}
+
+func (c *Conn) close() error {
+	c.mu.Lock() // so that no reaper starts after wg.Wait below
+	c.closing.Store(true)
+	c.mu.Unlock()
+	close(c.done)
+	c.wg.Wait() // lease loop and reapers
+
+	if c.js != nil && !c.nc.IsClosed() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+		if err := c.gateways.Delete(ctx, c.id); err != nil {
+			c.log.Debug("bus: close: delete lease", "err", err)
+		}
+		c.mu.Lock()
+		present := make(map[string]string, len(c.present))
+		for k, v := range c.present {
+			present[k] = v
+		}
+		held := make([]string, 0, len(c.held))
+		for k := range c.held {
+			held = append(held, k)
+		}
+		c.mu.Unlock()
+		for key := range present {
+			if err := c.deleteOwned(ctx, c.presence, key); err != nil {
+				c.log.Debug("bus: close: leave", "key", key, "err", err)
+			}
+		}
+		for _, key := range held {
+			if err := c.deleteOwned(ctx, c.nicks, key); err != nil {
+				c.log.Debug("bus: close: release nick", "key", key, "err", err)
+			}
+		}
+		cancel()
+	}
+
+	if c.nc.IsClosed() {
+		return nil
+	}
+	if err := c.nc.Drain(); err != nil {
+		c.nc.Close()
+		return fmt.Errorf("bus: drain: %w", err)
+	}
+	select {
+	case <-c.natsDone:
+	case <-time.After(drainTimeout + time.Second):
+		c.nc.Close()
+	}
+	c.log.Info("bus: closed")
+	return nil
+}

@@ -1,0 +1,26 @@
+package bus
+
+import "errors"
+
+// Errors returned by this package. Callers test for them with errors.Is;
+// most are wrapped with the offending value or operation.
+var (
+	// ErrInvalidRoom: a room name is not 1–32 bytes of [a-z0-9_-].
+	ErrInvalidRoom = errors.New("bus: invalid room name")
+	// ErrInvalidToken: a subject token is empty or contains '.', '*', '>'
+	// or white space.
+	ErrInvalidToken = errors.New("bus: invalid subject token")
+	// ErrInvalidNick: a nickname is empty, longer than MaxNickLen bytes or
+	// not valid UTF-8.
+	ErrInvalidNick = errors.New("bus: invalid nickname")
+	// ErrInvalidKind: Publish was given a kind that is not a room event kind.
+	ErrInvalidKind = errors.New("bus: invalid event kind")
+	// ErrUnknownVersion: an envelope's "v" is not Version.
+	ErrUnknownVersion = errors.New("bus: unknown envelope version")
+	// ErrMalformed: an envelope is not a JSON object of the expected shape.
+	ErrMalformed = errors.New("bus: malformed envelope")
+	// ErrConfig: Connect was given an unusable Config.
+	ErrConfig = errors.New("bus: invalid config")
+	// ErrClosed: the Conn has been closed.
+	ErrClosed = errors.New("bus: connection closed")
+)

@@ -1,0 +1,544 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream stream and KV buckets shared by all gateways.
+const (
+	// HistoryStream keeps the last Config.History chat lines of each room
+	// (subjects HistorySubjects, one subject per room).
+	HistoryStream = "CHAT_HISTORY"
+	// GatewaysBucket holds one key per live gateway (its id), value
+	// {"name":..,"started":..}, with a TTL of Config.Lease.
+	GatewaysBucket = "chat_gateways"
+	// NicksBucket maps nickkey to {"nick":"Alice","gw":"<gwid>"}.
+	NicksBucket = "chat_nicks"
+	// PresenceBucket maps <room>.<nickkey> to {"nick":"Alice","gw":"<gwid>"}.
+	PresenceBucket = "chat_presence"
+)
+
+// liveCacheTTL is how long the set of live gateways is reused by Who, Rooms
+// and SendPrivate.
+const liveCacheTTL = time.Second
+
+// ownerRec is the value of chat_nicks and chat_presence entries.
+type ownerRec struct {
+	Nick string `json:"nick"`
+	GW   string `json:"gw"`
+}
+
+// leaseRec is the value of a chat_gateways entry.
+type leaseRec struct {
+	Name    string    `json:"name"`
+	Started time.Time `json:"started"`
+}
+
+type liveCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	ids map[string]struct{} // read-only once stored
+}
+
+// setupJetStream creates or updates the stream and buckets and writes this
+// gateway's lease. Without JetStream on the server it logs once and leaves
+// c.js nil.
+func (c *Conn) setupJetStream(ctx context.Context) error {
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return fmt.Errorf("bus: jetstream: %w", err)
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			c.log.Warn("bus: NATS has no JetStream: history is off; nicknames and presence are unique and listed per gateway only")
+			return nil
+		}
+		return fmt.Errorf("bus: jetstream: %w", err)
+	}
+	bucket := func(name, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      name,
+			Description: desc,
+			History:     1,
+			TTL:         ttl,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.cfg.Replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("bus: bucket %s: %w", name, err)
+		}
+		return kv, nil
+	}
+	if c.gateways, err = bucket(GatewaysBucket, "chatd: live gateways (leases)", c.cfg.Lease); err != nil {
+		return err
+	}
+	if c.nicks, err = bucket(NicksBucket, "chatd: nickname owners", 0); err != nil {
+		return err
+	}
+	if c.presence, err = bucket(PresenceBucket, "chatd: room members", 0); err != nil {
+		return err
+	}
+	if c.cfg.History > 0 {
+		c.history, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              HistoryStream,
+			Description:       "chatd: recent chat lines per room",
+			Subjects:          []string{HistorySubjects},
+			MaxMsgsPerSubject: int64(c.cfg.History),
+			Discard:           jetstream.DiscardOld,
+			Storage:           jetstream.FileStorage,
+			Replicas:          c.cfg.Replicas,
+		})
+		if err != nil {
+			return fmt.Errorf("bus: stream %s: %w", HistoryStream, err)
+		}
+	}
+	if err := c.putLease(ctx); err != nil {
+		return err
+	}
+	c.js = js
+	return nil
+}
+
+func (c *Conn) putLease(ctx context.Context) error {
+	val, _ := json.Marshal(leaseRec{Name: c.cfg.Name, Started: c.startedAt})
+	if _, err := c.gateways.Put(ctx, c.id, val); err != nil {
+		return fmt.Errorf("bus: lease: %w", err)
+	}
+	return nil
+}
+
+// leaseLoop refreshes this gateway's lease every Lease/3 (and at once after
+// a reconnect) until Close.
+func (c *Conn) leaseLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.Lease / 3)
+	defer t.Stop()
+	ok := true
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		case <-c.kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+		err := c.putLease(ctx)
+		cancel()
+		switch {
+		case err != nil && ok:
+			c.log.Warn("bus: cannot refresh lease", "err", err)
+		case err == nil && !ok:
+			c.log.Info("bus: lease refreshed again")
+		}
+		ok = err == nil
+	}
+}
+
+// liveGateways returns the ids of the gateways whose lease is current, at
+// most liveCacheTTL old. The map must not be modified.
+func (c *Conn) liveGateways(ctx context.Context) (map[string]struct{}, error) {
+	c.live.mu.Lock()
+	defer c.live.mu.Unlock()
+	if c.live.ids != nil && time.Since(c.live.at) < liveCacheTTL {
+		return c.live.ids, nil
+	}
+	kl, err := c.gateways.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bus: list gateways: %w", err)
+	}
+	ids := make(map[string]struct{})
+	for k := range kl.Keys() {
+		ids[k] = struct{}{}
+	}
+	if err := ctx.Err(); err != nil { // the lister stops early on ctx
+		return nil, fmt.Errorf("bus: list gateways: %w", err)
+	}
+	c.live.ids, c.live.at = ids, time.Now()
+	return ids, nil
+}
+
+// gatewayAlive reports whether gw holds a current lease, asking the server.
+func (c *Conn) gatewayAlive(ctx context.Context, gw string) (bool, error) {
+	if gw == c.id {
+		return true, nil
+	}
+	if gw == "" {
+		return false, nil
+	}
+	_, err := c.gateways.Get(ctx, gw)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
+		return false, nil
+	}
+	return false, fmt.Errorf("bus: gateway lease: %w", err)
+}
+
+// isConflict reports whether err is a failed compare-and-set on a KV key.
+func isConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// ClaimNick reserves nick for this gateway, case-insensitively, in
+// chat_nicks. A record left by a gateway whose lease has lapsed is taken
+// over atomically. It reports false if the nick is held by a live gateway,
+// this one included.
+//
+// Without JetStream the nick is unique on this gateway only.
+func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
+	key, err := NickKey(nick)
+	if err != nil {
+		return false, err
+	}
+	if c.closing.Load() {
+		return false, ErrClosed
+	}
+	if c.js == nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, taken := c.held[key]; taken {
+			return false, nil
+		}
+		c.held[key] = nick
+		return true, nil
+	}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+	for range 3 { // retried only if the key vanishes between Create and Get
+		_, err := c.nicks.Create(ctx, key, val)
+		if err == nil {
+			c.hold(key, nick)
+			return true, nil
+		}
+		if !isConflict(err) {
+			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
+		}
+		e, err := c.nicks.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
+		}
+		var owner ownerRec
+		if json.Unmarshal(e.Value(), &owner) == nil {
+			if owner.GW == c.id {
+				return false, nil
+			}
+			alive, err := c.gatewayAlive(ctx, owner.GW)
+			if err != nil {
+				return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
+			}
+			if alive {
+				return false, nil
+			}
+		}
+		// Stale: its gateway is gone. Take it over unless someone else did.
+		if _, err := c.nicks.Update(ctx, key, val, e.Revision()); err != nil {
+			if isConflict(err) {
+				return false, nil
+			}
+			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
+		}
+		c.log.Info("bus: took over stale nickname", "nick", nick, "from_gw", owner.GW)
+		c.hold(key, nick)
+		return true, nil
+	}
+	return false, nil
+}
+
+func (c *Conn) hold(key, nick string) {
+	c.mu.Lock()
+	c.held[key] = nick
+	c.mu.Unlock()
+}
+
+// ReleaseNick gives up nick if this gateway holds it; otherwise it does
+// nothing.
+func (c *Conn) ReleaseNick(ctx context.Context, nick string) error {
+	key, err := NickKey(nick)
+	if err != nil {
+		return err
+	}
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	if c.js != nil {
+		ctx, cancel := c.opContext(ctx)
+		defer cancel()
+		if err := c.deleteOwned(ctx, c.nicks, key); err != nil {
+			return fmt.Errorf("bus: release nick %q: %w", nick, err)
+		}
+	}
+	c.mu.Lock()
+	delete(c.held, key)
+	c.mu.Unlock()
+	return nil
+}
+
+// deleteOwned deletes key from kv if its record names this gateway, with a
+// compare-and-delete so that a newer owner's record survives.
+func (c *Conn) deleteOwned(ctx context.Context, kv jetstream.KeyValue, key string) error {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var owner ownerRec
+	if json.Unmarshal(e.Value(), &owner) != nil || owner.GW != c.id {
+		return nil
+	}
+	if err := kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+		return err
+	}
+	return nil
+}
+
+// Enter records in chat_presence that nick is in room.
+//
+// Without JetStream presence is recorded on this gateway only.
+func (c *Conn) Enter(ctx context.Context, room, nick string) error {
+	key, err := presenceKey(room, nick)
+	if err != nil {
+		return err
+	}
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	if c.js != nil {
+		ctx, cancel := c.opContext(ctx)
+		defer cancel()
+		val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+		if _, err := c.presence.Put(ctx, key, val); err != nil {
+			return fmt.Errorf("bus: enter %s: %w", room, err)
+		}
+	}
+	c.mu.Lock()
+	c.present[key] = nick
+	c.mu.Unlock()
+	return nil
+}
+
+// Leave removes what Enter recorded, if this gateway recorded it.
+func (c *Conn) Leave(ctx context.Context, room, nick string) error {
+	key, err := presenceKey(room, nick)
+	if err != nil {
+		return err
+	}
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	if c.js != nil {
+		ctx, cancel := c.opContext(ctx)
+		defer cancel()
+		if err := c.deleteOwned(ctx, c.presence, key); err != nil {
+			return fmt.Errorf("bus: leave %s: %w", room, err)
+		}
+	}
+	c.mu.Lock()
+	delete(c.present, key)
+	c.mu.Unlock()
+	return nil
+}
+
+// presenceEntry is one chat_presence record read by Who or Rooms.
+type presenceEntry struct {
+	key string
+	rev uint64
+	ownerRec
+}
+
+// Who lists the nicknames in room whose gateway is alive, sorted
+// case-insensitively. It reads the current chat_presence entries under
+// <room>.*; the set of live gateways it uses may be up to a second old.
+//
+// Without JetStream it lists this gateway's members only.
+func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
+	if err := ValidRoom(room); err != nil {
+		return nil, err
+	}
+	if c.closing.Load() {
+		return nil, ErrClosed
+	}
+	var nicks []string
+	if c.js == nil {
+		prefix := room + "."
+		c.mu.Lock()
+		for key, nick := range c.present {
+			if strings.HasPrefix(key, prefix) {
+				nicks = append(nicks, nick)
+			}
+		}
+		c.mu.Unlock()
+	} else {
+		ctx, cancel := c.opContext(ctx)
+		defer cancel()
+		entries, err := c.livePresence(ctx, room+".*")
+		if err != nil {
+			return nil, fmt.Errorf("bus: who %s: %w", room, err)
+		}
+		for _, e := range entries {
+			nicks = append(nicks, e.Nick)
+		}
+	}
+	slices.SortFunc(nicks, func(a, b string) int {
+		if c := strings.Compare(strings.ToLower(a), strings.ToLower(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return nicks, nil
+}
+
+// Rooms counts the members of every room with at least one member whose
+// gateway is alive.
+//
+// Without JetStream it counts this gateway's members only.
+func (c *Conn) Rooms(ctx context.Context) (map[string]int, error) {
+	if c.closing.Load() {
+		return nil, ErrClosed
+	}
+	rooms := make(map[string]int)
+	if c.js == nil {
+		c.mu.Lock()
+		for key := range c.present {
+			rooms[roomOf(key)]++
+		}
+		c.mu.Unlock()
+		return rooms, nil
+	}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	entries, err := c.livePresence(ctx, jetstream.AllKeys)
+	if err != nil {
+		return nil, fmt.Errorf("bus: rooms: %w", err)
+	}
+	for _, e := range entries {
+		rooms[roomOf(e.key)]++
+	}
+	return rooms, nil
+}
+
+func roomOf(presenceKey string) string {
+	room, _, _ := strings.Cut(presenceKey, ".")
+	return room
+}
+
+// livePresence returns the chat_presence entries matching filter whose
+// gateway is alive, and hands the others to a reaper.
+func (c *Conn) livePresence(ctx context.Context, filter string) ([]presenceEntry, error) {
+	w, err := c.presence.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	var entries []presenceEntry
+read:
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watcher stopped")
+			}
+			if e == nil { // all current values seen
+				break read
+			}
+			pe := presenceEntry{key: e.Key(), rev: e.Revision()}
+			if json.Unmarshal(e.Value(), &pe.ownerRec) != nil || pe.Nick == "" {
+				continue
+			}
+			entries = append(entries, pe)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	live, err := c.liveGateways(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var stale []presenceEntry
+	kept := entries[:0]
+	for _, e := range entries {
+		if _, ok := live[e.GW]; ok || e.GW == c.id {
+			kept = append(kept, e)
+		} else {
+			stale = append(stale, e)
+		}
+	}
+	c.reap(stale)
+	return kept, nil
+}
+
+// reap deletes, in the background, presence entries left by gateways that
+// are gone (crashed without Close), after checking each gateway's lease
+// again. One reaper runs at a time; Close waits for it.
+func (c *Conn) reap(stale []presenceEntry) {
+	if len(stale) == 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.reaping || c.closing.Load() {
+		c.mu.Unlock()
+		return
+	}
+	c.reaping = true
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			c.reaping = false
+			c.mu.Unlock()
+		}()
+		dead := make(map[string]bool)
+		for _, e := range stale {
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+			d, checked := dead[e.GW]
+			if !checked {
+				alive, err := c.gatewayAlive(ctx, e.GW)
+				if err != nil {
+					cancel()
+					c.log.Debug("bus: reap presence", "err", err)
+					return
+				}
+				d = !alive
+				dead[e.GW] = d
+			}
+			if d {
+				err := c.presence.Delete(ctx, e.key, jetstream.LastRevision(e.rev))
+				if err != nil && !isConflict(err) {
+					cancel()
+					c.log.Debug("bus: reap presence", "key", e.key, "err", err)
+					return
+				}
+				c.log.Debug("bus: reaped stale presence", "key", e.key, "gw", e.GW)
+			}
+			cancel()
+		}
+	}()
+}
