@@ -9,25 +9,33 @@ import (
 // command is one slash command. run gets the text after the command name,
 // trimmed.
 type command struct {
+	name  string
 	usage string
 	help  string
 	run   func(s *Session, arg string)
 }
 
-// commands is the table of slash commands; init fills it to break the
-// reference cycle through cmdHelp.
-var commands map[string]command
+// commandList is the table of slash commands, in the order /help shows
+// them; init fills it to break the reference cycle through cmdHelp.
+var (
+	commandList []command
+	commands    map[string]command
+)
 
 func init() {
-	commands = map[string]command{
-		"help":  {"/help", "list commands", (*Session).cmdHelp},
-		"nick":  {"/nick NEW", "change your nickname", (*Session).cmdNick},
-		"join":  {"/join ROOM", "leave this room and join (or create) ROOM", (*Session).cmdJoin},
-		"rooms": {"/rooms", "list rooms in use and their sizes", (*Session).cmdRooms},
-		"who":   {"/who", "list everyone in this room", (*Session).cmdWho},
-		"msg":   {"/msg NICK TEXT", "send TEXT to NICK only", (*Session).cmdMsg},
-		"me":    {"/me ACTION", "show an action: * you ACTION", (*Session).cmdMe},
-		"quit":  {"/quit [REASON]", "leave the chat", (*Session).cmdQuit},
+	commandList = []command{
+		{"help", "/help", "list commands", (*Session).cmdHelp},
+		{"nick", "/nick NEW", "change your nickname", (*Session).cmdNick},
+		{"join", "/join ROOM", "leave this room and join (or create) ROOM", (*Session).cmdJoin},
+		{"rooms", "/rooms", "list rooms in use and their sizes", (*Session).cmdRooms},
+		{"who", "/who", "list everyone in this room", (*Session).cmdWho},
+		{"msg", "/msg NICK TEXT", "send TEXT to NICK only", (*Session).cmdMsg},
+		{"me", "/me ACTION", "show an action: * you ACTION", (*Session).cmdMe},
+		{"quit", "/quit [REASON]", "leave the chat", (*Session).cmdQuit},
+	}
+	commands = make(map[string]command, len(commandList))
+	for _, c := range commandList {
+		commands[c.name] = c
 	}
 }
 
@@ -47,14 +55,8 @@ func (s *Session) usage(name string) {
 }
 
 func (s *Session) cmdHelp(string) {
-	names := make([]string, 0, len(commands))
-	for name := range commands {
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	s.send("* commands (a line starting with // sends a literal /):")
-	for _, name := range names {
-		c := commands[name]
+	for _, c := range commandList {
 		s.sendf("*   %-16s %s", c.usage, c.help)
 	}
 }

@@ -315,13 +315,13 @@ func (s *Session) leave() {
 	room := s.room
 	s.room = ""
 	s.srv.exit(s, room)
-	if err := s.srv.bus.Publish(room, KindLeave, s.nick, ""); err != nil {
-		s.log.Warn("publish leave", "room", room, "err", err)
-	}
 	ctx, cancel := s.busContext()
 	defer cancel()
 	if err := s.srv.bus.Leave(ctx, room, s.nick); err != nil {
 		s.log.Warn("presence leave", "room", room, "err", err)
+	}
+	if err := s.srv.bus.Publish(room, KindLeave, s.nick, ""); err != nil {
+		s.log.Warn("publish leave", "room", room, "err", err)
 	}
 }
 
@@ -370,15 +370,17 @@ func containsString(list []string, v string) bool {
 // teardown runs once, on the reader goroutine, after serve returns.
 func (s *Session) teardown() {
 	if s.nick != "" {
-		if s.room != "" {
-			s.leave()
-		}
+		// Free the nickname before the room hears "left!", so whoever
+		// reads that can take the name at once.
 		ctx, cancel := s.busContext()
 		if err := s.srv.bus.ReleaseNick(ctx, s.nick); err != nil {
 			s.log.Warn("release nickname", "nick", s.nick, "err", err)
 		}
 		cancel()
 		s.srv.dropNick(s)
+		if s.room != "" {
+			s.leave()
+		}
 	}
 	// Let the writer flush a final line, but not for long.
 	s.mu.Lock()

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chatd/chatd/cluster/clustertest"
+)
+
+// Two gateways on one NATS server share rooms, nicknames and /who.
+func TestTwoGateways(t *testing.T) {
+	ns := clustertest.Start(t, clustertest.Options{})
+	g1 := mustRunMain(t, "--nats", ns.ClientURL(), "--rate", "100000", "--burst", "100000")
+	g2 := mustRunMain(t, "--nats", ns.ClientURL(), "--rate", "100000", "--burst", "100000")
+	a1, a2 := g1.ChatAddr().String(), g2.ChatAddr().String()
+
+	alice := join(t, a1, "alice")
+	bob := join(t, a2, "bob")
+	alice.expect("bob joined!")
+	alice.send("across\n")
+	bob.expect("alice: across")
+	bob.send("back\n")
+	alice.expect("bob: back")
+
+	// Nicknames are unique across both gateways, case-insensitively.
+	c := dial(t, a2)
+	c.expectName()
+	c.send("ALICE\n")
+	c.expect("ERROR nickname ALICE is taken, choose another")
+	c.conn.Close()
+
+	for _, cl := range []*client{alice, bob} {
+		cl.send("/who\n")
+		cl.expect("* in lobby (2): alice, bob")
+	}
+
+	alice.send("/msg bob private across\n")
+	bob.expect("* private from alice: private across")
+
+	// 1,000 lines from each of two senders on different gateways arrive in
+	// per-sender order at a receiver on each gateway.
+	carol := join(t, a1, "carol")
+	dave := join(t, a2, "dave")
+	carol.expect("dave joined!")
+	const n = 1000
+	var wg sync.WaitGroup
+	for _, s := range []*client{alice, bob} {
+		wg.Go(func() {
+			var b strings.Builder
+			for i := range n {
+				fmt.Fprintf(&b, "seq %d\n", i)
+			}
+			s.send(b.String())
+		})
+	}
+	wg.Wait()
+	for _, r := range []*client{carol, dave} {
+		next := map[string]int{"alice": 0, "bob": 0}
+		for next["alice"] < n || next["bob"] < n {
+			s, err := r.line()
+			if err != nil {
+				t.Fatalf("%s: %v; next %v", r.nick, err, next)
+			}
+			nick, text, ok := strings.Cut(s, ": ")
+			if _, sender := next[nick]; !ok || !sender {
+				continue
+			}
+			if want := fmt.Sprintf("seq %d", next[nick]); text != want {
+				t.Fatalf("%s: from %s got %q, want %q", r.nick, nick, text, want)
+			}
+			next[nick]++
+		}
+	}
+
+	// Quitting releases the nickname and presence on every gateway.
+	bob.send("/quit\n")
+	alice.expect("bob left!")
+	alice.send("/who\n")
+	got := alice.expectPrefix("* in lobby")
+	if strings.Contains(got, "bob") {
+		t.Errorf("/who after bob quit: %q", got)
+	}
+	join(t, a1, "bob") // on the other gateway this time
+}
+
+// The last lines of a room are replayed, framed and timestamped, on joining
+// it, and survive a restart of chatd on the same data folder.
+func TestHistorySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	m := mustRunMain(t, "--data", dir, "--history", "3")
+	addr := m.ChatAddr().String()
+	alice := join(t, addr, "alice")
+	for i := 1; i <= 5; i++ {
+		alice.send(fmt.Sprintf("line %d\n", i))
+		alice.expect(fmt.Sprintf("alice: line %d", i))
+	}
+	alice.send("/me waves\n")
+	alice.expect("* alice waves")
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m = mustRunMain(t, "--data", dir, "--history", "3")
+	bob := dial(t, m.ChatAddr().String())
+	bob.expectName()
+	bob.send("bob\n")
+	bob.nick = "bob"
+	bob.expect("Connected to server!")
+	bob.expect("--- last 3 lines of lobby ---")
+	var hist []string
+	for range 3 {
+		l, err := bob.line()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist = append(hist, l)
+	}
+	bob.expect("--- live ---")
+	bob.expect("bob joined!")
+	for i, want := range []string{"alice: line 4", "alice: line 5", "* alice waves"} {
+		// "[15:04] alice: line 4"
+		if len(hist[i]) < 8 || hist[i][0] != '[' || hist[i][6] != ']' || hist[i][8:] != want {
+			t.Errorf("history line %d = %q, want [hh:mm] %s", i, hist[i], want)
+		}
+	}
+}
