@@ -39,7 +39,9 @@ func (l *natsLogger) logf(level slog.Level, format string, v []any, attrs ...slo
 	l.log.LogAttrs(ctx, level, fmt.Sprintf(format, v...), attrs...)
 }
 
-func (l *natsLogger) Noticef(format string, v ...any) { l.logf(slog.LevelInfo, format, v) }
+// Noticef logs the server's notices (its start-up banner, routes coming and
+// going) at debug level: chatd logs what a person running it needs to know.
+func (l *natsLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 func (l *natsLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
 func (l *natsLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
 func (l *natsLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }

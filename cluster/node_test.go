@@ -356,7 +356,7 @@ func TestNatsLogger(t *testing.T) {
 		msg   string
 		trace bool
 	}{
-		{slog.LevelInfo, "n 1", false}, {slog.LevelWarn, "w 2", false}, {slog.LevelError, "e 3", false},
+		{slog.LevelDebug, "n 1", false}, {slog.LevelWarn, "w 2", false}, {slog.LevelError, "e 3", false},
 		{slog.LevelError, "f 4", false}, {slog.LevelDebug, "d 5", false}, {slog.LevelDebug, "t 6", true},
 	}
 	if len(h.recs) != len(want) {

@@ -405,3 +405,54 @@ func checkFor(t testing.TB, total time.Duration, f func() error) {
 	}
 	t.Fatalf("condition not met within %v: %v", total, err)
 }
+
+// chatd tells the person who started it how others join.
+func TestJoinInstructions(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		want   []string
+	}{
+		{"127.0.0.1:0", []string{"nc 127.0.0.1 ", "<- advertised", "Only this machine can join"}},
+		{"127.0.0.1:0 --advertise 192.168.7.9", []string{"nc 192.168.7.9 ", "<- advertised",
+			"forward TCP port", "to 192.168.7.9:", "nc <your public IP> "}},
+	} {
+		m := NewMain()
+		var out strings.Builder
+		lw := &testLog{t: t}
+		m.Stdout, m.Stderr = &out, lw
+		args := append([]string{"--data", t.TempDir(), "--listen"}, strings.Fields(tc.listen)...)
+		if err := m.ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		lw.stop()
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("--listen %s: output lacks %q:\n%s", tc.listen, w, out.String())
+			}
+		}
+	}
+}
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	t.Setenv("CHAT_MAX_CONNS", "7")
+	t.Setenv("CHAT_HISTORY", "3")
+	m := NewMain()
+	m.Stderr = io.Discard
+	if err := m.ParseFlags([]string{"--history", "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Config.Gateway.MaxConns; got != 7 {
+		t.Errorf("CHAT_MAX_CONNS: MaxConns = %d, want 7", got)
+	}
+	if got := m.Config.Gateway.History; got != 5 {
+		t.Errorf("a flag must win over the environment: History = %d, want 5", got)
+	}
+	t.Setenv("CHAT_RATE", "fast")
+	if err := NewMain().ParseFlags(nil); err == nil || !strings.Contains(err.Error(), "CHAT_RATE") {
+		t.Errorf("a bad CHAT_RATE: err = %v, want one naming the variable", err)
+	}
+}

@@ -84,7 +84,7 @@ func (m *Main) Run(ctx context.Context) error {
 		bcfg.Servers = strings.Split(m.Config.NATS, ",")
 	} else {
 		ccfg := m.Config.Cluster
-		ccfg.Logger = log.With("component", "nats")
+		ccfg.Logger = log
 		if m.Node, err = cluster.New(ccfg); err != nil {
 			return err
 		}
@@ -157,6 +157,10 @@ func (m *Main) printJoin() error {
 	}
 	if !listed {
 		fmt.Fprintf(w, "  %-34s %-10s  <- advertised\n", "nc "+chosen+" "+port, "")
+	}
+	if ip := net.ParseIP(chosen); ip != nil && ip.IsLoopback() {
+		fmt.Fprintf(w, "Only this machine can join: the chat listens on a loopback address (use --listen :%s for your network).\n", port)
+		return nil
 	}
 	fmt.Fprintf(w, "From the internet: forward TCP port %s on your router to %s, then people use: nc <your public IP> %s\n",
 		port, net.JoinHostPort(chosen, port), port)
