@@ -77,24 +77,18 @@ func (s *Session) cmdNick(arg string) {
 	ctx, cancel := s.busContext()
 	defer cancel()
 	old := s.nick
-	if strings.EqualFold(arg, old) {
-		// Only the case changes: the claim is ours already, re-register it.
-		if err := s.srv.bus.ReleaseNick(ctx, old); err != nil {
+	// A change of case only keeps the claim this gateway already holds.
+	if !strings.EqualFold(arg, old) {
+		ok, err := s.srv.bus.ClaimNick(ctx, arg)
+		switch {
+		case err != nil:
+			s.log.Warn("claim nickname", "err", err)
 			s.send("ERROR nickname not changed: the chat link is down")
 			return
+		case !ok:
+			s.sendf("ERROR nickname %s is taken, choose another", arg)
+			return
 		}
-	}
-	ok, err := s.srv.bus.ClaimNick(ctx, arg)
-	switch {
-	case err != nil:
-		s.log.Warn("claim nickname", "err", err)
-		s.send("ERROR nickname not changed: the chat link is down")
-		return
-	case !ok:
-		s.sendf("ERROR nickname %s is taken, choose another", arg)
-		return
-	}
-	if !strings.EqualFold(arg, old) {
 		if err := s.srv.bus.ReleaseNick(ctx, old); err != nil {
 			s.log.Warn("release nickname", "nick", old, "err", err)
 		}

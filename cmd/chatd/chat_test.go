@@ -137,6 +137,15 @@ func TestCommands(t *testing.T) {
 	join(t, addr, "alice").send("/quit\n")
 	bob.expect("alice left!")
 
+	bob.send("/nick Bob\n") // only the case changes: the claim is kept
+	alice.expect("* bob is now known as Bob")
+	bob.nick = "Bob"
+	bob.send("/who\n")
+	bob.expect("* in lobby (2): alicia, Bob")
+	bob.send("/nick bob\n")
+	alice.expect("* Bob is now known as bob")
+	bob.nick = "bob"
+
 	alice.send("/join Dev\n")
 	alice.expect("alicia joined!")
 	bob.expect("alicia left!")
