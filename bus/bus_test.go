@@ -619,12 +619,12 @@ func TestNoJetStream(t *testing.T) {
 		t.Errorf("History without JetStream = %v", texts(got))
 	}
 
-	// Nicknames are unique per gateway.
+	// Gateways ask each other: nicknames are unique across them.
 	for _, step := range []struct {
 		c    *Conn
 		nick string
 		want bool
-	}{{a, "Alice", true}, {a, "alice", false}, {b, "alice", true}} {
+	}{{a, "Alice", true}, {a, "alice", false}, {b, "alice", false}, {b, "bob", true}, {a, "BOB", false}} {
 		if ok, err := step.c.ClaimNick(ctx, step.nick); ok != step.want || err != nil {
 			t.Errorf("ClaimNick(%s) = %v, %v; want %v", step.nick, ok, err, step.want)
 		}
@@ -632,30 +632,32 @@ func TestNoJetStream(t *testing.T) {
 	if err := a.ReleaseNick(ctx, "ALICE"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := a.ClaimNick(ctx, "alice"); !ok || err != nil {
+	if ok, err := b.ClaimNick(ctx, "alice"); !ok || err != nil {
 		t.Errorf("ClaimNick after release = %v, %v", ok, err)
 	}
 
-	// Presence is per gateway.
-	for _, n := range []string{"bob", "Alice"} {
-		if err := a.Enter(ctx, "lobby", n); err != nil {
+	// Who and Rooms gather every gateway's members.
+	for _, e := range []struct {
+		c          *Conn
+		room, nick string
+	}{{a, "lobby", "Carol"}, {b, "lobby", "alice"}, {b, "dev", "bob"}, {a, "dev", "dave"}} {
+		if err := e.c.Enter(ctx, e.room, e.nick); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := a.Enter(ctx, "dev", "bob"); err != nil {
+	for _, c := range []*Conn{a, b} {
+		if who, err := c.Who(ctx, "lobby"); err != nil || !reflect.DeepEqual(who, []string{"alice", "Carol"}) {
+			t.Errorf("Who = %v, %v", who, err)
+		}
+	}
+	if err := a.Leave(ctx, "dev", "dave"); err != nil {
 		t.Fatal(err)
 	}
-	if who, err := a.Who(ctx, "lobby"); err != nil || !reflect.DeepEqual(who, []string{"Alice", "bob"}) {
-		t.Errorf("Who = %v, %v", who, err)
-	}
-	if err := a.Leave(ctx, "dev", "bob"); err != nil {
-		t.Fatal(err)
-	}
-	if rooms, err := a.Rooms(ctx); err != nil || !reflect.DeepEqual(rooms, map[string]int{"lobby": 2}) {
+	if rooms, err := b.Rooms(ctx); err != nil || !reflect.DeepEqual(rooms, map[string]int{"lobby": 2, "dev": 1}) {
 		t.Errorf("Rooms = %v, %v", rooms, err)
 	}
-	if who, err := b.Who(ctx, "lobby"); err != nil || len(who) != 0 {
-		t.Errorf("other gateway's Who = %v, %v", who, err)
+	if gws, err := a.Gateways(ctx); err != nil || len(gws) != 0 {
+		t.Errorf("Gateways without addresses = %v, %v", gws, err)
 	}
 
 	// Private messages still cross gateways.

@@ -66,12 +66,21 @@ type Config struct {
 	// RequestTimeout bounds each KV operation and each private-message
 	// request.
 	RequestTimeout time.Duration
+	// Addr is where chat clients reach this gateway ("host:port"), shared
+	// with the other gateways so that a gateway shutting down can tell its
+	// clients where to go (see Gateways).
+	Addr string
 
 	// OnDisconnect and OnReconnect, if set, are called when the connection
 	// to NATS is lost and when it is back. They run on nats.go's callback
 	// goroutine and must not block. They are not called during Close.
 	OnDisconnect func()
 	OnReconnect  func()
+	// OnNickLost, if set, is called when a nickname this gateway held was
+	// taken by another gateway while this one was cut off from the bus for
+	// longer than Lease. The gateway should disconnect that user. It must
+	// not block.
+	OnNickLost func(nick string)
 }
 
 // DefaultConfig returns the defaults: a local NATS server, 20 lines of
@@ -142,14 +151,18 @@ type Conn struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	disconnected atomic.Int64 // unix nanoseconds of the last disconnect, 0 if none pending
+
 	mu      sync.Mutex
+	seen    map[string]struct{} // gateways alive at the last lease refresh (JetStream)
+	beats   map[string]beat     // gateways heard by heartbeat (without JetStream)
 	held    map[string]string // nickkey → nick claimed through this Conn
 	present map[string]string // presence key → nick entered through this Conn
 	reaping bool              // a reap goroutine is running
 }
 
 // Connect dials NATS, sets up the JetStream stream and buckets (or falls back
-// to per-gateway state if the server has no JetStream) and starts this
+// to asking the other gateways if the server has no JetStream) and starts this
 // gateway's lease. ctx bounds the JetStream setup.
 func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := cfg.fill(); err != nil {
@@ -176,6 +189,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		nats.ReconnectWait(reconnectWait),
 		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
 		nats.DrainTimeout(drainTimeout),
+		// Publishing while disconnected fails at once instead of queueing
+		// lines that would arrive late, as a flood, after the link is back.
+		nats.ReconnectBufSize(-1),
 		nats.ErrorHandler(c.onError),
 		nats.DisconnectErrHandler(c.onDisconnect),
 		nats.ReconnectHandler(c.onReconnect),
@@ -201,6 +217,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	if c.js != nil {
 		c.wg.Add(1)
 		go c.leaseLoop()
+	} else if err := c.startHeartbeats(); err != nil {
+		nc.Close()
+		return nil, err
 	}
 	url := nc.ConnectedUrlRedacted()
 	if cfg.InProcess != nil {
@@ -224,7 +243,7 @@ func (c *Conn) ID() string { return c.id }
 
 // JetStream reports whether the server has JetStream. Without it there is no
 // history, and nicknames and presence are kept in this Conn only: unique and
-// listed per gateway, not across the cluster.
+// listed by asking the other gateways over request/reply: see doc.go.
 func (c *Conn) JetStream() bool { return c.js != nil }
 
 func (c *Conn) onError(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -248,6 +267,7 @@ func (c *Conn) onDisconnect(_ *nats.Conn, err error) {
 		return
 	}
 	c.log.Warn("bus: disconnected from NATS", "err", err)
+	c.disconnected.CompareAndSwap(0, time.Now().UnixNano())
 	if c.cfg.OnDisconnect != nil {
 		c.cfg.OnDisconnect()
 	}

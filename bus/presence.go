@@ -41,6 +41,7 @@ type ownerRec struct {
 type leaseRec struct {
 	Name    string    `json:"name"`
 	Started time.Time `json:"started"`
+	Addr    string    `json:"addr,omitempty"` // where chat clients reach this gateway
 }
 
 type liveCache struct {
@@ -59,7 +60,7 @@ func (c *Conn) setupJetStream(ctx context.Context) error {
 	}
 	if _, err := js.AccountInfo(ctx); err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			c.log.Warn("bus: NATS has no JetStream: history is off; nicknames and presence are unique and listed per gateway only")
+			c.log.Warn("bus: NATS has no JetStream: history is off; nickname uniqueness and /who rely on asking the other gateways (weaker: see docs/protocol.md)")
 			return nil
 		}
 		return fmt.Errorf("bus: jetstream: %w", err)
@@ -109,7 +110,7 @@ func (c *Conn) setupJetStream(ctx context.Context) error {
 }
 
 func (c *Conn) putLease(ctx context.Context) error {
-	val, _ := json.Marshal(leaseRec{Name: c.cfg.Name, Started: c.startedAt})
+	val, _ := json.Marshal(leaseRec{Name: c.cfg.Name, Started: c.startedAt, Addr: c.cfg.Addr})
 	if _, err := c.gateways.Put(ctx, c.id, val); err != nil {
 		return fmt.Errorf("bus: lease: %w", err)
 	}
@@ -132,13 +133,19 @@ func (c *Conn) leaseLoop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 		err := c.putLease(ctx)
-		cancel()
-		switch {
+		switch lapsed := c.lapsed(); {
 		case err != nil && ok:
 			c.log.Warn("bus: cannot refresh lease", "err", err)
-		case err == nil && !ok:
+		case err == nil && (!ok || lapsed):
+			// The lease may have lapsed meanwhile, and other gateways may
+			// have released what this one holds: claim it again.
 			c.log.Info("bus: lease refreshed again")
+			c.reassert(ctx)
 		}
+		if err == nil {
+			c.watchGateways(ctx)
+		}
+		cancel()
 		ok = err == nil
 	}
 }
@@ -200,7 +207,8 @@ func isConflict(err error) bool {
 // over atomically. It reports false if the nick is held by a live gateway,
 // this one included.
 //
-// Without JetStream the nick is unique on this gateway only.
+// Without JetStream it asks the other gateways whether they hold nick; two
+// gateways claiming one nick at the same instant can both succeed.
 func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 	key, err := NickKey(nick)
 	if err != nil {
@@ -210,6 +218,21 @@ func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 		return false, ErrClosed
 	}
 	if c.js == nil {
+		c.mu.Lock()
+		_, taken := c.held[key]
+		c.mu.Unlock()
+		if taken {
+			return false, nil
+		}
+		answers, err := c.ask(ctx, query{Q: "nick", Nick: nick})
+		if err != nil {
+			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
+		}
+		for _, a := range answers {
+			if a.Held {
+				return false, nil
+			}
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if _, taken := c.held[key]; taken {
@@ -315,7 +338,8 @@ func (c *Conn) deleteOwned(ctx context.Context, kv jetstream.KeyValue, key strin
 
 // Enter records in chat_presence that nick is in room.
 //
-// Without JetStream presence is recorded on this gateway only.
+// Without JetStream presence is recorded in this Conn, and other gateways
+// ask for it.
 func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 	key, err := presenceKey(room, nick)
 	if err != nil {
@@ -371,7 +395,7 @@ type presenceEntry struct {
 // case-insensitively. It reads the current chat_presence entries under
 // <room>.*; the set of live gateways it uses may be up to a second old.
 //
-// Without JetStream it lists this gateway's members only.
+// Without JetStream it asks the other gateways for their members.
 func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 	if err := ValidRoom(room); err != nil {
 		return nil, err
@@ -389,6 +413,13 @@ func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 			}
 		}
 		c.mu.Unlock()
+		answers, err := c.ask(ctx, query{Q: "who", Room: room})
+		if err != nil {
+			return nil, fmt.Errorf("bus: who %s: %w", room, err)
+		}
+		for _, a := range answers {
+			nicks = append(nicks, a.Nicks...)
+		}
 	} else {
 		ctx, cancel := c.opContext(ctx)
 		defer cancel()
@@ -412,7 +443,7 @@ func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 // Rooms counts the members of every room with at least one member whose
 // gateway is alive.
 //
-// Without JetStream it counts this gateway's members only.
+// Without JetStream it asks the other gateways for their counts.
 func (c *Conn) Rooms(ctx context.Context) (map[string]int, error) {
 	if c.closing.Load() {
 		return nil, ErrClosed
@@ -424,6 +455,15 @@ func (c *Conn) Rooms(ctx context.Context) (map[string]int, error) {
 			rooms[roomOf(key)]++
 		}
 		c.mu.Unlock()
+		answers, err := c.ask(ctx, query{Q: "rooms"})
+		if err != nil {
+			return nil, fmt.Errorf("bus: rooms: %w", err)
+		}
+		for _, a := range answers {
+			for room, n := range a.Rooms {
+				rooms[room] += n
+			}
+		}
 		return rooms, nil
 	}
 	ctx, cancel := c.opContext(ctx)

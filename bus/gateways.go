@@ -1,0 +1,396 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Gateways returns where chat clients reach the other live gateways (their
+// Config.Addr), sorted. A gateway shutting down tells its clients these.
+func (c *Conn) Gateways(ctx context.Context) ([]string, error) {
+	if c.closing.Load() {
+		return nil, ErrClosed
+	}
+	var addrs []string
+	if c.js == nil {
+		c.mu.Lock()
+		for id, b := range c.beats {
+			if id != c.id && b.Addr != "" && time.Since(b.at) < c.cfg.Lease {
+				addrs = append(addrs, b.Addr)
+			}
+		}
+		c.mu.Unlock()
+	} else {
+		ctx, cancel := c.opContext(ctx)
+		defer cancel()
+		recs, err := c.leases(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("bus: gateways: %w", err)
+		}
+		for id, r := range recs {
+			if id != c.id && r.Addr != "" {
+				addrs = append(addrs, r.Addr)
+			}
+		}
+	}
+	slices.Sort(addrs)
+	return slices.Compact(addrs), nil
+}
+
+// leases reads every current chat_gateways record.
+func (c *Conn) leases(ctx context.Context) (map[string]leaseRec, error) {
+	w, err := c.gateways.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	recs := make(map[string]leaseRec)
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watcher stopped")
+			}
+			if e == nil {
+				return recs, nil
+			}
+			var r leaseRec
+			if json.Unmarshal(e.Value(), &r) == nil {
+				recs[e.Key()] = r
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// lapsed reports, once per reconnect, whether this Conn was cut off from
+// NATS long enough for its lease to have lapsed.
+func (c *Conn) lapsed() bool {
+	since := c.disconnected.Swap(0)
+	return since != 0 && time.Since(time.Unix(0, since)) > c.cfg.Lease/3
+}
+
+// watchGateways compares the live gateways with those seen at the last
+// refresh and cleans up after each one that vanished. It runs on the lease
+// loop.
+func (c *Conn) watchGateways(ctx context.Context) {
+	kl, err := c.gateways.ListKeys(ctx)
+	if err != nil {
+		c.log.Debug("bus: list gateways", "err", err)
+		return
+	}
+	now := make(map[string]struct{})
+	for k := range kl.Keys() {
+		now[k] = struct{}{}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	seen := c.seen
+	c.seen = now
+	c.mu.Unlock()
+	for id := range seen {
+		if _, ok := now[id]; !ok && id != c.id {
+			c.log.Warn("bus: gateway gone: releasing its users", "gone", id)
+			c.cleanupGateway(ctx, id)
+		}
+	}
+}
+
+// cleanupGateway releases the presence entries and nicknames of a gateway
+// whose lease lapsed and announces its users' departure. Every live gateway
+// may run it at once: each entry is removed with a compare-and-delete, and
+// only the gateway whose delete succeeds publishes that user's leave event,
+// so each departure is announced exactly once.
+func (c *Conn) cleanupGateway(ctx context.Context, gw string) {
+	if alive, err := c.gatewayAlive(ctx, gw); err != nil || alive {
+		return
+	}
+	for _, kv := range []jetstream.KeyValue{c.presence, c.nicks} {
+		entries, err := ownedBy(ctx, kv, gw)
+		if err != nil {
+			c.log.Debug("bus: cleanup", "bucket", kv.Bucket(), "err", err)
+			return
+		}
+		for _, e := range entries {
+			err := kv.Delete(ctx, e.key, jetstream.LastRevision(e.rev))
+			if err != nil {
+				if !isConflict(err) {
+					c.log.Debug("bus: cleanup", "key", e.key, "err", err)
+				}
+				continue
+			}
+			if kv == c.presence {
+				room := roomOf(e.key)
+				subject, err := EventSubject(room, KindLeave)
+				if err != nil {
+					continue
+				}
+				env := Envelope{Kind: KindLeave, Room: room, Nick: e.Nick, Text: "gateway lost"}
+				if err := c.publish(subject, &env); err != nil {
+					c.log.Debug("bus: cleanup: publish leave", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// ownedBy lists the entries of kv whose record names gateway gw.
+func ownedBy(ctx context.Context, kv jetstream.KeyValue, gw string) ([]presenceEntry, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	var out []presenceEntry
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watcher stopped")
+			}
+			if e == nil {
+				return out, nil
+			}
+			pe := presenceEntry{key: e.Key(), rev: e.Revision()}
+			if json.Unmarshal(e.Value(), &pe.ownerRec) == nil && pe.GW == gw {
+				out = append(out, pe)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// reassert claims again, after this gateway's lease may have lapsed, the
+// nicknames and presence it holds. A nickname another gateway took
+// meanwhile is reported to OnNickLost; a presence entry that was released
+// is put back and its user's join published again, since the room was told
+// they left.
+func (c *Conn) reassert(ctx context.Context) {
+	c.mu.Lock()
+	held := make(map[string]string, len(c.held))
+	for k, v := range c.held {
+		held[k] = v
+	}
+	present := make(map[string]string, len(c.present))
+	for k, v := range c.present {
+		present[k] = v
+	}
+	c.mu.Unlock()
+
+	for key, nick := range held {
+		val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+		e, err := c.nicks.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			_, err = c.nicks.Create(ctx, key, val)
+		} else if err == nil {
+			var owner ownerRec
+			_ = json.Unmarshal(e.Value(), &owner)
+			if owner.GW == c.id {
+				continue
+			}
+			alive, aerr := c.gatewayAlive(ctx, owner.GW)
+			switch {
+			case aerr != nil:
+				err = aerr
+			case alive:
+				err = jetstream.ErrKeyExists
+			default:
+				_, err = c.nicks.Update(ctx, key, val, e.Revision())
+			}
+		}
+		if isConflict(err) {
+			c.log.Warn("bus: nickname taken while the link was down", "nick", nick)
+			c.mu.Lock()
+			delete(c.held, key)
+			c.mu.Unlock()
+			if c.cfg.OnNickLost != nil {
+				c.cfg.OnNickLost(nick)
+			}
+		} else if err != nil {
+			c.log.Debug("bus: reassert nick", "nick", nick, "err", err)
+		}
+	}
+	for key, nick := range present {
+		e, err := c.presence.Get(ctx, key)
+		var owner ownerRec
+		if err == nil && json.Unmarshal(e.Value(), &owner) == nil && owner.GW == c.id {
+			continue
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			c.log.Debug("bus: reassert presence", "key", key, "err", err)
+			continue
+		}
+		val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+		if _, err := c.presence.Put(ctx, key, val); err != nil {
+			c.log.Debug("bus: reassert presence", "key", key, "err", err)
+			continue
+		}
+		room := roomOf(key)
+		if subject, err := EventSubject(room, KindJoin); err == nil {
+			env := Envelope{Kind: KindJoin, Room: room, Nick: nick}
+			_ = c.publish(subject, &env)
+		}
+	}
+}
+
+// Without JetStream, gateways find each other by heartbeat and answer
+// each other's questions about nicknames and presence over request/reply.
+const (
+	heartbeatSubject = "chat.v1.gw.heartbeat"
+	querySubject     = "chat.v1.gw.query"
+)
+
+// beat is one gateway's latest heartbeat.
+type beat struct {
+	ID   string `json:"gw"`
+	Name string `json:"name"`
+	Addr string `json:"addr,omitempty"`
+	at   time.Time
+}
+
+// query asks every gateway about its local state (no-JetStream mode).
+type query struct {
+	From string `json:"gw"`
+	Q    string `json:"q"` // "nick", "who" or "rooms"
+	Nick string `json:"nick,omitempty"`
+	Room string `json:"room,omitempty"`
+}
+
+type answer struct {
+	Held  bool           `json:"held,omitempty"`
+	Nicks []string       `json:"nicks,omitempty"`
+	Rooms map[string]int `json:"rooms,omitempty"`
+}
+
+func (c *Conn) startHeartbeats() error {
+	c.beats = make(map[string]beat)
+	if _, err := c.nc.Subscribe(heartbeatSubject, func(m *nats.Msg) {
+		var b beat
+		if json.Unmarshal(m.Data, &b) != nil || b.ID == "" {
+			return
+		}
+		b.at = time.Now()
+		c.mu.Lock()
+		_, known := c.beats[b.ID]
+		c.beats[b.ID] = b
+		c.mu.Unlock()
+		if !known && b.ID != c.id {
+			c.beat() // a newcomer learns of this gateway at once
+		}
+	}); err != nil {
+		return fmt.Errorf("bus: heartbeats: %w", err)
+	}
+	if _, err := c.nc.Subscribe(querySubject, c.answer); err != nil {
+		return fmt.Errorf("bus: queries: %w", err)
+	}
+	c.flush()
+	c.beat()
+	// Give the gateways already running a moment to answer the first beat,
+	// so the first nickname claims know whom to ask.
+	time.Sleep(discoveryWait)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(c.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-t.C:
+				c.beat()
+			}
+		}
+	}()
+	return nil
+}
+
+// discoveryWait is how long Connect waits, without JetStream, for the other
+// gateways' heartbeats.
+const discoveryWait = 200 * time.Millisecond
+
+func (c *Conn) beat() {
+	b, _ := json.Marshal(beat{ID: c.id, Name: c.cfg.Name, Addr: c.cfg.Addr})
+	_ = c.nc.Publish(heartbeatSubject, b)
+}
+
+// answer replies to another gateway's query from this gateway's own state.
+func (c *Conn) answer(m *nats.Msg) {
+	var q query
+	if json.Unmarshal(m.Data, &q) != nil || m.Reply == "" || q.From == c.id {
+		return
+	}
+	var a answer
+	c.mu.Lock()
+	switch q.Q {
+	case "nick":
+		key, _ := NickKey(q.Nick)
+		_, a.Held = c.held[key]
+	case "who":
+		for key, nick := range c.present {
+			if roomOf(key) == q.Room {
+				a.Nicks = append(a.Nicks, nick)
+			}
+		}
+	case "rooms":
+		a.Rooms = make(map[string]int)
+		for key := range c.present {
+			a.Rooms[roomOf(key)]++
+		}
+	}
+	c.mu.Unlock()
+	b, _ := json.Marshal(a)
+	_ = m.Respond(b)
+}
+
+// ask sends q to every other gateway and collects their answers until all
+// gateways heard by heartbeat have answered or the time is up.
+func (c *Conn) ask(ctx context.Context, q query) ([]answer, error) {
+	q.From = c.id
+	c.mu.Lock()
+	want := 0
+	for id, b := range c.beats {
+		if id != c.id && time.Since(b.at) < c.cfg.Lease {
+			want++
+		}
+	}
+	c.mu.Unlock()
+	if want == 0 {
+		return nil, nil
+	}
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	data, _ := json.Marshal(q)
+	if err := c.nc.PublishRequest(querySubject, inbox, data); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout/2)
+	defer cancel()
+	var answers []answer
+	for len(answers) < want {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			break // the rest did not answer in time: use what came
+		}
+		var a answer
+		if json.Unmarshal(m.Data, &a) == nil {
+			answers = append(answers, a)
+		}
+	}
+	return answers, nil
+}

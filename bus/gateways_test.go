@@ -1,0 +1,187 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/cluster/clustertest"
+)
+
+// When a gateway vanishes without closing, the others notice its lease
+// lapse, release its users' presence and nicknames, and its users' leave is
+// published exactly once however many gateways notice.
+func TestGatewayCrash(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
+	a := mustConnect(t, s, short)
+	b := mustConnect(t, s, short)
+	crashed := mustConnect(t, s, short)
+	ctx := context.Background()
+
+	var ra, rb recorder
+	for _, x := range []struct {
+		c *Conn
+		r *recorder
+	}{{a, &ra}, {b, &rb}} {
+		unsub, err := x.c.Subscribe("lobby", x.r.deliver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unsub()
+	}
+	if ok, err := crashed.ClaimNick(ctx, "Zed"); !ok || err != nil {
+		t.Fatalf("ClaimNick = %v, %v", ok, err)
+	}
+	if err := crashed.Enter(ctx, "lobby", "Zed"); err != nil {
+		t.Fatal(err)
+	}
+	// Let a and b see the crashed gateway alive at one lease refresh.
+	checkFor(t, 5*time.Second, func() error {
+		for _, c := range []*Conn{a, b} {
+			if who, err := c.Who(ctx, "lobby"); err != nil || !slices.Equal(who, []string{"Zed"}) {
+				return fmt.Errorf("who = %v, %v", who, err)
+			}
+		}
+		return nil
+	})
+	// A lease refresh on a and b records the crashed gateway as seen alive.
+	checkFor(t, 5*time.Second, func() error {
+		for _, c := range []*Conn{a, b} {
+			c.mu.Lock()
+			_, ok := c.seen[crashed.id]
+			c.mu.Unlock()
+			if !ok {
+				return fmt.Errorf("%s has not seen the gateway", c.id)
+			}
+		}
+		return nil
+	})
+
+	crashed.nc.Close() // no lease refresh, no clean-up: as if killed
+
+	ra.waitN(t, 1)
+	rb.waitN(t, 1)
+	checkFor(t, 10*time.Second, func() error { // the nickname is free
+		ok, err := a.ClaimNick(ctx, "zed")
+		if err != nil || !ok {
+			return fmt.Errorf("zed not free yet: %v, %v", ok, err)
+		}
+		return nil
+	})
+	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]*recorder{"a": &ra, "b": &rb} {
+		var evs []event
+		checkFor(t, 5*time.Second, func() error {
+			evs = r.get()
+			if len(evs) == 0 || evs[len(evs)-1].nick != "marker" {
+				return fmt.Errorf("no marker yet: %v", texts(evs))
+			}
+			return nil
+		})
+		want := []string{"leave:Zed:gateway lost", "say:marker:end"}
+		if got := texts(evs); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s got %v, want %v", name, got, want)
+		}
+	}
+	if who, err := b.Who(ctx, "lobby"); err != nil || len(who) != 0 {
+		t.Errorf("who after crash = %v, %v", who, err)
+	}
+}
+
+// A gateway cut off for longer than its lease claims its users back when the
+// link returns, and the room hears they are back.
+func TestReassertAfterLapse(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
+	a := mustConnect(t, s, short)
+	b := mustConnect(t, s, short)
+	ctx := context.Background()
+	var rb recorder
+	unsub, err := b.Subscribe("lobby", rb.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	if ok, err := a.ClaimNick(ctx, "amy"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := a.Enter(ctx, "lobby", "amy"); err != nil {
+		t.Fatal(err)
+	}
+	// As if the link was down past the lease: the others release amy.
+	if err := a.gateways.Delete(ctx, a.id); err != nil {
+		t.Fatal(err)
+	}
+	b.cleanupGateway(ctx, a.id)
+	if got := texts(rb.waitN(t, 1)); !reflect.DeepEqual(got, []string{"leave:amy:gateway lost"}) {
+		t.Fatalf("got %v", got)
+	}
+	a.disconnected.Store(time.Now().Add(-time.Hour).UnixNano())
+	a.kick <- struct{}{}
+	if got := texts(rb.waitN(t, 2)); !reflect.DeepEqual(got[1:], []string{"join:amy:"}) {
+		t.Fatalf("got %v", got)
+	}
+	if ok, err := b.ClaimNick(ctx, "amy"); ok || err != nil {
+		t.Errorf("amy claimable after reassert: %v, %v", ok, err)
+	}
+	if who, err := b.Who(ctx, "lobby"); err != nil || !slices.Equal(who, []string{"amy"}) {
+		t.Errorf("who = %v, %v", who, err)
+	}
+}
+
+// A nickname taken by someone else while the link was down is reported.
+func TestNickLostWhileCutOff(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	var mu sync.Mutex
+	var lost []string
+	a := mustConnect(t, s, func(c *Config) {
+		c.Lease = 900 * time.Millisecond
+		c.OnNickLost = func(n string) { mu.Lock(); lost = append(lost, n); mu.Unlock() }
+	})
+	b := mustConnect(t, s, nil)
+	ctx := context.Background()
+	if ok, err := a.ClaimNick(ctx, "amy"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := a.gateways.Delete(ctx, a.id); err != nil { // a's lease lapsed
+		t.Fatal(err)
+	}
+	if ok, err := b.ClaimNick(ctx, "AMY"); !ok || err != nil {
+		t.Fatalf("takeover = %v, %v", ok, err)
+	}
+	a.disconnected.Store(time.Now().Add(-time.Hour).UnixNano())
+	a.kick <- struct{}{}
+	checkFor(t, 5*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(lost, []string{"amy"}) {
+			return fmt.Errorf("lost = %v", lost)
+		}
+		return nil
+	})
+}
+
+func TestGatewayAddresses(t *testing.T) {
+	for _, js := range []bool{true, false} {
+		t.Run(fmt.Sprintf("jetstream=%v", js), func(t *testing.T) {
+			s := clustertest.Start(t, clustertest.Options{NoJetStream: !js})
+			a := mustConnect(t, s, func(c *Config) { c.Addr = "h1:5500" })
+			mustConnect(t, s, func(c *Config) { c.Addr = "h2:5500" })
+			mustConnect(t, s, func(c *Config) { c.Addr = "h3:5500" })
+			checkFor(t, 5*time.Second, func() error {
+				got, err := a.Gateways(context.Background())
+				if err != nil || !slices.Equal(got, []string{"h2:5500", "h3:5500"}) {
+					return fmt.Errorf("Gateways = %v, %v", got, err)
+				}
+				return nil
+			})
+		})
+	}
+}
