@@ -156,9 +156,9 @@ type Conn struct {
 	mu      sync.Mutex
 	seen    map[string]struct{} // gateways alive at the last lease refresh (JetStream)
 	beats   map[string]beat     // gateways heard by heartbeat (without JetStream)
-	held    map[string]string // nickkey → nick claimed through this Conn
-	present map[string]string // presence key → nick entered through this Conn
-	reaping bool              // a reap goroutine is running
+	held    map[string]string   // nickkey → nick claimed through this Conn
+	present map[string]string   // presence key → nick entered through this Conn
+	reaping bool                // a reap goroutine is running
 }
 
 // Connect dials NATS, sets up the JetStream stream and buckets (or falls back
