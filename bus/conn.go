@@ -215,8 +215,10 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	if c.js != nil {
-		c.wg.Add(1)
+		c.seen = make(map[string]struct{})
+		c.wg.Add(2)
 		go c.leaseLoop()
+		go c.followGateways()
 	} else if err := c.startHeartbeats(); err != nil {
 		nc.Close()
 		return nil, err
@@ -444,8 +446,11 @@ func (c *Conn) close() error {
 		return nil
 	}
 	if err := c.nc.Drain(); err != nil {
+		// Not connected (NATS is down or being reconnected to): there is
+		// nothing to drain.
+		c.log.Debug("bus: drain", "err", err)
 		c.nc.Close()
-		return fmt.Errorf("bus: drain: %w", err)
+		return nil
 	}
 	select {
 	case <-c.natsDone:
@@ -455,3 +460,6 @@ func (c *Conn) close() error {
 	c.log.Info("bus: closed")
 	return nil
 }
+
+// Connected reports whether the connection to NATS is up.
+func (c *Conn) Connected() bool { return c.nc.IsConnected() }

@@ -78,31 +78,65 @@ func (c *Conn) lapsed() bool {
 	return since != 0 && time.Since(time.Unix(0, since)) > c.cfg.Lease/3
 }
 
-// watchGateways compares the live gateways with those seen at the last
-// refresh and cleans up after each one that vanished. It runs on the lease
-// loop.
+// followGateways records, from a watch on chat_gateways, every gateway
+// that takes a lease, as soon as it does; watchGateways later notices the
+// ones whose lease lapses. A gateway that closes cleanly deletes its lease
+// and is forgotten. It runs until Close.
+func (c *Conn) followGateways() {
+	defer c.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-c.done
+		cancel()
+	}()
+	w, err := c.gateways.WatchAll(ctx)
+	if err != nil {
+		c.log.Warn("bus: cannot watch gateways: crashed gateways will not be noticed", "err", err)
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	for e := range w.Updates() {
+		if e == nil {
+			continue
+		}
+		c.mu.Lock()
+		if e.Operation() == jetstream.KeyValuePut {
+			c.seen[e.Key()] = struct{}{}
+		} else {
+			delete(c.seen, e.Key())
+		}
+		c.mu.Unlock()
+	}
+}
+
+// watchGateways cleans up after every gateway seen taking a lease whose
+// lease has lapsed. It runs on the lease loop.
 func (c *Conn) watchGateways(ctx context.Context) {
 	kl, err := c.gateways.ListKeys(ctx)
 	if err != nil {
 		c.log.Debug("bus: list gateways", "err", err)
 		return
 	}
-	now := make(map[string]struct{})
+	live := make(map[string]struct{})
 	for k := range kl.Keys() {
-		now[k] = struct{}{}
+		live[k] = struct{}{}
 	}
 	if ctx.Err() != nil {
 		return
 	}
+	var gone []string
 	c.mu.Lock()
-	seen := c.seen
-	c.seen = now
-	c.mu.Unlock()
-	for id := range seen {
-		if _, ok := now[id]; !ok && id != c.id {
-			c.log.Warn("bus: gateway gone: releasing its users", "gone", id)
-			c.cleanupGateway(ctx, id)
+	for id := range c.seen {
+		if _, ok := live[id]; !ok && id != c.id {
+			gone = append(gone, id)
+			delete(c.seen, id)
 		}
+	}
+	c.mu.Unlock()
+	for _, id := range gone {
+		c.log.Warn("bus: gateway gone: releasing its users", "gone", id)
+		c.cleanupGateway(ctx, id)
 	}
 }
 

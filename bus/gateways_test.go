@@ -49,7 +49,7 @@ func TestGatewayCrash(t *testing.T) {
 		}
 		return nil
 	})
-	// A lease refresh on a and b records the crashed gateway as seen alive.
+	// a and b have seen the crashed gateway take its lease.
 	checkFor(t, 5*time.Second, func() error {
 		for _, c := range []*Conn{a, b} {
 			c.mu.Lock()

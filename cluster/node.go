@@ -221,3 +221,26 @@ func (n *Node) Server() *server.Server {
 
 // Name returns the node's server name (Config.Name after defaults).
 func (n *Node) Name() string { return n.cfg.Name }
+
+// Ready reports whether the node can serve the bus: the server runs and
+// accepts connections and, with JetStream, JetStream is up and (in a
+// cluster) its meta group has a leader this node follows.
+func (n *Node) Ready() error {
+	srv, err := n.running()
+	if err != nil {
+		return err
+	}
+	if !srv.Running() || !srv.ReadyForConnections(0) {
+		return ErrNotReady
+	}
+	if !n.cfg.JetStream {
+		return nil
+	}
+	if !srv.JetStreamEnabled() {
+		return fmt.Errorf("%w: JetStream is not enabled", ErrNotReady)
+	}
+	if n.cfg.ClusterListen != "" && !srv.JetStreamIsCurrent() {
+		return fmt.Errorf("%w: JetStream has no meta leader (fewer than a quorum of nodes?)", ErrNotReady)
+	}
+	return nil
+}

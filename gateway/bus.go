@@ -61,4 +61,8 @@ type Bus interface {
 	// ReceivePrivate registers the function that delivers private messages to
 	// this gateway's users; it returns false when the recipient is not here.
 	ReceivePrivate(deliver func(to, from, text string, at time.Time) bool) (stop func(), err error)
+
+	// Gateways lists where chat clients reach the other live gateways
+	// ("host:port"), for clients of a gateway that is shutting down.
+	Gateways(ctx context.Context) ([]string, error)
 }

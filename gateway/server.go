@@ -28,6 +28,7 @@ type Server struct {
 	nicks       map[string]*Session // lower-cased nickname → session on this gateway
 	rooms       map[string]*room
 	closing     bool
+	linkDown    bool // the bus link is lost; clients have been told
 	stopPrivate func()
 }
 
@@ -192,6 +193,53 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
+// LinkDown tells every client, once, that the link to the other gateways is
+// lost: lines cannot be sent until LinkUp. It does not block.
+func (s *Server) LinkDown() {
+	s.notifyLink(true, "* the chat link is down: your lines cannot be sent until it is back")
+}
+
+// LinkUp tells every client, once after LinkDown, that the link is back.
+func (s *Server) LinkUp() {
+	s.notifyLink(false, "* the chat link is back")
+}
+
+func (s *Server) notifyLink(down bool, text string) {
+	s.mu.Lock()
+	if s.linkDown == down {
+		s.mu.Unlock()
+		return
+	}
+	s.linkDown = down
+	sessions := s.sessionList()
+	s.mu.Unlock()
+	s.log.Warn("bus link", "down", down, "clients", len(sessions))
+	line := []byte(text + "\n")
+	for _, sess := range sessions {
+		sess.deliver(line, "")
+	}
+}
+
+// Evict disconnects the user of nick, if on this gateway, with one last
+// line saying why. It does not block.
+func (s *Server) Evict(nick, why string) {
+	s.mu.Lock()
+	sess := s.nicks[strings.ToLower(nick)]
+	s.mu.Unlock()
+	if sess != nil {
+		sess.log.Info("evicted", "nick", nick, "why", why)
+		sess.finish(ReasonBusError, []byte("ERROR "+why+"\n"))
+	}
+}
+
+func (s *Server) sessionList() []*Session {
+	list := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		list = append(list, sess)
+	}
+	return list
+}
+
 // Shutdown stops accepting, tells every client one line, lets each session
 // publish its departure, and waits for them until ctx is done; then it
 // closes whatever is left. It is safe to call more than once.
@@ -202,14 +250,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	sessions := make([]*Session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	sessions := s.sessionList()
 	s.mu.Unlock()
 
+	bye := lineShutdown
+	if len(sessions) > 0 {
+		// Classic clients cannot reconnect by themselves: say where to go.
+		gctx, cancel := context.WithTimeout(ctx, s.cfg.BusTimeout)
+		if others, err := s.bus.Gateways(gctx); err == nil && len(others) > 0 {
+			bye = []byte("* server shutting down; reconnect to " + strings.Join(others, " or ") + "\n")
+		}
+		cancel()
+	}
 	for _, sess := range sessions {
-		sess.finish(ReasonShutdown, lineShutdown)
+		sess.finish(ReasonShutdown, bye)
 	}
 	done := make(chan struct{})
 	go func() {

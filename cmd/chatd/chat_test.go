@@ -425,7 +425,7 @@ func TestJoinInstructions(t *testing.T) {
 		{"127.0.0.1:0 --advertise 192.168.7.9", []string{"nc 192.168.7.9 ", "<- advertised",
 			"forward TCP port", "to 192.168.7.9:", "nc <your public IP> "}},
 	} {
-		m := NewMain()
+		m := NewMain(RoleSingle)
 		var out strings.Builder
 		lw := &testLog{t: t}
 		m.Stdout, m.Stderr = &out, lw
@@ -449,7 +449,7 @@ func TestJoinInstructions(t *testing.T) {
 func TestFlagsAndEnvironment(t *testing.T) {
 	t.Setenv("CHAT_MAX_CONNS", "7")
 	t.Setenv("CHAT_HISTORY", "3")
-	m := NewMain()
+	m := NewMain(RoleSingle)
 	m.Stderr = io.Discard
 	if err := m.ParseFlags([]string{"--history", "5"}); err != nil {
 		t.Fatal(err)
@@ -461,7 +461,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		t.Errorf("a flag must win over the environment: History = %d, want 5", got)
 	}
 	t.Setenv("CHAT_RATE", "fast")
-	if err := NewMain().ParseFlags(nil); err == nil || !strings.Contains(err.Error(), "CHAT_RATE") {
+	if err := NewMain(RoleSingle).ParseFlags(nil); err == nil || !strings.Contains(err.Error(), "CHAT_RATE") {
 		t.Errorf("a bad CHAT_RATE: err = %v, want one naming the variable", err)
 	}
 }

@@ -42,10 +42,23 @@ func (w *testLog) stop() {
 // (unless args give one) and stops it when the test ends.
 func mustRunMain(t testing.TB, args ...string) *Main {
 	t.Helper()
-	m := NewMain()
+	return mustRunRole(t, RoleSingle, args...)
+}
+
+// mustRunRole starts a real chatd of role on 127.0.0.1 and stops it when
+// the test ends.
+func mustRunRole(t testing.TB, role Role, args ...string) *Main {
+	t.Helper()
+	m := NewMain(role)
 	lw := &testLog{t: t}
 	m.Stdout, m.Stderr = io.Discard, lw
-	base := []string{"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--line-pause", "50ms"}
+	var base []string
+	if role.runsNode() {
+		base = append(base, "--data", t.TempDir())
+	}
+	if role.runsGateway() {
+		base = append(base, "--listen", "127.0.0.1:0", "--line-pause", "50ms")
+	}
 	if err := m.ParseFlags(append(base, args...)); err != nil {
 		t.Fatalf("ParseFlags: %v", err)
 	}

@@ -1,6 +1,12 @@
 // Command chatd runs a chat server that people join with nc, telnet or the
 // classic Python chat client. With no arguments it is a single node: a
 // gateway and an embedded NATS server in one process. See README.md.
+//
+//	chatd [flags]              single node (LAN mode)
+//	chatd gateway [flags]      a stateless gateway on an existing NATS
+//	chatd broker [flags]       one node of a NATS cluster, for gateways
+//	chatd healthcheck [flags]  probe a running node's readiness
+//	chatd version              print the version
 package main
 
 import (
@@ -13,12 +19,29 @@ import (
 	"syscall"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
+	args := os.Args[1:]
+	role := RoleSingle
+	if len(args) > 0 {
+		switch args[0] {
+		case "gateway", "broker":
+			role, args = Role(args[0]), args[1:]
+		case "healthcheck":
+			os.Exit(healthcheck(args[1:], os.Stdout, os.Stderr))
+		case "version":
+			fmt.Println("chatd", version)
+			return
+		}
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:]); err != nil {
+	m := NewMain(role)
+	if err := m.ParseFlags(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -20,12 +21,27 @@ import (
 // The bus must give the gateway everything it needs.
 var _ gateway.Bus = (*bus.Conn)(nil)
 
+// Role is what one chatd process runs.
+type Role string
+
+const (
+	RoleSingle  Role = "single"  // gateway + embedded NATS server (LAN mode)
+	RoleGateway Role = "gateway" // gateway on an existing NATS
+	RoleBroker  Role = "broker"  // embedded NATS server only
+)
+
+func (r Role) runsNode() bool    { return r != RoleGateway }
+func (r Role) runsGateway() bool { return r != RoleBroker }
+
 // Config is everything chatd needs to run, merged from flags and CHAT_*
 // environment variables.
 type Config struct {
 	Listen          string // chat TCP listener
-	NATS            string // comma-separated NATS URLs; empty runs the embedded server
 	Advertise       string // address or go-sockaddr template clients should dial
+	PublicAddr      string // host:port other gateways' clients are sent to on shutdown
+	NATS            string // comma-separated NATS URLs; empty runs the embedded server
+	Peers           string // comma-separated cluster peers of the embedded server
+	Admin           string // health endpoints listener; empty turns it off
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
@@ -36,8 +52,9 @@ type Config struct {
 }
 
 // Main is one chatd process: an embedded NATS server, the bus connection
-// and a gateway, started by Run and stopped by Close.
+// and a gateway (as the role says), started by Run and stopped by Close.
 type Main struct {
+	Role   Role
 	Config Config
 	Stdout io.Writer // where the join instructions go
 	Stderr io.Writer // logs
@@ -48,14 +65,17 @@ type Main struct {
 
 	log       *slog.Logger
 	ln        net.Listener
+	admin     *http.Server
+	adminLn   net.Listener
 	serveDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// NewMain returns a Main with the default configuration.
-func NewMain() *Main {
-	return &Main{
+// NewMain returns a Main for role with the default configuration.
+func NewMain(role Role) *Main {
+	m := &Main{
+		Role: role,
 		Config: Config{
 			Listen:          ":5500",
 			ShutdownTimeout: 10 * time.Second,
@@ -68,47 +88,124 @@ func NewMain() *Main {
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 	}
+	switch role {
+	case RoleGateway:
+		m.Config.NATS = "nats://127.0.0.1:4222"
+	case RoleBroker:
+		m.Config.Cluster.ClientListen = ":4222"
+		m.Config.Cluster.ClusterListen = ":6222"
+	}
+	return m
 }
 
-// Run starts every part and returns once clients can connect. Cancelling
+// Run starts every part of the role and returns once it serves. Cancelling
 // ctx does not stop chatd: call Close.
 func (m *Main) Run(ctx context.Context) error {
 	log, err := newLogger(m.Stderr, m.Config.LogLevel, m.Config.LogFormat)
 	if err != nil {
 		return err
 	}
-	m.log = log
+	m.log = log.With("role", string(m.Role))
 
-	bcfg := m.Config.Bus
-	if m.Config.NATS != "" {
-		bcfg.Servers = strings.Split(m.Config.NATS, ",")
-	} else {
-		ccfg := m.Config.Cluster
-		ccfg.Logger = log
-		if m.Node, err = cluster.New(ccfg); err != nil {
+	if m.Role.runsNode() && m.Config.NATS == "" {
+		if err := m.startNode(ctx); err != nil {
 			return err
 		}
-		if err := m.Node.Start(ctx); err != nil {
-			return fmt.Errorf("start embedded NATS: %w", err)
+	}
+	if m.Role.runsGateway() {
+		if err := m.startGateway(ctx); err != nil {
+			return err
 		}
-		bcfg.InProcess = m.Node
 	}
-	bcfg.Logger = log.With("component", "bus")
-	if bcfg.History = m.Config.Gateway.History; bcfg.History < 0 {
-		bcfg.History = 0
-	}
-	if m.Bus, err = bus.Connect(ctx, bcfg); err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
-	}
-
-	gcfg := m.Config.Gateway
-	gcfg.Logger = log.With("component", "gateway", "gateway", m.Bus.ID())
-	if m.Gateway, err = gateway.New(gcfg, m.Bus); err != nil {
+	if err := m.startAdmin(); err != nil {
 		return err
 	}
+	if m.Role == RoleBroker {
+		m.log.Info("broker started", "name", m.Node.Name(), "clients", m.Node.ClientURL(),
+			"routes", m.Config.Cluster.ClusterListen, "peers", m.Config.Cluster.Peers)
+		return nil
+	}
+	return m.printJoin()
+}
+
+func (m *Main) startNode(ctx context.Context) error {
+	ccfg := m.Config.Cluster
+	ccfg.Logger = m.log
+	if m.Config.Peers != "" {
+		ccfg.Peers = splitList(m.Config.Peers)
+		if ccfg.ClusterListen == "" {
+			ccfg.ClusterListen = ":6222"
+		}
+		if ccfg.ClientListen == "" {
+			// nats-server opens its route listener only after a client one.
+			ccfg.ClientListen = "127.0.0.1:0"
+		}
+	}
+	var err error
+	if m.Node, err = cluster.New(ccfg); err != nil {
+		return err
+	}
+	if err := m.Node.Start(ctx); err != nil {
+		return fmt.Errorf("start embedded NATS: %w", err)
+	}
+	return nil
+}
+
+func (m *Main) startGateway(ctx context.Context) error {
+	var err error
 	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
 		return fmt.Errorf("chat listener: %w", err)
 	}
+	publicAddr, err := m.publicAddr()
+	if err != nil {
+		return err
+	}
+
+	bcfg := m.Config.Bus
+	bcfg.Logger = m.log
+	bcfg.Addr = publicAddr
+	if bcfg.History = m.Config.Gateway.History; bcfg.History < 0 {
+		bcfg.History = 0
+	}
+	if bcfg.Replicas == 0 {
+		bcfg.Replicas = m.replicas()
+	}
+	if m.Node != nil {
+		bcfg.InProcess = m.Node
+	} else {
+		bcfg.Servers = splitList(m.Config.NATS)
+	}
+	// The gateway exists only after the bus connects; the hooks find it then.
+	var gw *gateway.Server
+	var gwMu sync.Mutex
+	withGateway := func(f func(*gateway.Server)) {
+		gwMu.Lock()
+		g := gw
+		gwMu.Unlock()
+		if g != nil {
+			f(g)
+		}
+	}
+	bcfg.OnDisconnect = func() { withGateway((*gateway.Server).LinkDown) }
+	bcfg.OnReconnect = func() { withGateway((*gateway.Server).LinkUp) }
+	bcfg.OnNickLost = func(nick string) {
+		withGateway(func(g *gateway.Server) {
+			g.Evict(nick, "your nickname was taken while the chat link was down; reconnect and choose another")
+		})
+	}
+	if m.Bus, err = connectBus(ctx, bcfg, m.log); err != nil {
+		return err
+	}
+
+	gcfg := m.Config.Gateway
+	gcfg.Logger = m.log.With("gateway", m.Bus.ID())
+	if m.Gateway, err = gateway.New(gcfg, m.Bus); err != nil {
+		return err
+	}
+	gwMu.Lock()
+	gw = m.Gateway
+	gwMu.Unlock()
+
 	m.serveDone = make(chan struct{})
 	go func() {
 		defer close(m.serveDone)
@@ -116,9 +213,56 @@ func (m *Main) Run(ctx context.Context) error {
 			m.log.Error("serve", "err", err)
 		}
 	}()
-	log.Info("chatd started", "listen", m.ln.Addr().String(), "nats", m.natsDesc(),
-		"jetstream", m.Bus.JetStream(), "history", bcfg.History)
-	return m.printJoin()
+	m.log.Info("chatd started", "listen", m.ln.Addr().String(), "public", publicAddr, "nats", m.natsDesc(),
+		"jetstream", m.Bus.JetStream(), "history", bcfg.History > 0 && m.Bus.JetStream())
+	return nil
+}
+
+// connectBus connects to NATS, retrying while it is not up yet (a gateway
+// may start before its brokers) until ctx ends.
+func connectBus(ctx context.Context, cfg bus.Config, log *slog.Logger) (*bus.Conn, error) {
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		c, err := bus.Connect(ctx, cfg)
+		if err == nil {
+			return c, nil
+		}
+		if cfg.InProcess != nil {
+			return nil, fmt.Errorf("connect to NATS: %w", err)
+		}
+		log.Warn("cannot reach NATS yet, retrying", "servers", cfg.Servers, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to NATS: %w", err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// replicas is the JetStream replica count: 1 for a single embedded server,
+// up to 3 when the embedded server has peers.
+func (m *Main) replicas() int {
+	if m.Node != nil && m.Config.Peers != "" {
+		return min(3, len(splitList(m.Config.Peers)))
+	}
+	return 1
+}
+
+// publicAddr is where this gateway's clients are sent by the other
+// gateways when those shut down: --public-addr, or the advertised address
+// and the chat port.
+func (m *Main) publicAddr() (string, error) {
+	if m.Config.PublicAddr != "" {
+		return m.Config.PublicAddr, nil
+	}
+	host, port, err := net.SplitHostPort(m.ln.Addr().String())
+	if err != nil {
+		return "", err
+	}
+	chosen, _, err := cluster.Advertise(host, m.Config.Advertise)
+	if err != nil {
+		return "", fmt.Errorf("advertise address: %w", err)
+	}
+	return net.JoinHostPort(chosen, port), nil
 }
 
 func (m *Main) natsDesc() string {
@@ -130,6 +274,14 @@ func (m *Main) natsDesc() string {
 
 // ChatAddr is the address the chat listener is bound to.
 func (m *Main) ChatAddr() net.Addr { return m.ln.Addr() }
+
+// AdminAddr is the address of the health listener, or nil.
+func (m *Main) AdminAddr() net.Addr {
+	if m.adminLn == nil {
+		return nil
+	}
+	return m.adminLn.Addr()
+}
 
 // printJoin tells the person who started chatd how others can join.
 func (m *Main) printJoin() error {
@@ -167,12 +319,16 @@ func (m *Main) printJoin() error {
 	return nil
 }
 
-// Close stops chatd in order: the gateway (clients are told and their
-// departures published), the bus (drained), then the embedded server. It is
-// safe to call more than once and after a failed Run.
+// Close stops chatd in order: the health listener, the gateway (clients
+// are told and their departures published), the bus (drained), then the
+// embedded server. It is safe to call more than once and after a failed
+// Run.
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
+		if m.admin != nil {
+			m.admin.Close()
+		}
 		if m.Gateway != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 			if err := m.Gateway.Shutdown(ctx); err != nil {
@@ -216,4 +372,14 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", format)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

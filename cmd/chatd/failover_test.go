@@ -1,0 +1,242 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/cluster/clustertest"
+)
+
+// Three gateways, each on its own node of a three-node NATS cluster, share
+// rooms, order, nicknames and /who; history is replicated.
+func TestThreeNodeCluster(t *testing.T) {
+	nodes := clustertest.StartCluster(t, 3)
+	var addrs []string
+	for _, n := range nodes {
+		g := mustRunRole(t, RoleGateway, "--nats", n.ClientURL(), "--replicas", "3", "--rate", "1000", "--burst", "1000")
+		addrs = append(addrs, g.ChatAddr().String())
+	}
+	var cs []*client
+	for i, a := range addrs {
+		c := join(t, a, fmt.Sprintf("u%d", i))
+		for _, prev := range cs {
+			prev.expect(c.nick + " joined!")
+		}
+		cs = append(cs, c)
+	}
+	const n = 200
+	for _, c := range cs {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%s %d\n", c.nick, i)
+		}
+		c.send(b.String())
+	}
+	for _, r := range cs {
+		next := map[string]int{}
+		for got := 0; got < n*len(cs); {
+			s, err := r.line()
+			if err != nil {
+				t.Fatalf("%s: %v", r.nick, err)
+			}
+			nick, text, ok := strings.Cut(s, ": ")
+			if !ok {
+				continue
+			}
+			if want := fmt.Sprintf("%s %d", nick, next[nick]); text != want {
+				t.Fatalf("%s: got %q, want %q", r.nick, text, want)
+			}
+			next[nick]++
+			got++
+		}
+	}
+	cs[2].send("/who\n")
+	cs[2].expect("* in lobby (3): u0, u1, u2")
+	c := dial(t, addrs[1])
+	c.expectName()
+	c.send("U0\n")
+	c.expect("ERROR nickname U0 is taken, choose another")
+}
+
+// The broker role forms a NATS cluster by itself; gateways use it.
+func TestBrokerRole(t *testing.T) {
+	ports := freePorts(t, 6)
+	var peers, urls []string
+	for i := range 3 {
+		peers = append(peers, "127.0.0.1:"+strconv.Itoa(ports[3+i]))
+		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(ports[i]))
+	}
+	for i := range 3 {
+		mustRunRole(t, RoleBroker, "--name", fmt.Sprintf("b%d", i+1),
+			"--nats-listen", "127.0.0.1:"+strconv.Itoa(ports[i]),
+			"--cluster-listen", "127.0.0.1:"+strconv.Itoa(ports[3+i]),
+			"--peers", strings.Join(peers, ","), "--admin", "127.0.0.1:0")
+	}
+	g1 := mustRunRole(t, RoleGateway, "--nats", urls[0], "--replicas", "3", "--admin", "127.0.0.1:0")
+	g2 := mustRunRole(t, RoleGateway, "--nats", urls[2], "--replicas", "3")
+	var out, errOut strings.Builder
+	if code := healthcheck([]string{"--admin", g1.AdminAddr().String()}, &out, &errOut); code != 0 {
+		t.Errorf("healthcheck = %d: %s", code, errOut.String())
+	}
+	a := join(t, g1.ChatAddr().String(), "a")
+	b := join(t, g2.ChatAddr().String(), "b")
+	a.expect("b joined!")
+	b.send("over brokers\n")
+	a.expect("b: over brokers")
+}
+
+// A gateway killed with SIGKILL: the others announce its users' departure
+// once, within a bounded time, and their nicknames are free again.
+func TestGatewayKilled(t *testing.T) {
+	ns := clustertest.Start(t, clustertest.Options{})
+	lease := []string{"--lease", "1s"}
+	g1 := startChatd(t, append([]string{"gateway", "--nats", ns.ClientURL(), "--listen", "127.0.0.1:0"}, lease...)...)
+	g2 := startChatd(t, append([]string{"gateway", "--nats", ns.ClientURL(), "--listen", "127.0.0.1:0"}, lease...)...)
+	alice := join(t, g1.addr, "alice")
+	victim := join(t, g2.addr, "victim")
+	alice.expect("victim joined!")
+	victim.send("/who\n")
+	victim.expect("* in lobby (2): alice, victim")
+
+	start := time.Now()
+	g2.cmd.Process.Signal(syscall.SIGKILL)
+	alice.expect("victim left!")
+	t.Logf("SIGKILL to left!: %v", time.Since(start).Round(time.Millisecond))
+	if n := count(alice.sync(), "victim left!"); n != 0 {
+		t.Errorf("left! announced %d more times", n)
+	}
+	join(t, g1.addr, "victim")
+	alice.expect("victim joined!")
+}
+
+// A gateway that loses its NATS link keeps its clients, tells them once,
+// refuses lines meanwhile, and says so when the link is back.
+func TestLinkLoss(t *testing.T) {
+	dir := t.TempDir()
+	port := freePorts(t, 1)[0]
+	ns := clustertest.Start(t, clustertest.Options{StoreDir: dir, Port: port})
+	g := mustRunRole(t, RoleGateway, "--nats", ns.ClientURL())
+	alice := join(t, g.ChatAddr().String(), "alice")
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	alice.expect("* the chat link is down: your lines cannot be sent until it is back")
+	alice.send("into the void\n")
+	alice.expect("ERROR your line was not sent: the chat link is down")
+
+	clustertest.Start(t, clustertest.Options{StoreDir: dir, Port: port})
+	alice.expect("* the chat link is back")
+	checkFor(t, waitFor, func() error { // the first lines may race the resubscription
+		alice.send("hello again\n")
+		s, err := alice.line()
+		if err != nil || s != "alice: hello again" {
+			return fmt.Errorf("got %q, %v", s, err)
+		}
+		return nil
+	})
+	for _, l := range alice.sync() {
+		if l == "alice: into the void" {
+			t.Error("a line refused while the link was down arrived later")
+		}
+	}
+}
+
+// A gateway shutting down sends its classic clients to another gateway.
+func TestRollingRestart(t *testing.T) {
+	ns := clustertest.Start(t, clustertest.Options{})
+	g1 := mustRunRole(t, RoleGateway, "--nats", ns.ClientURL(), "--public-addr", "chat1.example:5501")
+	g2 := mustRunRole(t, RoleGateway, "--nats", ns.ClientURL(), "--public-addr", "chat2.example:5502")
+	bob := join(t, g2.ChatAddr().String(), "bob")
+	alice := join(t, g1.ChatAddr().String(), "alice")
+	bob.expect("alice joined!")
+	go g1.Close()
+	if got := alice.expectClosed(); !strings.Contains(got, "* server shutting down; reconnect to chat2.example:5502\n") {
+		t.Errorf("alice got %q", got)
+	}
+	bob.expect("alice left!")
+}
+
+// A stock NATS server (Debian's nats-server, 2.9) works, with JetStream and
+// without: without, the gateways ask each other about nicknames and /who.
+func TestStockNATSServer(t *testing.T) {
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		t.Skip("no nats-server binary (Debian package nats-server); .ci/run installs it")
+	}
+	for _, js := range []bool{true, false} {
+		t.Run(fmt.Sprintf("jetstream=%v", js), func(t *testing.T) {
+			port := freePorts(t, 1)[0]
+			args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+			if js {
+				args = append(args, "-js", "-sd", t.TempDir())
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Stderr = &testLog{t: t}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			url := "nats://127.0.0.1:" + strconv.Itoa(port)
+			checkFor(t, waitFor, func() error {
+				c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+				if err == nil {
+					c.Close()
+				}
+				return err
+			})
+			g1 := mustRunRole(t, RoleGateway, "--nats", url)
+			g2 := mustRunRole(t, RoleGateway, "--nats", url)
+			if g1.Bus.JetStream() != js {
+				t.Fatalf("JetStream() = %v", g1.Bus.JetStream())
+			}
+			alice := join(t, g1.ChatAddr().String(), "alice")
+			bob := join(t, g2.ChatAddr().String(), "bob")
+			alice.expect("bob joined!")
+			bob.send("hi\n")
+			alice.expect("bob: hi")
+			alice.send("/who\n")
+			alice.expect("* in lobby (2): alice, bob")
+			c := dial(t, g2.ChatAddr().String())
+			c.expectName()
+			c.send("Alice\n")
+			c.expect("ERROR nickname Alice is taken, choose another")
+			if js {
+				alice.send("history check\n")
+				alice.expect("alice: history check")
+				carol := dial(t, g2.ChatAddr().String())
+				carol.expectName()
+				carol.send("carol\n")
+				carol.nick = "carol"
+				carol.expect("--- last 2 lines of lobby ---")
+				carol.expectFunc("[hh:mm] alice: history check", func(s string) bool {
+					return strings.HasPrefix(s, "[") && strings.HasSuffix(s, "] alice: history check")
+				})
+			}
+		})
+	}
+}
+
+// freePorts returns n loopback ports that were free a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
