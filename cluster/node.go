@@ -230,7 +230,7 @@ func (n *Node) Ready() error {
 	if err != nil {
 		return err
 	}
-	if !srv.Running() || !srv.ReadyForConnections(0) {
+	if !srv.Running() { // Start returned only once it accepted connections
 		return ErrNotReady
 	}
 	if !n.cfg.JetStream {

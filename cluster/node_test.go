@@ -117,6 +117,13 @@ func TestNodeInProcessJetStream(t *testing.T) {
 	if _, err := js.AccountInfo(ctx); err != nil {
 		t.Fatalf("JetStream AccountInfo: %v", err)
 	}
+	if err := n.Ready(); err != nil {
+		t.Errorf("Ready = %v", err)
+	}
+	n.Close()
+	if err := n.Ready(); err == nil {
+		t.Error("Ready after Close = nil")
+	}
 }
 
 func TestNodeClientListen(t *testing.T) {
@@ -445,6 +452,14 @@ func TestThreeNodeCluster(t *testing.T) {
 		return errors.New("no JetStream meta leader")
 	})
 	t.Logf("meta leader after %s", time.Since(start).Round(time.Millisecond))
+	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		for _, n := range nodes {
+			if err := n.Ready(); err != nil {
+				return fmt.Errorf("%s: %w", n.Name(), err)
+			}
+		}
+		return nil
+	})
 
 	nc, err := nats.Connect(nodes[2].ClientURL())
 	if err != nil {

@@ -127,6 +127,10 @@ func (c *client) send(s string) {
 // line reads one line without its newline.
 func (c *client) line() (string, error) {
 	c.conn.SetReadDeadline(time.Now().Add(waitFor))
+	return c.readLine()
+}
+
+func (c *client) readLine() (string, error) {
 	s, err := c.r.ReadString('\n')
 	if err != nil {
 		return s, err
@@ -155,10 +159,17 @@ func (c *client) expectPrefix(prefix string) string {
 
 func (c *client) expectFunc(desc string, match func(string) bool) []string {
 	c.t.Helper()
+	return c.expectWithin(waitFor, desc, match)
+}
+
+// expectWithin is expectFunc with its own time limit.
+func (c *client) expectWithin(total time.Duration, desc string, match func(string) bool) []string {
+	c.t.Helper()
 	var skipped []string
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(total)
 	for time.Now().Before(deadline) {
-		s, err := c.line()
+		c.conn.SetReadDeadline(deadline)
+		s, err := c.readLine()
 		if err != nil {
 			c.t.Fatalf("%s: waiting for %q: %v; read so far: %q", c.nick, desc, err, c.seen)
 		}
@@ -167,7 +178,7 @@ func (c *client) expectFunc(desc string, match func(string) bool) []string {
 		}
 		skipped = append(skipped, s)
 	}
-	c.t.Fatalf("%s: no %q within %v; read: %q", c.nick, desc, waitFor, c.seen)
+	c.t.Fatalf("%s: no %q within %v; read: %q", c.nick, desc, total, c.seen)
 	return nil
 }
 

@@ -121,8 +121,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.Role == RoleBroker {
-		m.log.Info("broker started", "name", m.Node.Name(), "clients", m.Node.ClientURL(),
-			"routes", m.Config.Cluster.ClusterListen, "peers", m.Config.Cluster.Peers)
+		m.log.Info("broker started", "name", m.Node.Name(), "clients", m.Config.Cluster.ClientListen,
+			"routes", m.Config.Cluster.ClusterListen, "peers", m.Config.Peers)
 		return nil
 	}
 	return m.printJoin()

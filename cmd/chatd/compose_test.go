@@ -1,0 +1,211 @@
+//go:build docker
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCompose runs docker-compose.yml (three brokers, three gateways) from
+// an image of a host-built binary (no image is pulled), chats across all
+// gateways, then kills a broker and a gateway and brings them back.
+//
+//	go test -tags docker -run TestCompose -v ./cmd/chatd/
+func TestCompose(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose := composeCommand(t)
+	project := fmt.Sprintf("chatdtest%d", os.Getpid())
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(compose[0], append(append(compose[1:], "-p", project), args...)...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CHATD_DOCKERFILE=deploy/Dockerfile.prebuilt")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", compose, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	build := exec.Command("go", "build", "-trimpath", "-o", "bin/chatd", "./cmd/chatd")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			cmd := exec.Command(compose[0], append(append(compose[1:], "-p", project), "logs", "--tail", "40")...)
+			cmd.Dir = root
+			out, _ := cmd.CombinedOutput()
+			t.Logf("compose logs:\n%s", out)
+		}
+		cmd := exec.Command(compose[0], append(append(compose[1:], "-p", project), "down", "-v", "--remove-orphans")...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Logf("compose down: %v\n%s", err, out)
+		}
+	})
+	start := time.Now()
+	run("up", "-d", "--build")
+	waitHealthy(t, run, 6)
+	t.Logf("cluster healthy after %v", time.Since(start).Round(time.Millisecond))
+
+	gateways := []string{"127.0.0.1:5501", "127.0.0.1:5502", "127.0.0.1:5503"}
+	var users []*client
+	for i, g := range gateways {
+		c := joinRetry(t, g, fmt.Sprintf("user%d", i+1))
+		for _, prev := range users {
+			prev.expect(c.nick + " joined!")
+		}
+		users = append(users, c)
+	}
+
+	// Every line reaches everyone, in per-sender order (within the default
+	// flood limit's burst).
+	const n = 8
+	for _, u := range users {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%s line %d\n", u.nick, i)
+		}
+		u.send(b.String())
+	}
+	for _, r := range users {
+		next := map[string]int{}
+		for got := 0; got < n*len(users); {
+			s, err := r.line()
+			if err != nil {
+				t.Fatalf("%s: %v", r.nick, err)
+			}
+			nick, text, ok := strings.Cut(s, ": ")
+			if !ok {
+				continue
+			}
+			if want := fmt.Sprintf("%s line %d", nick, next[nick]); text != want {
+				t.Fatalf("%s: got %q, want %q", r.nick, text, want)
+			}
+			next[nick]++
+			got++
+		}
+	}
+
+	// A broker dies: chat goes on, history is intact.
+	run("kill", "-s", "SIGKILL", "broker2")
+	for _, u := range users {
+		chatAgain(t, u, users)
+	}
+	// The history stream may be electing a new leader for a few seconds:
+	// until it has one, joins go on without the replay.
+	attempt := 0
+	checkFor(t, time.Minute, func() error {
+		attempt++
+		late := joinRetry(t, gateways[0], fmt.Sprintf("late%d", attempt))
+		defer late.send("/quit\n")
+		s, err := late.line()
+		if err != nil || !strings.HasPrefix(s, "--- last ") {
+			return fmt.Errorf("no history replay: %q, %v", s, err)
+		}
+		late.expectFunc("a replayed line", func(s string) bool { return strings.HasSuffix(s, "] user3: user3 again") })
+		return nil
+	})
+
+	// A gateway dies: its user's departure reaches the others in bounded
+	// time, and the nickname is free again.
+	killed := time.Now()
+	run("kill", "-s", "SIGKILL", "gateway3")
+	for _, u := range users[:2] {
+		u.expectWithin(45*time.Second, "user3 left!", func(s string) bool { return s == "user3 left!" })
+	}
+	t.Logf("gateway SIGKILL to left!: %v", time.Since(killed).Round(time.Millisecond))
+	joinRetry(t, gateways[0], "user3").send("/quit\n")
+
+	// Both come back and rejoin.
+	run("start", "broker2", "gateway3")
+	waitHealthy(t, run, 6)
+	back := joinRetry(t, gateways[2], "back")
+	users[0].expect("back joined!")
+	back.send("hello again\n")
+	users[0].expect("back: hello again")
+	users[1].expect("back: hello again")
+	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
+}
+
+func composeCommand(t *testing.T) []string {
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}
+	}
+	if _, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{"docker-compose"}
+	}
+	t.Skip("no docker compose")
+	return nil
+}
+
+// waitHealthy waits until n containers of the project report healthy.
+func waitHealthy(t *testing.T, run func(...string) string, n int) {
+	t.Helper()
+	checkFor(t, 3*time.Minute, func() error {
+		out := run("ps")
+		if got := strings.Count(out, "(healthy)"); got < n {
+			return fmt.Errorf("%d of %d healthy:\n%s", got, n, out)
+		}
+		return nil
+	})
+}
+
+// joinRetry joins once the gateway accepts a nickname (it may still be
+// reconnecting to the brokers).
+func joinRetry(t *testing.T, addr, nick string) *client {
+	t.Helper()
+	var c *client
+	checkFor(t, time.Minute, func() error {
+		c = dial(t, addr)
+		c.expectName()
+		c.send(nick + "\n")
+		c.nick = nick
+		s, err := c.line()
+		if err != nil || s != "Connected to server!" {
+			c.conn.Close()
+			return fmt.Errorf("joining %s as %s: %q, %v", addr, nick, s, err)
+		}
+		return nil
+	})
+	return c
+}
+
+// chatAgain sends lines from u until one reaches every user (u's gateway
+// may be reconnecting to another broker).
+func chatAgain(t *testing.T, u *client, users []*client) {
+	t.Helper()
+	text := u.nick + " again"
+	checkFor(t, time.Minute, func() error {
+		u.send(text + "\n")
+		for {
+			s, err := u.line()
+			if err != nil {
+				return err
+			}
+			if s == u.nick+": "+text {
+				return nil
+			}
+			if strings.HasPrefix(s, "ERROR your line was not sent") {
+				return fmt.Errorf("%s: %s", u.nick, s)
+			}
+		}
+	})
+	for _, r := range users {
+		if r != u {
+			r.expect(u.nick + ": " + text)
+		}
+	}
+}
