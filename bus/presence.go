@@ -102,10 +102,51 @@ func (c *Conn) setupJetStream(ctx context.Context) error {
 			return fmt.Errorf("bus: stream %s: %w", HistoryStream, err)
 		}
 	}
+	if err := c.waitLeaders(ctx); err != nil {
+		return err
+	}
 	if err := c.putLease(ctx); err != nil {
 		return err
 	}
 	c.js = js
+	return nil
+}
+
+// waitLeaders waits until the stream and every bucket has a leader: on a
+// cluster, each one elects its own a moment after it is created or after a
+// broker restarts, and until then claims fail and published lines are not
+// stored.
+func (c *Conn) waitLeaders(ctx context.Context) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.leadersReady(attempt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bus: JetStream not ready: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Conn) leadersReady(ctx context.Context) error {
+	for _, kv := range []jetstream.KeyValue{c.gateways, c.nicks, c.presence} {
+		if _, err := kv.Get(ctx, "leader-probe"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("bucket %s: %w", kv.Bucket(), err)
+		}
+	}
+	if c.history != nil {
+		info, err := c.history.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", HistoryStream, err)
+		}
+		if info.Cluster != nil && info.Cluster.Leader == "" {
+			return fmt.Errorf("stream %s has no leader yet", HistoryStream)
+		}
+	}
 	return nil
 }
 

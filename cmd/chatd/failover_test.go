@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -239,4 +240,52 @@ func freePorts(t testing.TB, n int) []int {
 		ln.Close()
 	}
 	return ports
+}
+
+// Single nodes joined with --peers share rooms, nicknames and history, with
+// no other install: the LAN cluster.
+func TestLANPeers(t *testing.T) {
+	ports := freePorts(t, 3)
+	var peers []string
+	for _, p := range ports {
+		peers = append(peers, "127.0.0.1:"+strconv.Itoa(p))
+	}
+	// Each node waits for a majority of its peers: start them together.
+	nodes := make([]*Main, len(ports))
+	errs := make(chan error, len(ports))
+	for i, p := range ports {
+		m := NewMain(RoleSingle)
+		lw := &testLog{t: t}
+		m.Stdout, m.Stderr = io.Discard, lw
+		t.Cleanup(func() { m.Close(); lw.stop() })
+		err := m.ParseFlags([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--name", fmt.Sprintf("laptop%d", i+1),
+			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(p), "--peers", strings.Join(peers, ",")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = m
+		go func() { errs <- m.Run(t.Context()) }()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+	if r := nodes[0].replicas(); r != 3 {
+		t.Errorf("replicas = %d, want 3", r)
+	}
+	a := join(t, nodes[0].ChatAddr().String(), "ann")
+	b := join(t, nodes[2].ChatAddr().String(), "ben")
+	a.expect("ben joined!")
+	b.send("across the LAN\n")
+	a.expect("ben: across the LAN")
+	c := dial(t, nodes[1].ChatAddr().String())
+	c.expectName()
+	c.send("ANN\n")
+	c.expect("ERROR nickname ANN is taken, choose another")
+	c.expectName()
+	c.send("cat\n")
+	c.nick = "cat"
+	c.expect("Connected to server!")
+	c.expect("--- last 1 lines of lobby ---")
 }

@@ -193,7 +193,10 @@ func (m *Main) startGateway(ctx context.Context) error {
 			g.Evict(nick, "your nickname was taken while the chat link was down; reconnect and choose another")
 		})
 	}
-	if m.Bus, err = connectBus(ctx, bcfg, m.log); err != nil {
+	// A gateway may start before its brokers, and a node of a LAN cluster
+	// before a majority of its peers: wait for them. A lone node fails fast.
+	retry := m.Node == nil || m.Config.Peers != ""
+	if m.Bus, err = connectBus(ctx, bcfg, retry, m.log); err != nil {
 		return err
 	}
 
@@ -218,18 +221,19 @@ func (m *Main) startGateway(ctx context.Context) error {
 	return nil
 }
 
-// connectBus connects to NATS, retrying while it is not up yet (a gateway
-// may start before its brokers) until ctx ends.
-func connectBus(ctx context.Context, cfg bus.Config, log *slog.Logger) (*bus.Conn, error) {
+// connectBus connects to NATS; with retry, it tries again while NATS is not
+// up or JetStream has no majority yet, until ctx ends.
+func connectBus(ctx context.Context, cfg bus.Config, retry bool, log *slog.Logger) (*bus.Conn, error) {
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		c, err := bus.Connect(ctx, cfg)
 		if err == nil {
 			return c, nil
 		}
-		if cfg.InProcess != nil {
+		if !retry {
 			return nil, fmt.Errorf("connect to NATS: %w", err)
 		}
-		log.Warn("cannot reach NATS yet, retrying", "servers", cfg.Servers, "err", err, "retry_in", wait)
+		log.Warn("NATS not ready yet (brokers down, or fewer than a majority of peers up); retrying",
+			"servers", cfg.Servers, "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("connect to NATS: %w", err)
