@@ -254,11 +254,12 @@ func TestLANPeers(t *testing.T) {
 	nodes := make([]*Main, len(ports))
 	errs := make(chan error, len(ports))
 	for i, p := range ports {
+		dir := t.TempDir() // removed after the node is closed below
 		m := NewMain(RoleSingle)
 		lw := &testLog{t: t}
 		m.Stdout, m.Stderr = io.Discard, lw
 		t.Cleanup(func() { m.Close(); lw.stop() })
-		err := m.ParseFlags([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--name", fmt.Sprintf("laptop%d", i+1),
+		err := m.ParseFlags([]string{"--data", dir, "--listen", "127.0.0.1:0", "--name", fmt.Sprintf("laptop%d", i+1),
 			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(p), "--peers", strings.Join(peers, ",")})
 		if err != nil {
 			t.Fatal(err)
