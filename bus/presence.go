@@ -285,7 +285,7 @@ func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-	for range 3 { // retried only if the key vanishes between Create and Get
+	for range 3 { // retried when the record changes between the steps
 		_, err := c.nicks.Create(ctx, key, val)
 		if err == nil {
 			c.hold(key, nick)
@@ -314,10 +314,12 @@ func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 				return false, nil
 			}
 		}
-		// Stale: its gateway is gone. Take it over unless someone else did.
+		// Stale: its gateway is gone. Take it over unless the record changed
+		// meanwhile (released by a clean-up, or claimed by someone else):
+		// then look again.
 		if _, err := c.nicks.Update(ctx, key, val, e.Revision()); err != nil {
 			if isConflict(err) {
-				return false, nil
+				continue
 			}
 			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
 		}
