@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,6 +43,15 @@ type Config struct {
 	// InProcess, when set, connects to an embedded NATS server without a
 	// socket (nats.InProcessServer).
 	InProcess interface{ InProcessConn() (net.Conn, error) }
+	// User and Password, or CredsFile (a NATS .creds file with a JWT and an
+	// nkey seed), or NKeyFile (a file holding an nkey seed), authenticate
+	// to NATS; empty means none.
+	User, Password string
+	CredsFile      string
+	NKeyFile       string
+	// TLS, when set, is used to connect to NATS (RootCAs to verify the
+	// servers; Certificates for a client certificate).
+	TLS *tls.Config
 	// Name is the NATS connection name, shown by the server's monitoring,
 	// and stored in this gateway's lease record.
 	Name string
@@ -199,6 +209,21 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	if cfg.InProcess != nil {
 		opts = append(opts, nats.InProcessServer(cfg.InProcess))
+	}
+	switch {
+	case cfg.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	case cfg.NKeyFile != "":
+		opt, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("bus: nkey: %w", err)
+		}
+		opts = append(opts, opt)
+	case cfg.User != "":
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	}
+	if cfg.TLS != nil && cfg.InProcess == nil {
+		opts = append(opts, nats.Secure(cfg.TLS))
 	}
 	nc, err := nats.Connect(strings.Join(cfg.Servers, ","), opts...)
 	if err != nil {

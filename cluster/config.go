@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -55,6 +56,16 @@ type Config struct {
 	// may include this node itself, so every node can be given the same
 	// list. With JetStream, a clustered node needs at least one peer.
 	Peers []string
+
+	// User and Password, when set, are required of every NATS client (the
+	// gateways) and of the routes between nodes.
+	User, Password string
+
+	// TLS, when set, makes the client listener require TLS with this
+	// configuration (its Certificates; with ClientAuth and ClientCAs it
+	// also verifies client certificates). In-process connections do not
+	// use TLS.
+	TLS *tls.Config
 
 	// Logger receives the NATS server's log, as records with
 	// component=nats. Debug records are produced when Logger is enabled at

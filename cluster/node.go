@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -52,9 +53,23 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ClientListen != "" {
 		opts.Host, opts.Port, _ = splitListen(cfg.ClientListen) // validated by fill
 	}
+	if cfg.User != "" {
+		opts.Username, opts.Password = cfg.User, cfg.Password
+	}
+	if cfg.TLS != nil {
+		opts.TLS, opts.TLSConfig = true, cfg.TLS
+		opts.TLSVerify = cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		opts.TLSTimeout = 5
+	}
 	if cfg.ClusterListen != "" {
 		opts.Cluster.Name = cfg.ClusterName
 		opts.Cluster.Host, opts.Cluster.Port, _ = splitListen(cfg.ClusterListen)
+		if cfg.User != "" {
+			opts.Cluster.Username, opts.Cluster.Password = cfg.User, cfg.Password
+			for _, r := range routes {
+				r.User = url.UserPassword(cfg.User, cfg.Password)
+			}
+		}
 		opts.Routes = routes
 	}
 	return &Node{

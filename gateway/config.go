@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -32,6 +33,11 @@ type Config struct {
 	// RetryDelay separates an ERROR line from the next NAME, so a client
 	// that compares whole reads with "NAME" sees it alone.
 	RetryDelay time.Duration
+
+	// Banned, if set, is asked about every new connection's address; a
+	// banned address gets one ERROR line and is closed. It must be fast and
+	// safe for concurrent use.
+	Banned func(ip netip.Addr) bool
 
 	// MaxConns and MaxConnsPerIP bound concurrent connections.
 	MaxConns      int

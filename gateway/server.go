@@ -105,6 +105,8 @@ func (s *Server) accept(c net.Conn) {
 	switch {
 	case s.closing:
 		refusal = "ERROR server is shutting down\n"
+	case s.cfg.Banned != nil && s.cfg.Banned(ip):
+		refusal = "ERROR you are banned from this server\n"
 	case len(s.sessions) >= s.cfg.MaxConns:
 		refusal = "ERROR server is full, try again later\n"
 	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:

@@ -21,9 +21,16 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
-	fs.Usage = func() { usage(fs, m.Role, fs.Output()) }
+	fs.Usage = func() { usage(fs, fs.Output()) }
 
+	var configFile string
+	fs.StringVar(&configFile, "config", "", "read settings from this file: one 'flag-name = value' per line, # comments; flags and CHAT_* variables win over it")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "serve /healthz and /readyz at this address, e.g. 127.0.0.1:9090 (default off)")
+	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS user name: required of clients by an embedded server that listens; presented by gateways")
+	fs.StringVar(&c.NATSPassword, "nats-password", c.NATSPassword, "NATS password (see --nats-user); prefer CHAT_NATS_PASSWORD or --config to keep it off the command line")
+	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", c.NATSTLSCert, "TLS certificate (PEM): served on --nats-listen by a node; presented as a client certificate by a gateway")
+	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", c.NATSTLSKey, "TLS key (PEM) for --nats-tls-cert")
+	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", c.NATSTLSCA, "TLS CA (PEM): a gateway verifies its NATS servers against it; a node then requires client certificates signed by it")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error (chat text is logged only at debug)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	if m.Role.runsNode() {
@@ -33,6 +40,9 @@ func (m *Main) ParseFlags(args []string) error {
 		m.gatewayFlags(fs)
 	}
 
+	if err := applyConfigFile(fs, args); err != nil {
+		return err
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
@@ -75,6 +85,13 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 		natsHelp = "comma-separated NATS server URLs (brokers, or any NATS 2.9+ server)"
 	}
 	fs.StringVar(&c.NATS, "nats", c.NATS, natsHelp)
+	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file (JWT and nkey seed) for the gateway's connection")
+	fs.StringVar(&c.NATSNKey, "nats-nkey", c.NATSNKey, "file holding an nkey seed for the gateway's NATS connection")
+	fs.StringVar(&c.TLSListen, "tls-listen", c.TLSListen, "also serve the chat over TLS at this address, e.g. :5543 (classic clients cannot speak TLS: keep --listen too)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM) for --tls-listen")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS key (PEM) for --tls-listen")
+	fs.BoolVar(&c.ProxyProtocol, "proxy-protocol", c.ProxyProtocol, "chat connections start with a PROXY protocol header from a load balancer, giving the real client address; only when nothing else can reach the chat ports")
+	fs.StringVar(&c.BansFile, "bans", c.BansFile, "file of banned IP addresses and CIDR prefixes, one per line; re-read on SIGHUP")
 	fs.IntVar(&c.Bus.Replicas, "replicas", c.Bus.Replicas, "JetStream replicas for history and nickname data: 1, or 3 on a 3-broker cluster (default: 1, or up to 3 with --peers)")
 	fs.DurationVar(&c.Bus.Lease, "lease", c.Bus.Lease, "a gateway not heard from for this long is taken as gone: its users are announced as left and their nicknames freed")
 
@@ -95,6 +112,49 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&g.KeepAlive, "keepalive", g.KeepAlive, "TCP keep-alive idle time; unresponsive peers are reaped after about twice this")
 }
 
+// applyConfigFile sets flags from the file named by --config (or
+// CHAT_CONFIG): lines of "name = value", # comments, names as the flags'.
+func applyConfigFile(fs *flag.FlagSet, args []string) error {
+	file := os.Getenv("CHAT_CONFIG")
+	for i, a := range args {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "config" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		switch {
+		case hasValue:
+			file = value
+		case i+1 < len(args):
+			file = args[i+1]
+		}
+	}
+	if file == "" {
+		return nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	for n, line := range strings.Split(string(data), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		name, value = strings.TrimSpace(name), strings.Trim(strings.TrimSpace(value), `"`)
+		if !ok || name == "" {
+			return fmt.Errorf("config %s:%d: want name = value, got %q", file, n+1, line)
+		}
+		if name == "config" || fs.Lookup(name) == nil {
+			return fmt.Errorf("config %s:%d: no setting %q here (see --help)", file, n+1, name)
+		}
+		if err := fs.Set(name, value); err != nil {
+			return fmt.Errorf("config %s:%d: %s: %v", file, n+1, name, err)
+		}
+	}
+	return nil
+}
+
 func envName(flagName string) string {
 	return "CHAT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -106,7 +166,7 @@ func envOr(name, def string) string {
 	return def
 }
 
-func usage(fs *flag.FlagSet, role Role, w io.Writer) {
+func usage(fs *flag.FlagSet, w io.Writer) {
 	fmt.Fprintf(w, `chatd: a chat server for nc, telnet and classic chat clients, on NATS.
 
 Usage:
@@ -118,8 +178,9 @@ Usage:
   chatd version              print the version
 
 Every flag can also be set with an environment variable: CHAT_ and the flag
-name in upper case, dashes as underscores (--max-conns → CHAT_MAX_CONNS).
-A flag given on the command line wins over the environment.
+name in upper case, dashes as underscores (--max-conns → CHAT_MAX_CONNS), or
+in a file given with --config (lines of "max-conns = 500"). A flag on the
+command line wins over the environment, which wins over the file.
 
 Flags of %s:
 `, fs.Name())

@@ -53,7 +53,16 @@ func main() {
 		m.Close()
 		os.Exit(1)
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for done := false; !done; {
+		select {
+		case <-hup:
+			m.Reload()
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	stop() // a second signal ends the process at once
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "chatd:", err)

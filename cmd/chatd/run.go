@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"github.com/chatd/chatd/bus"
 	"github.com/chatd/chatd/cluster"
 	"github.com/chatd/chatd/gateway"
+	"github.com/nats-io/nats.go"
 )
 
 // The bus must give the gateway everything it needs.
@@ -42,6 +45,18 @@ type Config struct {
 	NATS            string // comma-separated NATS URLs; empty runs the embedded server
 	Peers           string // comma-separated cluster peers of the embedded server
 	Admin           string // health endpoints listener; empty turns it off
+	TLSListen       string // chat over TLS; empty turns it off
+	TLSCert         string
+	TLSKey          string
+	ProxyProtocol   bool   // chat listeners expect a PROXY protocol header
+	BansFile        string // banned IPs and CIDRs, reloaded on SIGHUP
+	NATSUser        string
+	NATSPassword    string
+	NATSCreds       string
+	NATSNKey        string
+	NATSTLSCert     string
+	NATSTLSKey      string
+	NATSTLSCA       string
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
@@ -65,6 +80,8 @@ type Main struct {
 
 	log       *slog.Logger
 	ln        net.Listener
+	tlsLn     net.Listener
+	bans      *banList
 	admin     *http.Server
 	adminLn   net.Listener
 	serveDone chan struct{}
@@ -141,7 +158,13 @@ func (m *Main) startNode(ctx context.Context) error {
 			ccfg.ClientListen = "127.0.0.1:0"
 		}
 	}
+	ccfg.User, ccfg.Password = m.Config.NATSUser, m.Config.NATSPassword
 	var err error
+	if m.Config.NATSTLSCert != "" && ccfg.ClientListen != "" {
+		if ccfg.TLS, err = serverTLS(m.Config.NATSTLSCert, m.Config.NATSTLSKey, m.Config.NATSTLSCA); err != nil {
+			return fmt.Errorf("NATS listener: %w", err)
+		}
+	}
 	if m.Node, err = cluster.New(ccfg); err != nil {
 		return err
 	}
@@ -152,9 +175,8 @@ func (m *Main) startNode(ctx context.Context) error {
 }
 
 func (m *Main) startGateway(ctx context.Context) error {
-	var err error
-	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
-		return fmt.Errorf("chat listener: %w", err)
+	if err := m.listen(); err != nil {
+		return err
 	}
 	publicAddr, err := m.publicAddr()
 	if err != nil {
@@ -164,6 +186,13 @@ func (m *Main) startGateway(ctx context.Context) error {
 	bcfg := m.Config.Bus
 	bcfg.Logger = m.log
 	bcfg.Addr = publicAddr
+	bcfg.User, bcfg.Password = m.Config.NATSUser, m.Config.NATSPassword
+	bcfg.CredsFile, bcfg.NKeyFile = m.Config.NATSCreds, m.Config.NATSNKey
+	if m.Node == nil && (m.Config.NATSTLSCA != "" || m.Config.NATSTLSCert != "") {
+		if bcfg.TLS, err = clientTLS(m.Config.NATSTLSCA, m.Config.NATSTLSCert, m.Config.NATSTLSKey); err != nil {
+			return fmt.Errorf("NATS connection: %w", err)
+		}
+	}
 	if bcfg.History = m.Config.Gateway.History; bcfg.History < 0 {
 		bcfg.History = 0
 	}
@@ -202,6 +231,9 @@ func (m *Main) startGateway(ctx context.Context) error {
 
 	gcfg := m.Config.Gateway
 	gcfg.Logger = m.log.With("gateway", m.Bus.ID())
+	if m.bans != nil {
+		gcfg.Banned = m.bans.banned
+	}
 	if m.Gateway, err = gateway.New(gcfg, m.Bus); err != nil {
 		return err
 	}
@@ -210,15 +242,84 @@ func (m *Main) startGateway(ctx context.Context) error {
 	gwMu.Unlock()
 
 	m.serveDone = make(chan struct{})
-	go func() {
-		defer close(m.serveDone)
-		if err := m.Gateway.Serve(m.ln); err != nil && !errors.Is(err, gateway.ErrServerClosed) {
-			m.log.Error("serve", "err", err)
+	var serving sync.WaitGroup
+	for _, ln := range []net.Listener{m.ln, m.tlsLn} {
+		if ln == nil {
+			continue
 		}
+		serving.Go(func() {
+			if err := m.Gateway.Serve(ln); err != nil && !errors.Is(err, gateway.ErrServerClosed) {
+				m.log.Error("serve", "addr", ln.Addr().String(), "err", err)
+			}
+		})
+	}
+	go func() {
+		serving.Wait()
+		close(m.serveDone)
 	}()
 	m.log.Info("chatd started", "listen", m.ln.Addr().String(), "public", publicAddr, "nats", m.natsDesc(),
 		"jetstream", m.Bus.JetStream(), "history", bcfg.History > 0 && m.Bus.JetStream())
 	return nil
+}
+
+// listen opens the chat listeners: plain TCP and, if configured, TLS, both
+// behind the PROXY protocol if asked; and loads the ban list.
+func (m *Main) listen() error {
+	c := m.Config
+	if c.BansFile != "" {
+		m.bans = &banList{file: c.BansFile}
+		n, err := m.bans.load()
+		if err != nil {
+			return err
+		}
+		m.log.Info("bans loaded", "file", c.BansFile, "entries", n)
+	}
+	var err error
+	if m.ln, err = listenTCP(c.Listen, c.Gateway.KeepAlive); err != nil {
+		return fmt.Errorf("chat listener: %w", err)
+	}
+	if c.ProxyProtocol {
+		m.ln = withProxyProtocol(m.ln)
+	}
+	if c.TLSListen == "" {
+		return nil
+	}
+	cfg, err := serverTLS(c.TLSCert, c.TLSKey, "")
+	if err != nil {
+		return fmt.Errorf("chat TLS listener: %w", err)
+	}
+	ln, err := listenTCP(c.TLSListen, c.Gateway.KeepAlive)
+	if err != nil {
+		return fmt.Errorf("chat TLS listener: %w", err)
+	}
+	if c.ProxyProtocol {
+		ln = withProxyProtocol(ln)
+	}
+	m.tlsLn = tls.NewListener(ln, cfg)
+	m.log.Info("chat TLS listener", "addr", ln.Addr().String())
+	return nil
+}
+
+// Reload re-reads what can change without a restart (the ban list); chatd
+// calls it on SIGHUP. On error the old settings stay.
+func (m *Main) Reload() {
+	if m.bans == nil {
+		return
+	}
+	n, err := m.bans.load()
+	if err != nil {
+		m.log.Error("reload bans: keeping the old list", "err", err)
+		return
+	}
+	m.log.Info("bans reloaded", "file", m.bans.file, "entries", n)
+}
+
+// ChatTLSAddr is the address of the TLS chat listener, or nil.
+func (m *Main) ChatTLSAddr() net.Addr {
+	if m.tlsLn == nil {
+		return nil
+	}
+	return m.tlsLn.Addr()
 }
 
 // connectBus connects to NATS; with retry, it tries again while NATS is not
@@ -229,7 +330,7 @@ func connectBus(ctx context.Context, cfg bus.Config, retry bool, log *slog.Logge
 		if err == nil {
 			return c, nil
 		}
-		if !retry {
+		if !retry || permanent(err) {
 			return nil, fmt.Errorf("connect to NATS: %w", err)
 		}
 		log.Warn("NATS not ready yet (brokers down, or fewer than a majority of peers up); retrying",
@@ -240,6 +341,16 @@ func connectBus(ctx context.Context, cfg bus.Config, retry bool, log *slog.Logge
 		case <-time.After(wait):
 		}
 	}
+}
+
+// permanent reports connection errors that retrying cannot mend: refused
+// credentials, an untrusted certificate.
+func permanent(err error) bool {
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.As(err, &unknownCA) || errors.As(err, &verify) ||
+		strings.Contains(err.Error(), "authorization violation")
 }
 
 // replicas is the JetStream replica count: 1 for a single embedded server,
@@ -342,8 +453,12 @@ func (m *Main) Close() error {
 			if m.serveDone != nil {
 				<-m.serveDone
 			}
-		} else if m.ln != nil {
-			m.ln.Close()
+		} else {
+			for _, ln := range []net.Listener{m.ln, m.tlsLn} {
+				if ln != nil {
+					ln.Close()
+				}
+			}
 		}
 		if m.Bus != nil {
 			if err := m.Bus.Close(); err != nil {
