@@ -115,7 +115,10 @@ func TestCompose(t *testing.T) {
 		if err != nil || !strings.HasPrefix(s, "--- last ") {
 			return fmt.Errorf("no history replay: %q, %v", s, err)
 		}
-		late.expectFunc("a replayed line", func(s string) bool { return strings.HasSuffix(s, "] user3: user3 again") })
+		// Lines sent before the broker died are all there. (Lines sent
+		// while the stream was electing a leader are delivered live but
+		// may be missing from history: docs/operations.md.)
+		late.expectFunc("a replayed line", func(s string) bool { return strings.HasSuffix(s, "] user3: user3 line 7") })
 		return nil
 	})
 
