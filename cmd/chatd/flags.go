@@ -175,6 +175,8 @@ Usage:
   chatd broker [flags]       one node of a NATS cluster with JetStream, for gateways
   chatd healthcheck [--admin ADDR]
                              exit 0 if the node at ADDR is ready (its --admin)
+  chatd client [flags] HOST[:PORT]
+                             terminal chat client (see chatd client --help)
   chatd version              print the version
 
 Every flag can also be set with an environment variable: CHAT_ and the flag

@@ -6,6 +6,7 @@
 //	chatd gateway [flags]      a stateless gateway on an existing NATS
 //	chatd broker [flags]       one node of a NATS cluster, for gateways
 //	chatd healthcheck [flags]  probe a running node's readiness
+//	chatd client HOST[:PORT]   a terminal chat client (no nc needed)
 //	chatd version              print the version
 package main
 
@@ -29,6 +30,8 @@ func main() {
 		switch args[0] {
 		case "gateway", "broker":
 			role, args = Role(args[0]), args[1:]
+		case "client":
+			os.Exit(runClient(args[1:]))
 		case "healthcheck":
 			os.Exit(healthcheck(args[1:], os.Stdout, os.Stderr))
 		case "version":
