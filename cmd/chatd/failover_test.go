@@ -288,5 +288,20 @@ func TestLANPeers(t *testing.T) {
 	c.send("cat\n")
 	c.nick = "cat"
 	c.expect("Connected to server!")
-	c.expect("--- last 1 lines of lobby ---")
+	// The replicated stream stores the line a moment after it is delivered.
+	attempt := 0
+	checkFor(t, waitFor, func() error {
+		attempt++
+		d := dial(t, nodes[1].ChatAddr().String())
+		d.expectName()
+		d.nick = fmt.Sprintf("dog%d", attempt)
+		d.send(d.nick + "\n")
+		defer d.send("/quit\n")
+		for _, l := range d.expect(d.nick + " joined!") {
+			if strings.HasSuffix(l, "] ben: across the LAN") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no replay of ben's line yet")
+	})
 }
