@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// Server is one gateway: it accepts classic TCP clients and joins them to
-// rooms through the bus.
+// Server is one gateway: it accepts classic TCP clients (Serve) and
+// WebSocket clients (Handler) and joins them to rooms through the bus.
 type Server struct {
 	cfg    Config
 	bus    Bus
@@ -89,6 +89,26 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) accept(c net.Conn) {
+	s.keepAlive(c)
+	sess := newSession(s, newTCPConn(c, &s.cfg), c.RemoteAddr().String(), remoteIP(c.RemoteAddr()))
+	if refusal := s.admit(sess); refusal != "" {
+		go func() {
+			defer s.wg.Done()
+			_ = c.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+			_, _ = c.Write([]byte("ERROR " + refusal + "\n"))
+			c.Close()
+		}()
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		sess.run()
+	}()
+}
+
+// keepAlive turns on TCP keep-alive probes, so that a peer that vanished is
+// reaped.
+func (s *Server) keepAlive(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{
 			Enable:   true,
@@ -97,46 +117,34 @@ func (s *Server) accept(c net.Conn) {
 			Count:    3,
 		})
 	}
-	ip := remoteIP(c)
+}
 
+// admit counts sess against the connection limits, whatever its transport,
+// and registers it; or returns why it is refused. Either way it adds one to
+// s.wg, which the caller releases when the session or the refusal is over.
+func (s *Server) admit(sess *Session) (refusal string) {
 	s.mu.Lock()
-	var refusal string
+	defer s.mu.Unlock()
+	s.wg.Add(1)
 	switch {
 	case s.closing:
-		refusal = "ERROR server is shutting down\n"
+		refusal = "server is shutting down"
 	case len(s.sessions) >= s.cfg.MaxConns:
-		refusal = "ERROR server is full, try again later\n"
-	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
-		refusal = "ERROR too many connections from your address, close one and try again\n"
+		refusal = "server is full, try again later"
+	case s.perIP[sess.ip] >= s.cfg.MaxConnsPerIP:
+		refusal = "too many connections from your address, close one and try again"
 	}
 	if refusal != "" {
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.log.Info("connection refused", "remote", c.RemoteAddr().String(), "why", strings.TrimSpace(refusal))
-		go s.refuse(c, refusal)
-		return
+		sess.log.Info("connection refused", "why", refusal)
+		return refusal
 	}
-	sess := newSession(s, c, s.nextID.Add(1), ip)
 	s.sessions[sess] = struct{}{}
-	s.perIP[ip]++
-	s.wg.Add(1)
-	s.mu.Unlock()
-
-	go func() {
-		defer s.wg.Done()
-		sess.serve()
-	}()
+	s.perIP[sess.ip]++
+	return ""
 }
 
-func (s *Server) refuse(c net.Conn, line string) {
-	defer s.wg.Done()
-	_ = c.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	_, _ = c.Write([]byte(line))
-	c.Close()
-}
-
-func remoteIP(c net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+func remoteIP(a net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
@@ -168,14 +176,14 @@ func (s *Server) dropNick(sess *Session) {
 
 // deliverPrivate is the bus callback for private messages to this gateway's
 // users. It never blocks.
-func (s *Server) deliverPrivate(to, from, text string, _ time.Time) bool {
+func (s *Server) deliverPrivate(to, from, text string, at time.Time) bool {
 	s.mu.Lock()
 	sess := s.nicks[strings.ToLower(to)]
 	s.mu.Unlock()
 	if sess == nil {
 		return false
 	}
-	sess.deliver(concat("* private from ", from, ": ", text, "\n"), "")
+	sess.deliver(sess.enc.private(from, to, text, at, false), "")
 	return true
 }
 
@@ -209,7 +217,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	for _, sess := range sessions {
-		sess.finish(ReasonShutdown, lineShutdown)
+		sess.finish(ReasonShutdown, sess.enc.notice("server shutting down, bye"))
 	}
 	done := make(chan struct{})
 	go func() {
