@@ -21,6 +21,11 @@ type Server struct {
 	nextID atomic.Uint64
 	wg     sync.WaitGroup // session and refusal goroutines
 
+	// Web: fixed by New.
+	origins   []string // hosts whose pages may open the WebSocket
+	csp       string   // the page's Content-Security-Policy
+	webConfig []byte   // the page's /config.json
+
 	mu          sync.Mutex
 	listeners   map[net.Listener]struct{}
 	sessions    map[*Session]struct{}
@@ -49,6 +54,9 @@ func New(cfg Config, b Bus) (*Server, error) {
 		perIP:     make(map[netip.Addr]int),
 		nicks:     make(map[string]*Session),
 		rooms:     make(map[string]*room),
+	}
+	if err := s.setupWeb(); err != nil {
+		return nil, err
 	}
 	stop, err := b.ReceivePrivate(s.deliverPrivate)
 	if err != nil {
