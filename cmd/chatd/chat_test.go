@@ -424,7 +424,7 @@ func TestJoinInstructions(t *testing.T) {
 		listen string
 		want   []string
 	}{
-		{"127.0.0.1:0", []string{"nc 127.0.0.1 ", "<- advertised", "Only this machine can join"}},
+		{"127.0.0.1:0", []string{"nc 127.0.0.1 ", "<- advertised", "Browsers open http://127.0.0.1:", "Only this machine can join"}},
 		{"127.0.0.1:0 --advertise 192.168.7.9", []string{"nc 192.168.7.9 ", "<- advertised",
 			"forward TCP port", "to 192.168.7.9:", "nc <your public IP> "}},
 	} {
@@ -432,7 +432,7 @@ func TestJoinInstructions(t *testing.T) {
 		var out strings.Builder
 		lw := &testLog{t: t}
 		m.Stdout, m.Stderr = &out, lw
-		args := append([]string{"--data", t.TempDir(), "--listen"}, strings.Fields(tc.listen)...)
+		args := append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--listen"}, strings.Fields(tc.listen)...)
 		if err := m.ParseFlags(args); err != nil {
 			t.Fatal(err)
 		}

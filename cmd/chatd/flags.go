@@ -19,6 +19,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Usage = func() { usage(fs, fs.Output()) }
 
 	fs.StringVar(&c.Listen, "listen", c.Listen, "chat TCP listen address (classic clients: nc, telnet)")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address for the chat web page and WebSocket endpoint (/ws); empty turns it off")
+	fs.Var((*commaList)(&c.Gateway.WebGateways), "web-gateways", "comma-separated WebSocket URLs of the cluster's gateways, as browsers reach them (ws://a:8080/ws,ws://b:8080/ws); the page fails over between them")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address to tell clients to dial: an IP or a go-sockaddr template such as '{{ GetPrivateIP }}' (default: found from the interfaces)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take before connections are cut")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error (chat text is logged only at debug)")
@@ -66,12 +68,27 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
+// commaList is a flag holding a comma-separated list.
+type commaList []string
+
+func (l *commaList) String() string { return strings.Join(*l, ",") }
+
+func (l *commaList) Set(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
 func envName(flagName string) string {
 	return "CHAT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 func usage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, `chatd: a chat server for nc, telnet and classic chat clients, on NATS.
+	fmt.Fprintf(w, `chatd: a chat server for nc, telnet, classic chat clients and browsers, on NATS.
 
 Usage:
   chatd [flags]     run a single node: chat gateway and embedded NATS server

@@ -45,7 +45,7 @@ func mustRunMain(t testing.TB, args ...string) *Main {
 	m := NewMain()
 	lw := &testLog{t: t}
 	m.Stdout, m.Stderr = io.Discard, lw
-	base := []string{"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--line-pause", "50ms"}
+	base := []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--line-pause", "50ms"}
 	if err := m.ParseFlags(append(base, args...)); err != nil {
 		t.Fatalf("ParseFlags: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ var _ gateway.Bus = (*bus.Conn)(nil)
 // environment variables.
 type Config struct {
 	Listen          string // chat TCP listener
+	HTTP            string // web page and WebSocket listener; empty turns it off
 	NATS            string // comma-separated NATS URLs; empty runs the embedded server
 	Advertise       string // address or go-sockaddr template clients should dial
 	ShutdownTimeout time.Duration
@@ -49,6 +51,9 @@ type Main struct {
 	log       *slog.Logger
 	ln        net.Listener
 	serveDone chan struct{}
+	web       *http.Server
+	webLn     net.Listener
+	webDone   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -58,6 +63,7 @@ func NewMain() *Main {
 	return &Main{
 		Config: Config{
 			Listen:          ":5500",
+			HTTP:            ":8080",
 			ShutdownTimeout: 10 * time.Second,
 			LogLevel:        "info",
 			LogFormat:       "text",
@@ -116,9 +122,41 @@ func (m *Main) Run(ctx context.Context) error {
 			m.log.Error("serve", "err", err)
 		}
 	}()
-	log.Info("chatd started", "listen", m.ln.Addr().String(), "nats", m.natsDesc(),
+	if m.Config.HTTP != "" {
+		if err := m.serveWeb(log); err != nil {
+			return err
+		}
+	}
+	log.Info("chatd started", "listen", m.ln.Addr().String(), "http", m.Config.HTTP, "nats", m.natsDesc(),
 		"jetstream", m.Bus.JetStream(), "history", bcfg.History)
 	return m.printJoin()
+}
+
+// serveWeb starts the HTTP server for the web page and WebSocket clients.
+// Its timeouts bound requests; connections upgraded to WebSocket leave
+// them and are the gateway's sessions from then on.
+func (m *Main) serveWeb(log *slog.Logger) error {
+	var err error
+	if m.webLn, err = net.Listen("tcp", m.Config.HTTP); err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	m.web = &http.Server{
+		Handler:           m.Gateway.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	m.webDone = make(chan struct{})
+	go func() {
+		defer close(m.webDone)
+		if err := m.web.Serve(m.webLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("http serve", "err", err)
+		}
+	}()
+	return nil
 }
 
 func (m *Main) natsDesc() string {
@@ -130,6 +168,15 @@ func (m *Main) natsDesc() string {
 
 // ChatAddr is the address the chat listener is bound to.
 func (m *Main) ChatAddr() net.Addr { return m.ln.Addr() }
+
+// HTTPAddr is the address the web listener is bound to, or nil when it is
+// off.
+func (m *Main) HTTPAddr() net.Addr {
+	if m.webLn == nil {
+		return nil
+	}
+	return m.webLn.Addr()
+}
 
 // printJoin tells the person who started chatd how others can join.
 func (m *Main) printJoin() error {
@@ -158,6 +205,11 @@ func (m *Main) printJoin() error {
 	if !listed {
 		fmt.Fprintf(w, "  %-34s %-10s  <- advertised\n", "nc "+chosen+" "+port, "")
 	}
+	if m.webLn != nil {
+		if _, webPort, err := net.SplitHostPort(m.webLn.Addr().String()); err == nil {
+			fmt.Fprintf(w, "Browsers open http://%s/\n", net.JoinHostPort(chosen, webPort))
+		}
+	}
 	if ip := net.ParseIP(chosen); ip != nil && ip.IsLoopback() {
 		fmt.Fprintf(w, "Only this machine can join: the chat listens on a loopback address (use --listen :%s for your network).\n", port)
 		return nil
@@ -173,12 +225,22 @@ func (m *Main) printJoin() error {
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		defer cancel()
+		if m.web != nil {
+			// Stop taking requests; WebSocket sessions are the gateway's and
+			// end with it, each told why in a last message and close frame.
+			if err := m.web.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			}
+			<-m.webDone
+		} else if m.webLn != nil {
+			m.webLn.Close()
+		}
 		if m.Gateway != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 			if err := m.Gateway.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("gateway shutdown: %w", err))
 			}
-			cancel()
 			if m.serveDone != nil {
 				<-m.serveDone
 			}

@@ -23,7 +23,7 @@ func TestSignalShutdown(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--shutdown-timeout", "5s")
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--shutdown-timeout", "5s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
