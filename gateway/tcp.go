@@ -61,7 +61,14 @@ func (t *tcpConn) serve(s *Session) {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			if t.fr.pending() {
-				t.fr.flush(emit) // the client paused: that ends its line
+				// A Read whose deadline passed before it was called (this
+				// goroutine ran late) fails without reading; only bytes
+				// that are not there yet make a pause.
+				_ = t.conn.SetReadDeadline(time.Time{})
+				armed = time.Time{}
+				if !bytesWaiting(t.conn) {
+					t.fr.flush(emit) // the client paused: that ends its line
+				}
 				continue
 			}
 			if s.nick == "" && !time.Now().Before(hsDeadline) {
