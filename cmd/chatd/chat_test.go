@@ -361,6 +361,7 @@ func TestSlowConsumer(t *testing.T) {
 	// would; 20,000 lines of 1 KB are more than any socket buffers hold.
 	const n, window = 20000, 32
 	line := strings.Repeat("z", 1000)
+	talker.conn.SetReadDeadline(time.Time{}) // the run may take a while under -race
 	go func() {
 		echoes := bufio.NewReader(talker.conn)
 		for i := range n {
