@@ -2,8 +2,8 @@
 //
 // Safety rule: every text that comes from the server (chat lines, nicknames,
 // room names, notices) reaches the page through textContent or as a Text
-// node, never as HTML. The page's Content-Security-Policy enforces Trusted
-// Types, so an HTML sink such as innerHTML would throw rather than render.
+// node, never parsed as HTML. The page's Content-Security-Policy enforces
+// Trusted Types, so any HTML-parsing sink would throw rather than render.
 'use strict';
 
 (() => {
@@ -12,7 +12,7 @@
     body: document.body,
     status: $('status'),
     roomName: $('room-name'),
-    me: $('me'),
+    whoami: $('whoami'),
     login: $('login'),
     loginForm: $('login-form'),
     nick: $('nick'),
@@ -166,7 +166,7 @@
 
   function showRoom() {
     el.roomName.textContent = st.room ? '#' + st.room : '';
-    el.me.textContent = st.nick ? 'as ' + st.nick : '';
+    el.whoami.textContent = st.nick ? 'as ' + st.nick : '';
     for (const li of el.rooms.children) {
       li.classList.toggle('current', li.textContent.startsWith('#' + st.room + ' '));
     }
