@@ -55,7 +55,7 @@ func (s *Server) setupWeb() error {
 			return err
 		}
 		connect = append(connect, origin.String())
-		s.origins = append(s.origins, origin.Host)
+		s.origins = append(s.origins, matchLiteral(origin.Host))
 	}
 	s.csp = strings.Join([]string{
 		"default-src 'none'",
@@ -92,6 +92,19 @@ func wsOrigin(raw string) (*url.URL, error) {
 		return nil, errors.New("invalid host")
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// matchLiteral escapes s for path.Match, which the WebSocket library uses
+// for origin patterns: an IPv6 host such as [::1]:8080 is then itself.
+func matchLiteral(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // securityHeaders sets, on every response, a strict Content-Security-Policy
