@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 )
@@ -44,20 +43,20 @@ func (s *Session) command(line string) {
 	name, arg, _ := strings.Cut(line[1:], " ")
 	cmd, ok := commands[strings.ToLower(name)]
 	if !ok {
-		s.sendf("ERROR unknown command /%s; try /help", name)
+		s.errorf(codeUnknownCommand, "unknown command /%s; try /help", name)
 		return
 	}
 	cmd.run(s, strings.TrimSpace(arg))
 }
 
 func (s *Session) usage(name string) {
-	s.sendf("ERROR usage: %s", commands[name].usage)
+	s.errorf(codeUsage, "usage: %s", commands[name].usage)
 }
 
 func (s *Session) cmdHelp(string) {
-	s.send("* commands (a line starting with // sends a literal /):")
+	s.notice("commands (a line starting with // sends a literal /):")
 	for _, c := range commandList {
-		s.sendf("*   %-16s %s", c.usage, c.help)
+		s.noticef("  %-16s %s", c.usage, c.help)
 	}
 }
 
@@ -67,11 +66,11 @@ func (s *Session) cmdNick(arg string) {
 		return
 	}
 	if arg == s.nick {
-		s.sendf("* you are already %s", arg)
+		s.noticef("you are already %s", arg)
 		return
 	}
 	if reason := validNick(arg); reason != "" {
-		s.sendf("ERROR %s", reason)
+		s.errorf(codeNickInvalid, "%s", reason)
 		return
 	}
 	ctx, cancel := s.busContext()
@@ -83,10 +82,10 @@ func (s *Session) cmdNick(arg string) {
 		switch {
 		case err != nil:
 			s.log.Warn("claim nickname", "err", err)
-			s.send("ERROR nickname not changed: the chat link is down")
+			s.errorf(codeUnavailable, "nickname not changed: the chat link is down")
 			return
 		case !ok:
-			s.sendf("ERROR nickname %s is taken, choose another", arg)
+			s.errorf(codeNickTaken, "nickname %s is taken, choose another", arg)
 			return
 		}
 		if err := s.srv.bus.ReleaseNick(ctx, old); err != nil {
@@ -115,16 +114,16 @@ func (s *Session) cmdJoin(arg string) {
 	}
 	name, reason := roomName(arg)
 	if reason != "" {
-		s.sendf("ERROR %s", reason)
+		s.errorf(codeBadRoom, "%s", reason)
 		return
 	}
 	if name == s.room {
-		s.sendf("* you are already in %s", name)
+		s.noticef("you are already in %s", name)
 		return
 	}
 	if err := s.join(name); err != nil {
 		s.log.Warn("join", "room", name, "err", err)
-		s.sendf("ERROR could not join %s: the chat link is down", name)
+		s.errorf(codeUnavailable, "could not join %s: the chat link is down", name)
 	}
 }
 
@@ -134,7 +133,7 @@ func (s *Session) cmdRooms(string) {
 	counts, err := s.srv.bus.Rooms(ctx)
 	if err != nil {
 		s.log.Warn("rooms", "err", err)
-		s.send("ERROR room list unavailable: the chat link is down")
+		s.errorf(codeUnavailable, "room list unavailable: the chat link is down")
 		return
 	}
 	names := make([]string, 0, len(counts))
@@ -142,11 +141,7 @@ func (s *Session) cmdRooms(string) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	parts := make([]string, len(names))
-	for i, name := range names {
-		parts[i] = fmt.Sprintf("%s (%d)", name, counts[name])
-	}
-	s.sendf("* rooms: %s", strings.Join(parts, ", "))
+	s.deliver(s.enc.rooms(names, counts), "")
 }
 
 func (s *Session) cmdWho(string) {
@@ -155,10 +150,10 @@ func (s *Session) cmdWho(string) {
 	nicks, err := s.srv.bus.Who(ctx, s.room)
 	if err != nil {
 		s.log.Warn("who", "err", err)
-		s.send("ERROR member list unavailable: the chat link is down")
+		s.errorf(codeUnavailable, "member list unavailable: the chat link is down")
 		return
 	}
-	s.sendf("* in %s (%d): %s", s.room, len(nicks), strings.Join(nicks, ", "))
+	s.deliver(s.enc.who(s.room, nicks), "")
 }
 
 func (s *Session) cmdMsg(arg string) {
@@ -169,7 +164,7 @@ func (s *Session) cmdMsg(arg string) {
 		return
 	}
 	if validNick(to) != "" {
-		s.sendf("ERROR no such nickname: %s", to)
+		s.errorf(codeNoSuchNick, "no such nickname: %s", to)
 		return
 	}
 	ctx, cancel := s.busContext()
@@ -178,11 +173,11 @@ func (s *Session) cmdMsg(arg string) {
 	switch {
 	case err != nil:
 		s.log.Warn("private message", "err", err)
-		s.send("ERROR message not sent: the chat link is down")
+		s.errorf(codeUnavailable, "message not sent: the chat link is down")
 	case !ok:
-		s.sendf("ERROR no such nickname: %s", to)
+		s.errorf(codeNoSuchNick, "no such nickname: %s", to)
 	default:
-		s.sendf("* private to %s: %s", to, text)
+		s.deliver(s.enc.private(s.nick, to, text, s.srv.cfg.Now(), true), "")
 	}
 }
 
@@ -198,6 +193,6 @@ func (s *Session) cmdQuit(arg string) {
 	if arg != "" {
 		s.log.Info("quit", "nick", s.nick, "message", arg)
 	}
-	s.finish(ReasonQuit, lineBye)
+	s.finish(ReasonQuit, s.enc.notice("bye"))
 	s.stopped = true
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -60,6 +61,15 @@ type Config struct {
 	KeepAlive time.Duration
 	// BusTimeout bounds each call a session makes to the bus.
 	BusTimeout time.Duration
+
+	// WebGateways lists the WebSocket URLs (ws:// or wss://, such as
+	// ws://chat2.lan:8080/ws) of the cluster's gateways as a browser reaches
+	// them. The page tries them in turn when its connection is lost; pages
+	// served by those hosts may open this gateway's WebSocket (origin
+	// check), and this gateway's page may connect to them (its
+	// Content-Security-Policy). Empty: the page uses only the gateway that
+	// served it.
+	WebGateways []string
 }
 
 // DefaultConfig returns the settings chatd runs with when no flag says otherwise.
@@ -119,6 +129,11 @@ func (c *Config) fill() error {
 	}
 	if c.MaxPending < c.MaxLine*2 {
 		return errors.New("gateway: max pending must be at least twice max line")
+	}
+	for _, u := range c.WebGateways {
+		if _, err := wsOrigin(u); err != nil {
+			return fmt.Errorf("gateway: web gateway %q: %w", u, err)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
-// Package gateway serves chat clients: it accepts raw TCP connections speaking
-// the classic line protocol (docs/protocol.md), runs the NAME handshake,
-// commands and rooms, and moves every chat line through a Bus.
+// Package gateway serves chat clients: classic TCP clients speaking the line
+// protocol, and WebSocket clients speaking JSON (docs/protocol.md), plus the
+// chat web page. Both kinds are Sessions: one protocol core (nickname,
+// rooms, commands, rate limit, bounded queue, close reasons) over a
+// transport (tcp.go, ws.go) that frames input and writes output in its own
+// encoding (format.go, json.go). Every chat line moves through a Bus.
 //
 // A Server is safe for concurrent use. Each Session has exactly one reader
 // goroutine and at most one writer goroutine; nothing else writes to its

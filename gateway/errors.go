@@ -21,6 +21,7 @@ const (
 	ReasonHandshakeFailed              // too many refused nicknames
 	ReasonBusError                     // the bus failed a call the session needed
 	ReasonShutdown                     // the server is shutting down
+	ReasonProtocolError                // WebSocket: too many bad messages, or one too big
 )
 
 var reasonNames = [...]string{
@@ -35,6 +36,7 @@ var reasonNames = [...]string{
 	ReasonHandshakeFailed:  "handshake_failed",
 	ReasonBusError:         "bus_error",
 	ReasonShutdown:         "shutdown",
+	ReasonProtocolError:    "protocol_error",
 }
 
 func (r CloseReason) String() string {

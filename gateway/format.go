@@ -1,6 +1,145 @@
 package gateway
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file turns what the protocol core says into frames: the bytes one
+// client receives for one message. A codec is one wire encoding: lineCodec
+// for classic TCP clients (one text line per frame), jsonCodec for WebSocket
+// clients (one JSON object per frame). Frames are immutable once made: the
+// same frame may sit in many sessions' queues.
+
+// codec renders the core's messages in one wire encoding. Its methods are
+// safe for concurrent use and never return a frame that is later modified.
+type codec interface {
+	// slot is this codec's index in event.frames.
+	slot() int
+	// event renders a live room event, or nil for a kind it does not know.
+	event(ev *event) []byte
+	// history renders the replay of a room's recent chat lines on joining
+	// it; evs may be empty.
+	history(room string, evs []event, now time.Time) [][]byte
+	// welcome says the nickname was accepted and the client is joining room.
+	welcome(nick, room string) []byte
+	// notice is a reply or notice from the server; text has no prefix.
+	notice(text string) []byte
+	// errorMsg says something was refused; code is a short stable token
+	// (may be empty), text says why and what to do.
+	errorMsg(code, text string) []byte
+	// who is the reply to /who, rooms the reply to /rooms (names sorted).
+	who(room string, nicks []string) []byte
+	rooms(names []string, counts map[string]int) []byte
+	// private is a private message; outgoing is the sender's own copy.
+	private(from, to, text string, at time.Time, outgoing bool) []byte
+}
+
+// Error codes carried by jsonCodec error messages (docs/protocol.md).
+const (
+	codeNickInvalid    = "nick_invalid"
+	codeNickTaken      = "nick_taken"
+	codeTooLong        = "too_long"
+	codeFlood          = "flood"
+	codeUnavailable    = "unavailable"
+	codeBadMessage     = "bad_message"
+	codeUnknownCommand = "unknown_command"
+	codeUsage          = "usage"
+	codeNoSuchNick     = "no_such_nick"
+	codeBadRoom        = "bad_room"
+	codeSlowConsumer   = "slow_consumer"
+	codeRefused        = "refused"
+	codeTimeout        = "timeout"
+)
+
+// numCodecs is the number of codecs, the size of event.frames.
+const numCodecs = 2
+
+// event is one room event on its way to a room's local members. The room's
+// bus callback builds one per event and asks it for each member's frame:
+// each encoding is made at most once, on first use, and the same bytes are
+// queued to every member that uses it. A room's callback runs on one
+// goroutine and the event never leaves it, so the lazy fields need no lock.
+type event struct {
+	id, kind, room, nick, text string
+	at                         time.Time
+
+	frames [numCodecs][]byte
+	made   [numCodecs]bool
+}
+
+// frame returns ev in c's encoding, encoding it on first use.
+func (ev *event) frame(c codec) []byte {
+	i := c.slot()
+	if !ev.made[i] {
+		ev.frames[i] = c.event(ev)
+		ev.made[i] = true
+	}
+	return ev.frames[i]
+}
+
+// lineCodec is the classic line protocol: every frame is one line ending in
+// "\n"; notices start with "* ", errors with "ERROR ".
+type lineCodec struct{}
+
+func (lineCodec) slot() int { return 0 }
+
+func (lineCodec) event(ev *event) []byte { return formatEvent(ev.kind, ev.nick, ev.text) }
+
+func (lineCodec) history(room string, evs []event, now time.Time) [][]byte {
+	if len(evs) == 0 {
+		return nil
+	}
+	frames := make([][]byte, 0, len(evs)+2)
+	frames = append(frames, fmt.Appendf(nil, "--- last %d lines of %s ---\n", len(evs), room))
+	for i := range evs {
+		if line := formatHistory(evs[i].kind, evs[i].nick, evs[i].text, evs[i].at, now); line != nil {
+			frames = append(frames, line)
+		}
+	}
+	return append(frames, lineLive)
+}
+
+func (lineCodec) welcome(string, string) []byte { return lineConnected }
+
+func (lineCodec) notice(text string) []byte { return concat("* ", text, "\n") }
+
+func (lineCodec) errorMsg(_, text string) []byte { return concat("ERROR ", text, "\n") }
+
+func (c lineCodec) who(room string, nicks []string) []byte {
+	return c.notice(whoText(room, nicks))
+}
+
+func (c lineCodec) rooms(names []string, counts map[string]int) []byte {
+	return c.notice(roomsText(names, counts))
+}
+
+func (lineCodec) private(from, to, text string, _ time.Time, outgoing bool) []byte {
+	if outgoing {
+		return concat("* private to ", to, ": ", text, "\n")
+	}
+	return concat("* private from ", from, ": ", text, "\n")
+}
+
+func whoText(room string, nicks []string) string {
+	return fmt.Sprintf("in %s (%d): %s", room, len(nicks), strings.Join(nicks, ", "))
+}
+
+func roomsText(names []string, counts map[string]int) string {
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s (%d)", name, counts[name])
+	}
+	return "rooms: " + strings.Join(parts, ", ")
+}
+
+// Fixed lines of the classic protocol.
+var (
+	lineName      = []byte("NAME")
+	lineConnected = []byte("Connected to server!\n")
+	lineLive      = []byte("--- live ---\n")
+)
 
 // formatEvent renders a room event as the line classic clients receive, or
 // nil for an unknown kind. It allocates once; the result is shared by every

@@ -19,16 +19,21 @@ type room struct {
 	slots   map[*Session]int // index of each member in members
 }
 
-// deliver is the room's bus callback: it formats an event once and queues
-// the same bytes to every local member. It never blocks.
-func (r *room) deliver(id, kind, nick, text string, _ time.Time) {
-	line := formatEvent(kind, nick, text)
-	if line == nil {
-		return // a kind this gateway does not know; newer gateways may add some
-	}
+// deliver is the room's bus callback. It builds one event and queues it to
+// every local member in the member's encoding: each encoding (TCP line,
+// WebSocket JSON) is made at most once, on first use, and the same bytes are
+// shared by all members that use it, so the fan-out allocates nothing per
+// member. It never blocks. The bus calls it on one goroutine per room; the
+// event stays on that goroutine, so its lazy fields need no lock.
+func (r *room) deliver(id, kind, nick, text string, at time.Time) {
+	ev := event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at}
 	r.mu.RLock()
 	for _, m := range r.members {
-		m.deliver(line, id)
+		// A kind this gateway does not know encodes to nil: newer gateways
+		// may add some.
+		if f := ev.frame(m.enc); f != nil {
+			m.deliver(f, id)
+		}
 	}
 	r.mu.RUnlock()
 }

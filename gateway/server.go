@@ -12,14 +12,19 @@ import (
 	"time"
 )
 
-// Server is one gateway: it accepts classic TCP clients and joins them to
-// rooms through the bus.
+// Server is one gateway: it accepts classic TCP clients (Serve) and
+// WebSocket clients (Handler) and joins them to rooms through the bus.
 type Server struct {
 	cfg    Config
 	bus    Bus
 	log    *slog.Logger
 	nextID atomic.Uint64
 	wg     sync.WaitGroup // session and refusal goroutines
+
+	// Web: fixed by New.
+	origins   []string // hosts whose pages may open the WebSocket
+	csp       string   // the page's Content-Security-Policy
+	webConfig []byte   // the page's /config.json
 
 	mu          sync.Mutex
 	listeners   map[net.Listener]struct{}
@@ -50,6 +55,9 @@ func New(cfg Config, b Bus) (*Server, error) {
 		perIP:     make(map[netip.Addr]int),
 		nicks:     make(map[string]*Session),
 		rooms:     make(map[string]*room),
+	}
+	if err := s.setupWeb(); err != nil {
+		return nil, err
 	}
 	stop, err := b.ReceivePrivate(s.deliverPrivate)
 	if err != nil {
@@ -90,6 +98,26 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) accept(c net.Conn) {
+	s.keepAlive(c)
+	sess := newSession(s, newTCPConn(c, &s.cfg), c.RemoteAddr().String(), remoteIP(c.RemoteAddr()))
+	if refusal := s.admit(sess); refusal != "" {
+		go func() {
+			defer s.wg.Done()
+			_ = c.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+			_, _ = c.Write([]byte("ERROR " + refusal + "\n"))
+			c.Close()
+		}()
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		sess.run()
+	}()
+}
+
+// keepAlive turns on TCP keep-alive probes, so that a peer that vanished is
+// reaped.
+func (s *Server) keepAlive(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{
 			Enable:   true,
@@ -98,48 +126,36 @@ func (s *Server) accept(c net.Conn) {
 			Count:    3,
 		})
 	}
-	ip := remoteIP(c)
+}
 
+// admit counts sess against the connection limits, whatever its transport,
+// and registers it; or returns why it is refused. Either way it adds one to
+// s.wg, which the caller releases when the session or the refusal is over.
+func (s *Server) admit(sess *Session) (refusal string) {
 	s.mu.Lock()
-	var refusal string
+	defer s.mu.Unlock()
+	s.wg.Add(1)
 	switch {
 	case s.closing:
-		refusal = "ERROR server is shutting down\n"
-	case s.cfg.Banned != nil && s.cfg.Banned(ip):
-		refusal = "ERROR you are banned from this server\n"
+		refusal = "server is shutting down"
+	case s.cfg.Banned != nil && s.cfg.Banned(sess.ip):
+		refusal = "you are banned from this server"
 	case len(s.sessions) >= s.cfg.MaxConns:
-		refusal = "ERROR server is full, try again later\n"
-	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
-		refusal = "ERROR too many connections from your address, close one and try again\n"
+		refusal = "server is full, try again later"
+	case s.perIP[sess.ip] >= s.cfg.MaxConnsPerIP:
+		refusal = "too many connections from your address, close one and try again"
 	}
 	if refusal != "" {
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.log.Info("connection refused", "remote", c.RemoteAddr().String(), "why", strings.TrimSpace(refusal))
-		go s.refuse(c, refusal)
-		return
+		sess.log.Info("connection refused", "why", refusal)
+		return refusal
 	}
-	sess := newSession(s, c, s.nextID.Add(1), ip)
 	s.sessions[sess] = struct{}{}
-	s.perIP[ip]++
-	s.wg.Add(1)
-	s.mu.Unlock()
-
-	go func() {
-		defer s.wg.Done()
-		sess.serve()
-	}()
+	s.perIP[sess.ip]++
+	return ""
 }
 
-func (s *Server) refuse(c net.Conn, line string) {
-	defer s.wg.Done()
-	_ = c.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	_, _ = c.Write([]byte(line))
-	c.Close()
-}
-
-func remoteIP(c net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+func remoteIP(a net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
@@ -171,14 +187,14 @@ func (s *Server) dropNick(sess *Session) {
 
 // deliverPrivate is the bus callback for private messages to this gateway's
 // users. It never blocks.
-func (s *Server) deliverPrivate(to, from, text string, _ time.Time) bool {
+func (s *Server) deliverPrivate(to, from, text string, at time.Time) bool {
 	s.mu.Lock()
 	sess := s.nicks[strings.ToLower(to)]
 	s.mu.Unlock()
 	if sess == nil {
 		return false
 	}
-	sess.deliver(concat("* private from ", from, ": ", text, "\n"), "")
+	sess.deliver(sess.enc.private(from, to, text, at, false), "")
 	return true
 }
 
@@ -198,12 +214,12 @@ func (s *Server) Sessions() int {
 // LinkDown tells every client, once, that the link to the other gateways is
 // lost: lines cannot be sent until LinkUp. It does not block.
 func (s *Server) LinkDown() {
-	s.notifyLink(true, "* the chat link is down: your lines cannot be sent until it is back")
+	s.notifyLink(true, "the chat link is down: your lines cannot be sent until it is back")
 }
 
 // LinkUp tells every client, once after LinkDown, that the link is back.
 func (s *Server) LinkUp() {
-	s.notifyLink(false, "* the chat link is back")
+	s.notifyLink(false, "the chat link is back")
 }
 
 func (s *Server) notifyLink(down bool, text string) {
@@ -216,9 +232,8 @@ func (s *Server) notifyLink(down bool, text string) {
 	sessions := s.sessionList()
 	s.mu.Unlock()
 	s.log.Warn("bus link", "down", down, "clients", len(sessions))
-	line := []byte(text + "\n")
 	for _, sess := range sessions {
-		sess.deliver(line, "")
+		sess.notice(text)
 	}
 }
 
@@ -230,7 +245,7 @@ func (s *Server) Evict(nick, why string) {
 	s.mu.Unlock()
 	if sess != nil {
 		sess.log.Info("evicted", "nick", nick, "why", why)
-		sess.finish(ReasonBusError, []byte("ERROR "+why+"\n"))
+		sess.finish(ReasonBusError, sess.enc.errorMsg("nick_lost", why))
 	}
 }
 
@@ -255,17 +270,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	sessions := s.sessionList()
 	s.mu.Unlock()
 
-	bye := lineShutdown
+	bye := "server shutting down, bye"
 	if len(sessions) > 0 {
 		// Classic clients cannot reconnect by themselves: say where to go.
 		gctx, cancel := context.WithTimeout(ctx, s.cfg.BusTimeout)
 		if others, err := s.bus.Gateways(gctx); err == nil && len(others) > 0 {
-			bye = []byte("* server shutting down; reconnect to " + strings.Join(others, " or ") + "\n")
+			bye = "server shutting down; reconnect to " + strings.Join(others, " or ")
 		}
 		cancel()
 	}
 	for _, sess := range sessions {
-		sess.finish(ReasonShutdown, bye)
+		sess.finish(ReasonShutdown, sess.enc.notice(bye))
 	}
 	done := make(chan struct{})
 	go func() {

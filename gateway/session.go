@@ -2,178 +2,122 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-const (
-	// readBufSize is small on purpose: an idle client costs this much, and a
-	// long line simply takes several reads.
-	readBufSize = 512
-	// closeWriteTimeout bounds the final flush to a client being closed.
-	closeWriteTimeout = time.Second
-)
+// closeWriteTimeout bounds the final flush to a client being closed.
+const closeWriteTimeout = time.Second
 
-// Fixed lines of the classic protocol.
-var (
-	lineName      = []byte("NAME")
-	lineConnected = []byte("Connected to server!\n")
-	lineBye       = []byte("* bye\n")
-	lineShutdown  = []byte("* server shutting down, bye\n")
-	lineSlow      = []byte("ERROR slow consumer: you were not reading fast enough, disconnected\n")
-	lineFloodKick = []byte("ERROR flood: disconnected for sending too fast\n")
-)
+// transport is what differs between a classic TCP client and a WebSocket
+// client: how input is read and framed, how frames are written, and how the
+// conversation ends. Everything else — nickname claim, rooms, commands, rate
+// limit, the bounded queue and its writer, close reasons, teardown — is the
+// Session's and is shared.
+type transport interface {
+	// codec is the transport's wire encoding.
+	codec
+	// serve is the session's reader goroutine: it reads the client's input
+	// and hands it to the session (hello, allow, handle) until the client
+	// goes away or s.stopped is set, recording why with s.setReason. The
+	// session tears down after it returns.
+	serve(s *Session)
+	// nickRefused runs on the reader goroutine after a refused nickname was
+	// answered, when the client may offer another.
+	nickRefused(s *Session)
+	// writeEarly writes a frame at once, before the session's queue is in
+	// use (the TCP handshake); reader goroutine only.
+	writeEarly(frame []byte) error
+	// writeBatch writes frames in order within the write deadline already
+	// set. Only the session's writer calls it.
+	writeBatch(frames [][]byte) error
+	// setWriteDeadline bounds the write in progress and later ones. Safe
+	// from any goroutine.
+	setWriteDeadline(t time.Time)
+	// goodbye ends the conversation after the last frame was written, for
+	// reason (a WebSocket close frame); at most closeWriteTimeout. Writer
+	// goroutine only.
+	goodbye(reason CloseReason)
+	// close closes the connection at once; Session calls it once.
+	close()
+}
 
-// Session is one connected client. Its reader goroutine (serve) owns the
-// protocol state; any goroutine may queue output with deliver.
+// Session is one connected client. Its reader goroutine (the transport's
+// serve) owns the protocol state; any goroutine may queue output with
+// deliver.
 type Session struct {
-	srv  *Server
-	conn net.Conn
-	id   uint64
-	ip   netip.Addr
-	log  *slog.Logger
+	srv *Server
+	t   transport
+	enc codec // the transport's encoding
+	id  uint64
+	ip  netip.Addr
+	log *slog.Logger
 
 	// Owned by the reader goroutine.
-	fr         *framer
-	emit       func(line []byte, tooLong bool)
-	limiter    *rate.Limiter
-	nick       string
-	firstNick  string // the nickname the handshake accepted
-	room       string
-	attempts   int
-	refused    int
-	stopped    bool // no further input is handled
-	hsDeadline time.Time
-	started    time.Time
+	limiter     *rate.Limiter
+	nick        string
+	firstNick   string // the nickname the handshake accepted
+	room        string
+	stripPrefix bool // the client may put "<nick>: " before its lines (classic TCP)
+	attempts    int
+	refused     int
+	stopped     bool // no further input is handled
+	started     time.Time
 
 	mu        sync.Mutex // guards the fields below
-	queued    bool       // handshake done: output goes through the queue
-	out       [][]byte   // lines waiting for the writer; shared, never modified
+	queued    bool       // output goes through the queue (after the TCP handshake; always on WebSocket)
+	out       [][]byte   // frames waiting for the writer; shared, never modified
 	spare     [][]byte   // the writer's previous batch, reused
 	outBytes  int        // bytes queued, held or being written
 	writing   bool       // a writer goroutine is running
 	closing   bool       // flush what is queued, then close; queue nothing more
 	reason    CloseReason
-	replaying bool     // joining a room: live lines wait in held
-	held      [][]byte // live lines that arrived during a history replay
+	replaying bool     // joining a room: live frames wait in held
+	held      [][]byte // live frames that arrived during a history replay
 	heldIDs   []string // their event ids, to drop them from the replay
 	closeOnce sync.Once
 	closed    chan struct{} // closed with the connection
 }
 
-func newSession(srv *Server, conn net.Conn, id uint64, ip netip.Addr) *Session {
-	s := &Session{
+func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session {
+	id := srv.nextID.Add(1)
+	return &Session{
 		srv:     srv,
-		conn:    conn,
+		t:       t,
+		enc:     t,
 		id:      id,
 		ip:      ip,
-		log:     srv.log.With("session", id, "remote", conn.RemoteAddr().String()),
-		fr:      newFramer(srv.cfg.MaxLine),
+		log:     srv.log.With("session", id, "remote", remote),
 		limiter: rate.NewLimiter(rate.Limit(srv.cfg.Rate), srv.cfg.Burst),
 		started: srv.cfg.Now(),
 		closed:  make(chan struct{}),
 	}
-	s.emit = s.handleLine
-	return s
 }
 
-// serve runs the session's reader until the client goes away, then tears
-// the session down. It is the only goroutine that reads from the connection.
-func (s *Session) serve() {
+// run serves the session until the client goes away, then tears it down.
+func (s *Session) run() {
 	defer s.teardown()
-	s.hsDeadline = time.Now().Add(s.srv.cfg.HandshakeTimeout)
-	if s.writeDirect(lineName) != nil {
-		s.setReason(ReasonWriteError)
-		return
-	}
-	buf := make([]byte, readBufSize)
-	var armed time.Time
-	for !s.stopped {
-		var deadline time.Time
-		if s.nick == "" {
-			deadline = s.hsDeadline
-		}
-		if s.fr.pending() {
-			if p := time.Now().Add(s.srv.cfg.LinePause); deadline.IsZero() || p.Before(deadline) {
-				deadline = p
-			}
-		}
-		if !deadline.Equal(armed) {
-			_ = s.conn.SetReadDeadline(deadline)
-			armed = deadline
-		}
-		n, err := s.conn.Read(buf)
-		if n > 0 {
-			s.fr.feed(buf[:n], s.emit)
-		}
-		if err == nil {
-			continue
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			if s.fr.pending() {
-				s.fr.flush(s.emit) // the client paused: that ends its line
-				continue
-			}
-			if s.nick == "" && !time.Now().Before(s.hsDeadline) {
-				s.writeDirect([]byte("ERROR no nickname received in time, closing\n"))
-				s.setReason(ReasonHandshakeTimeout)
-				return
-			}
-			continue
-		}
-		if errors.Is(err, io.EOF) && s.fr.pending() {
-			s.fr.flush(s.emit) // the client's last words, sent without a newline
-		}
-		s.setReason(readReason(err))
-		return
-	}
+	s.t.serve(s)
 }
 
-func readReason(err error) CloseReason {
-	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) {
-		return ReasonClientClosed
-	}
-	return ReasonReadError
-}
-
-// handleLine is called by the framer for every line the client sends.
-func (s *Session) handleLine(line []byte, tooLong bool) {
-	if s.stopped {
-		return
-	}
-	if tooLong {
-		if s.nick == "" {
-			s.refuseNick("nickname is too long")
-			return
-		}
-		s.sendf("ERROR line too long (limit %d bytes); the rest of it was dropped", s.srv.cfg.MaxLine)
-		return
-	}
-	text := sanitize(line)
-	if s.nick == "" {
-		s.tryNick(text)
-		return
-	}
-	if text == "" || !s.allow() {
-		return
-	}
+// handle runs one line of input after the handshake: a chat line or a
+// command. text is sanitized and the rate limit already applied.
+func (s *Session) handle(text string) {
 	s.log.Debug("line", "nick", s.nick, "room", s.room, "text", text)
-	// The classic client puts "<nick>: " before every line it sends, commands
-	// included, and keeps the nickname it started with after a /nick.
-	text = stripSelfPrefix(text, s.nick)
-	if s.firstNick != s.nick {
-		text = stripSelfPrefix(text, s.firstNick)
+	if s.stripPrefix {
+		// The classic client puts "<nick>: " before every line it sends,
+		// commands included, and keeps the nickname it started with after a
+		// /nick.
+		text = stripSelfPrefix(text, s.nick)
+		if s.firstNick != s.nick {
+			text = stripSelfPrefix(text, s.firstNick)
+		}
 	}
 	text = strings.TrimSpace(text)
 	switch {
@@ -187,7 +131,7 @@ func (s *Session) handleLine(line []byte, tooLong bool) {
 	}
 }
 
-// allow applies the flood limit to one line.
+// allow applies the flood limit to one line or message.
 func (s *Session) allow() bool {
 	if s.limiter.AllowN(s.srv.cfg.Now(), 1) {
 		s.refused = 0
@@ -197,18 +141,17 @@ func (s *Session) allow() bool {
 	switch {
 	case s.refused >= s.srv.cfg.FloodLimit:
 		s.log.Info("flood", "nick", s.nick, "refused", s.refused)
-		s.finish(ReasonFlood, lineFloodKick)
-		s.stopped = true
+		s.fail(ReasonFlood, codeFlood, "flood: disconnected for sending too fast")
 	case s.refused == 1:
-		s.sendf("ERROR flood: you are sending too fast (limit %g lines/s); lines are being dropped", s.srv.cfg.Rate)
+		s.errorf(codeFlood, "flood: you are sending too fast (limit %g lines/s); lines are being dropped", s.srv.cfg.Rate)
 	}
 	return false
 }
 
-// tryNick handles one answer to NAME.
-func (s *Session) tryNick(nick string) {
+// hello handles a nickname the client offers in its handshake (sanitized).
+func (s *Session) hello(nick string) {
 	if reason := validNick(nick); reason != "" {
-		s.refuseNick(reason)
+		s.refuseNick(codeNickInvalid, reason)
 		return
 	}
 	ctx, cancel := s.busContext()
@@ -216,49 +159,68 @@ func (s *Session) tryNick(nick string) {
 	cancel()
 	if err != nil {
 		s.log.Warn("claim nickname", "err", err)
-		s.writeDirect([]byte("ERROR the chat is unavailable right now, try again later\n"))
-		s.setReason(ReasonBusError)
-		s.stopped = true
+		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
 		return
 	}
 	if !ok {
-		s.refuseNick("nickname " + nick + " is taken")
+		s.refuseNick(codeNickTaken, "nickname "+nick+" is taken")
 		return
 	}
 	s.nick, s.firstNick = nick, nick
-	s.hsDeadline = time.Time{}
 	s.srv.addNick(s)
 	s.mu.Lock()
 	s.queued = true
 	s.mu.Unlock()
-	s.deliver(lineConnected, "")
+	s.deliver(s.enc.welcome(nick, s.srv.cfg.DefaultRoom), "")
 	if err := s.join(s.srv.cfg.DefaultRoom); err != nil {
 		s.log.Warn("join default room", "err", err)
-		s.finish(ReasonBusError, []byte("ERROR the chat is unavailable right now, try again later\n"))
-		s.stopped = true
+		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
 		return
 	}
 	s.log.Info("session started", "nick", nick)
 }
 
-// refuseNick answers a refused nickname with one ERROR line and, a moment
-// later, NAME again as its own write; or closes after the last attempt.
-func (s *Session) refuseNick(reason string) {
+// refuseNick answers a refused nickname; after the last attempt it closes.
+func (s *Session) refuseNick(code, reason string) {
 	s.attempts++
 	if s.attempts >= s.srv.cfg.NickAttempts {
-		s.writeDirect([]byte("ERROR " + reason + "; too many attempts, closing\n"))
-		s.setReason(ReasonHandshakeFailed)
+		s.fail(ReasonHandshakeFailed, code, reason+"; too many attempts, closing")
+		return
+	}
+	if s.sendEarly(s.enc.errorMsg(code, reason+", choose another")) != nil {
 		s.stopped = true
 		return
 	}
-	if s.writeDirect([]byte("ERROR "+reason+", choose another\n")) != nil {
-		s.stopped = true
-		return
+	s.t.nickRefused(s)
+}
+
+// fail tells the client why in one error message, then closes the session
+// for reason. Reader goroutine only.
+func (s *Session) fail(reason CloseReason, code, text string) {
+	frame := s.enc.errorMsg(code, text)
+	if s.isQueued() {
+		s.finish(reason, frame)
+	} else {
+		_ = s.t.writeEarly(frame)
+		s.setReason(reason)
 	}
-	time.Sleep(s.srv.cfg.RetryDelay)
-	if s.writeDirect(lineName) != nil {
-		s.stopped = true
+	s.stopped = true
+}
+
+// sendEarly sends a frame during the handshake: straight to the socket
+// while the queue is not in use yet, else through the queue.
+func (s *Session) sendEarly(frame []byte) error {
+	if s.isQueued() {
+		s.deliver(frame, "")
+		return nil
 	}
+	return s.t.writeEarly(frame)
+}
+
+func (s *Session) isQueued() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
 }
 
 // say publishes a chat line to the session's room.
@@ -268,13 +230,13 @@ func (s *Session) say(kind, text string) {
 	}
 	if err := s.srv.bus.Publish(s.room, kind, s.nick, text); err != nil {
 		s.log.Warn("publish", "err", err)
-		s.send("ERROR your line was not sent: the chat link is down")
+		s.errorf(codeUnavailable, "your line was not sent: the chat link is down")
 	}
 }
 
 // join moves the session into room: it leaves the current room, starts
-// holding live lines, replays the room's history, then releases the held
-// lines after it, dropping any the replay already showed.
+// holding live frames, replays the room's history, then releases the held
+// frames after it, dropping any the replay already showed.
 func (s *Session) join(room string) error {
 	if s.room != "" {
 		s.leave()
@@ -295,11 +257,11 @@ func (s *Session) join(room string) error {
 	if err := s.srv.bus.Publish(room, KindJoin, s.nick, ""); err != nil {
 		s.log.Warn("publish join", "room", room, "err", err)
 	}
-	var hist []replayed
+	var hist []event
 	if n := s.srv.cfg.History; n > 0 {
 		err := s.srv.bus.History(ctx, room, n, func(id, kind, nick, text string, at time.Time) {
-			if line := formatHistory(kind, nick, text, at, s.srv.cfg.Now()); line != nil {
-				hist = append(hist, replayed{id: id, line: line})
+			if kind == KindSay || kind == KindMe {
+				hist = append(hist, event{id: id, kind: kind, room: room, nick: nick, text: text, at: at})
 			}
 		})
 		if err != nil {
@@ -325,32 +287,25 @@ func (s *Session) leave() {
 	}
 }
 
-type replayed struct {
-	id   string
-	line []byte
-}
-
-// endReplay queues the replayed history, framed, then the live lines held
-// while it was read.
-func (s *Session) endReplay(hist []replayed) {
+// endReplay queues the replayed history (hist nil: the join failed), then
+// the live frames held while it was read.
+func (s *Session) endReplay(hist []event) {
+	kept := hist[:0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.replaying = false
 	if s.closing {
 		return
 	}
-	kept := hist[:0]
 	for _, h := range hist {
 		if !containsString(s.heldIDs, h.id) {
 			kept = append(kept, h)
 		}
 	}
-	if len(kept) > 0 {
-		s.queueLocked([]byte(fmt.Sprintf("--- last %d lines of %s ---\n", len(kept), s.room)))
-		for _, h := range kept {
-			s.queueLocked(h.line)
+	if hist != nil || s.room != "" {
+		for _, f := range s.enc.history(s.room, kept, s.srv.cfg.Now()) {
+			s.queueLocked(f)
 		}
-		s.queueLocked([]byte("--- live ---\n"))
 	}
 	s.out = append(s.out, s.held...) // already counted in outBytes
 	clear(s.held)
@@ -367,7 +322,8 @@ func containsString(list []string, v string) bool {
 	return false
 }
 
-// teardown runs once, on the reader goroutine, after serve returns.
+// teardown runs once, on the reader goroutine, after serve returns. The
+// room hears "left!" here and nowhere else, so exactly once.
 func (s *Session) teardown() {
 	if s.nick != "" {
 		// Free the nickname before the room hears "left!", so whoever
@@ -382,7 +338,7 @@ func (s *Session) teardown() {
 			s.leave()
 		}
 	}
-	// Let the writer flush a final line, but not for long.
+	// Let the writer flush a final frame, but not for long.
 	s.mu.Lock()
 	s.closing = true
 	reason, writing := s.reason, s.writing
@@ -399,41 +355,47 @@ func (s *Session) teardown() {
 		"duration", s.srv.cfg.Now().Sub(s.started).Round(time.Millisecond))
 }
 
-// deliver queues one line for the client. It never blocks: a client whose
-// queue is over the limit is closed as a slow consumer. line is shared with
-// other sessions and must not be modified. id names the bus event, if any.
-func (s *Session) deliver(line []byte, id string) {
+// deliver queues one frame for the client. It never blocks: a client whose
+// queue is over the limit is closed as a slow consumer. frame is shared
+// with other sessions and must not be modified. id names the bus event, if
+// any.
+func (s *Session) deliver(frame []byte, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing || !s.queued {
 		return
 	}
-	if s.outBytes+len(line) > s.srv.cfg.MaxPending {
+	if s.outBytes+len(frame) > s.srv.cfg.MaxPending {
 		s.overflowLocked()
 		return
 	}
 	if s.replaying {
-		s.outBytes += len(line)
-		s.held = append(s.held, line)
+		s.outBytes += len(frame)
+		s.held = append(s.held, frame)
 		s.heldIDs = append(s.heldIDs, id)
 		return
 	}
-	s.queueLocked(line)
+	s.queueLocked(frame)
 	s.kickLocked()
 }
 
-// send queues one notice line (a newline is added).
-func (s *Session) send(text string) {
-	s.deliver([]byte(text+"\n"), "")
+// notice queues a reply or notice from the server.
+func (s *Session) notice(text string) {
+	s.deliver(s.enc.notice(text), "")
 }
 
-func (s *Session) sendf(format string, args ...any) {
-	s.send(fmt.Sprintf(format, args...))
+func (s *Session) noticef(format string, args ...any) {
+	s.notice(fmt.Sprintf(format, args...))
 }
 
-func (s *Session) queueLocked(line []byte) {
-	s.outBytes += len(line)
-	s.out = append(s.out, line)
+// errorf queues an error message; the session goes on.
+func (s *Session) errorf(code, format string, args ...any) {
+	s.deliver(s.enc.errorMsg(code, fmt.Sprintf(format, args...)), "")
+}
+
+func (s *Session) queueLocked(frame []byte) {
+	s.outBytes += len(frame)
+	s.out = append(s.out, frame)
 }
 
 // kickLocked starts a writer if none is running. Writers exist only while
@@ -445,7 +407,7 @@ func (s *Session) kickLocked() {
 	}
 }
 
-// overflowLocked drops what is queued, queues one last line and closes.
+// overflowLocked drops what is queued, queues one last frame and closes.
 func (s *Session) overflowLocked() {
 	s.reason = ReasonSlowConsumer
 	s.closing = true
@@ -453,17 +415,17 @@ func (s *Session) overflowLocked() {
 	clear(s.held)
 	s.out, s.held, s.heldIDs = s.out[:0], nil, nil
 	s.outBytes = 0
-	s.queueLocked(lineSlow)
-	_ = s.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+	s.queueLocked(s.enc.errorMsg(codeSlowConsumer, "slow consumer: you were not reading fast enough, disconnected"))
+	// A writer stuck on this client gives up soon; the next one gets a
+	// short deadline too.
+	s.t.setWriteDeadline(time.Now().Add(closeWriteTimeout))
 	s.log.Info("slow consumer", "nick", s.nick)
-	if s.writing {
-		return
-	}
 	s.kickLocked()
 }
 
 // finish closes the session for reason after flushing what is queued and
-// one last line. Safe from any goroutine; the first reason wins.
+// one last frame (may be nil). Safe from any goroutine; it never blocks on
+// the client, and the first reason wins.
 func (s *Session) finish(reason CloseReason, last []byte) {
 	s.mu.Lock()
 	if s.closing {
@@ -480,32 +442,34 @@ func (s *Session) finish(reason CloseReason, last []byte) {
 	if last != nil {
 		s.queueLocked(last)
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	if s.writing {
-		s.mu.Unlock()
-		return // the writer closes the connection when it has drained
-	}
-	if len(s.out) > 0 {
-		s.kickLocked()
-		s.mu.Unlock()
-		return
+	s.t.setWriteDeadline(time.Now().Add(closeWriteTimeout))
+	if !s.writing {
+		// Even with nothing to write, the writer says goodbye and closes.
+		s.writing = true
+		go s.writeLoop()
 	}
 	s.mu.Unlock()
-	s.closeConn()
 }
 
-// writeLoop writes queued lines, coalescing each batch into one write,
-// until the queue is empty. It is the only writer once the handshake is done.
+// writeLoop writes queued frames, a batch at a time, until the queue is
+// empty; when the session is closing it then says goodbye and closes the
+// connection. It is the only writer once the queue is in use.
 func (s *Session) writeLoop() {
 	for {
 		s.mu.Lock()
 		if len(s.out) == 0 {
-			s.writing = false
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
-				s.closeConn()
+			if !s.closing {
+				s.writing = false
+				s.mu.Unlock()
+				return
 			}
+			reason := s.reason
+			s.mu.Unlock()
+			s.t.goodbye(reason)
+			s.closeConn()
+			s.mu.Lock()
+			s.writing = false
+			s.mu.Unlock()
 			return
 		}
 		batch := s.out
@@ -520,9 +484,8 @@ func (s *Session) writeLoop() {
 		for _, b := range batch {
 			size += len(b)
 		}
-		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
-		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(s.conn)
+		s.t.setWriteDeadline(time.Now().Add(timeout))
+		err := s.t.writeBatch(batch)
 		clear(batch)
 
 		s.mu.Lock()
@@ -544,14 +507,6 @@ func (s *Session) writeLoop() {
 	}
 }
 
-// writeDirect writes during the handshake, before the queue takes over;
-// only the reader goroutine calls it.
-func (s *Session) writeDirect(b []byte) error {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
-	_, err := s.conn.Write(b)
-	return err
-}
-
 func (s *Session) setReason(r CloseReason) {
 	s.mu.Lock()
 	if s.reason == ReasonNone {
@@ -562,7 +517,7 @@ func (s *Session) setReason(r CloseReason) {
 
 func (s *Session) closeConn() {
 	s.closeOnce.Do(func() {
-		s.conn.Close()
+		s.t.close()
 		close(s.closed)
 	})
 }

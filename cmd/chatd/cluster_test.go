@@ -126,3 +126,37 @@ func TestHistorySurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// A WebSocket user on one gateway and an nc user on another share a room,
+// /who, private messages and nickname uniqueness.
+func TestWebSocketAcrossGateways(t *testing.T) {
+	ns := clustertest.Start(t, clustertest.Options{})
+	g1 := mustRunMain(t, "--nats", ns.ClientURL())
+	g2 := mustRunMain(t, "--nats", ns.ClientURL())
+
+	web := wsJoin(t, g1, "webuser")
+	nc := join(t, g2.ChatAddr().String(), "ncuser")
+	web.expectEvent("join", "ncuser", "")
+	web.line("across, from the web")
+	nc.expect("webuser: across, from the web")
+	nc.send("across, from nc\n")
+	web.expectEvent("say", "ncuser", "across, from nc")
+
+	web.line("/who")
+	if who := web.expectNotice("in lobby"); strings.Join(who.Nicks, ",") != "ncuser,webuser" {
+		t.Errorf("/who on the web = %v", who)
+	}
+	nc.send("/who\n")
+	nc.expect("* in lobby (2): ncuser, webuser")
+
+	nc.send("/msg webuser over the bus\n")
+	if m, _ := web.expect("private", func(m wsMsg) bool { return m.Type == "private" }); m.From != "ncuser" || m.Text != "over the bus" {
+		t.Errorf("private = %v", m)
+	}
+	web.line("/msg ncuser and back")
+	nc.expect("* private from webuser: and back")
+
+	w2 := wsDial(t, g2)
+	w2.send(map[string]string{"type": "hello", "nick": "WEBUSER"})
+	w2.expectError("nick_taken", "nickname WEBUSER is taken")
+}

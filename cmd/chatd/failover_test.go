@@ -259,7 +259,7 @@ func TestLANPeers(t *testing.T) {
 		lw := &testLog{t: t}
 		m.Stdout, m.Stderr = io.Discard, lw
 		t.Cleanup(func() { m.Close(); lw.stop() })
-		err := m.ParseFlags([]string{"--data", dir, "--listen", "127.0.0.1:0", "--name", fmt.Sprintf("laptop%d", i+1),
+		err := m.ParseFlags([]string{"--data", dir, "--listen", "127.0.0.1:0", "--http", "", "--name", fmt.Sprintf("laptop%d", i+1),
 			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(p), "--peers", strings.Join(peers, ",")})
 		if err != nil {
 			t.Fatal(err)

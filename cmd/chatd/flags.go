@@ -77,6 +77,8 @@ func (m *Main) nodeFlags(fs *flag.FlagSet) {
 func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	c := &m.Config
 	fs.StringVar(&c.Listen, "listen", c.Listen, "chat TCP listen address (classic clients: nc, telnet)")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address for the chat web page and WebSocket endpoint (/ws); empty turns it off")
+	fs.Var((*commaList)(&c.Gateway.WebGateways), "web-gateways", "comma-separated WebSocket URLs of the cluster's gateways, as browsers reach them (ws://a:8080/ws,ws://b:8080/ws); the page fails over between them")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "address to tell clients to dial: an IP or a go-sockaddr template such as '{{ GetPrivateIP }}' (default: found from the interfaces)")
 	fs.StringVar(&c.PublicAddr, "public-addr", c.PublicAddr, "host:port the other gateways send this gateway's clients to when they shut down (default: advertised address and chat port)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take before connections are cut")
@@ -150,6 +152,21 @@ func applyConfigFile(fs *flag.FlagSet, args []string) error {
 		}
 		if err := fs.Set(name, value); err != nil {
 			return fmt.Errorf("config %s:%d: %s: %v", file, n+1, name, err)
+		}
+	}
+	return nil
+}
+
+// commaList is a flag holding a comma-separated list.
+type commaList []string
+
+func (l *commaList) String() string { return strings.Join(*l, ",") }
+
+func (l *commaList) Set(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
 		}
 	}
 	return nil

@@ -57,7 +57,7 @@ func mustRunRole(t testing.TB, role Role, args ...string) *Main {
 		base = append(base, "--data", t.TempDir())
 	}
 	if role.runsGateway() {
-		base = append(base, "--listen", "127.0.0.1:0", "--line-pause", "50ms")
+		base = append(base, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--line-pause", "50ms")
 	}
 	if err := m.ParseFlags(append(base, args...)); err != nil {
 		t.Fatalf("ParseFlags: %v", err)

@@ -1,6 +1,7 @@
-// Command chatd runs a chat server that people join with nc, telnet or the
-// classic Python chat client. With no arguments it is a single node: a
-// gateway and an embedded NATS server in one process. See README.md.
+// Command chatd runs a chat server that people join with nc, telnet, the
+// classic Python chat client or a web browser. With no arguments it is a
+// single node: a gateway and an embedded NATS server in one process. See
+// README.md.
 //
 //	chatd [flags]              single node (LAN mode)
 //	chatd gateway [flags]      a stateless gateway on an existing NATS

@@ -40,6 +40,7 @@ func (r Role) runsGateway() bool { return r != RoleBroker }
 // environment variables.
 type Config struct {
 	Listen          string // chat TCP listener
+	HTTP            string // web page and WebSocket listener; empty turns it off
 	Advertise       string // address or go-sockaddr template clients should dial
 	PublicAddr      string // host:port other gateways' clients are sent to on shutdown
 	NATS            string // comma-separated NATS URLs; empty runs the embedded server
@@ -85,6 +86,9 @@ type Main struct {
 	admin     *http.Server
 	adminLn   net.Listener
 	serveDone chan struct{}
+	web       *http.Server
+	webLn     net.Listener
+	webDone   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -95,6 +99,7 @@ func NewMain(role Role) *Main {
 		Role: role,
 		Config: Config{
 			Listen:          ":5500",
+			HTTP:            ":8080",
 			ShutdownTimeout: 10 * time.Second,
 			LogLevel:        "info",
 			LogFormat:       "text",
@@ -257,9 +262,50 @@ func (m *Main) startGateway(ctx context.Context) error {
 		serving.Wait()
 		close(m.serveDone)
 	}()
-	m.log.Info("chatd started", "listen", m.ln.Addr().String(), "public", publicAddr, "nats", m.natsDesc(),
-		"jetstream", m.Bus.JetStream(), "history", bcfg.History > 0 && m.Bus.JetStream())
+	if m.Config.HTTP != "" {
+		if err := m.serveWeb(); err != nil {
+			return err
+		}
+	}
+	m.log.Info("chatd started", "listen", m.ln.Addr().String(), "http", m.Config.HTTP, "public", publicAddr,
+		"nats", m.natsDesc(), "jetstream", m.Bus.JetStream(), "history", bcfg.History > 0 && m.Bus.JetStream())
 	return nil
+}
+
+// serveWeb starts the HTTP server for the web page and WebSocket clients.
+// Its timeouts bound requests; connections upgraded to WebSocket leave
+// them and are the gateway's sessions from then on.
+func (m *Main) serveWeb() error {
+	var err error
+	if m.webLn, err = listenTCP(m.Config.HTTP, m.Config.Gateway.KeepAlive); err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	m.web = &http.Server{
+		Handler:           m.Gateway.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(m.log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	m.webDone = make(chan struct{})
+	go func() {
+		defer close(m.webDone)
+		if err := m.web.Serve(m.webLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("http serve", "err", err)
+		}
+	}()
+	return nil
+}
+
+// HTTPAddr is the address the web listener is bound to, or nil when it is
+// off.
+func (m *Main) HTTPAddr() net.Addr {
+	if m.webLn == nil {
+		return nil
+	}
+	return m.webLn.Addr()
 }
 
 // listen opens the chat listeners: plain TCP and, if configured, TLS, both
@@ -425,6 +471,11 @@ func (m *Main) printJoin() error {
 	if !listed {
 		fmt.Fprintf(w, "  %-34s %-10s  <- advertised\n", "nc "+chosen+" "+port, "")
 	}
+	if m.webLn != nil {
+		if _, webPort, err := net.SplitHostPort(m.webLn.Addr().String()); err == nil {
+			fmt.Fprintf(w, "Browsers open http://%s/\n", net.JoinHostPort(chosen, webPort))
+		}
+	}
 	if ip := net.ParseIP(chosen); ip != nil && ip.IsLoopback() {
 		fmt.Fprintf(w, "Only this machine can join: the chat listens on a loopback address (use --listen :%s for your network).\n", port)
 		return nil
@@ -441,15 +492,25 @@ func (m *Main) printJoin() error {
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		defer cancel()
 		if m.admin != nil {
 			m.admin.Close()
 		}
+		if m.web != nil {
+			// Stop taking requests; WebSocket sessions are the gateway's and
+			// end with it, each told why in a last message and close frame.
+			if err := m.web.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			}
+			<-m.webDone
+		} else if m.webLn != nil {
+			m.webLn.Close()
+		}
 		if m.Gateway != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 			if err := m.Gateway.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("gateway shutdown: %w", err))
 			}
-			cancel()
 			if m.serveDone != nil {
 				<-m.serveDone
 			}

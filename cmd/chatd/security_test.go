@@ -149,7 +149,7 @@ func TestNATSCredentials(t *testing.T) {
 
 	m := NewMain(RoleGateway)
 	m.Stdout, m.Stderr = &strings.Builder{}, &strings.Builder{}
-	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--nats", url, "--nats-user", "chat", "--nats-password", "wrong"}); err != nil {
+	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--http", "", "--nats", url, "--nats-user", "chat", "--nats-password", "wrong"}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -172,7 +172,7 @@ func TestNATSOverTLS(t *testing.T) {
 
 	m := NewMain(RoleGateway) // without the CA, the broker's certificate is not trusted
 	m.Stdout, m.Stderr = &strings.Builder{}, &strings.Builder{}
-	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--nats", url}); err != nil {
+	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--http", "", "--nats", url}); err != nil {
 		t.Fatal(err)
 	}
 	err := m.Run(t.Context())

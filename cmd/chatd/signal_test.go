@@ -64,6 +64,9 @@ type process struct {
 // it runs as a broker, it waits for the printed nc line.
 func startChatd(t testing.TB, args ...string) *process {
 	t.Helper()
+	if len(args) == 0 || args[0] != "broker" {
+		args = append(args, "--http", "127.0.0.1:0") // not the default :8080
+	}
 	cmd := exec.Command(chatdBinary(t), args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

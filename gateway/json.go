@@ -1,0 +1,228 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// This file holds the WebSocket JSON protocol's messages (docs/protocol.md,
+// "WebSocket"): jsonCodec renders server messages, decodeClientMsg reads
+// client messages.
+
+// wsVersion is the version of the WebSocket JSON protocol; welcome carries
+// it and a client's hello may name the version it speaks.
+const wsVersion = 1
+
+// jsonCodec renders server messages as JSON objects, one per frame. Server
+// messages are written by hand rather than with encoding/json: it is faster,
+// and the text is left as it is (encoding/json would turn < > & into \u003c
+// escapes, making frames up to six times longer; the page shows text with
+// textContent, so they need no escaping).
+type jsonCodec struct {
+	maxLine int
+}
+
+func (jsonCodec) slot() int { return 1 }
+
+func (jsonCodec) event(ev *event) []byte {
+	switch ev.kind {
+	case KindSay, KindMe, KindJoin, KindLeave, KindNick:
+	default:
+		return nil // a kind this gateway does not know
+	}
+	b := make([]byte, 0, 80+len(ev.room)+len(ev.nick)+len(ev.text))
+	b = append(b, `{"type":"event",`...)
+	b = appendEventFields(b, ev, true)
+	return append(b, '}')
+}
+
+// appendEventFields appends the fields of an event object, without braces.
+func appendEventFields(b []byte, ev *event, room bool) []byte {
+	b = append(b, `"kind":`...)
+	b = appendJSONString(b, ev.kind)
+	if room {
+		b = append(b, `,"room":`...)
+		b = appendJSONString(b, ev.room)
+	}
+	b = append(b, `,"nick":`...)
+	b = appendJSONString(b, ev.nick)
+	b = append(b, `,"text":`...)
+	b = appendJSONString(b, ev.text)
+	b = append(b, `,"ts":`...)
+	return strconv.AppendInt(b, ev.at.UnixMilli(), 10)
+}
+
+func (jsonCodec) history(room string, evs []event, _ time.Time) [][]byte {
+	n := 64 + len(room)
+	for i := range evs {
+		n += 64 + len(evs[i].nick) + len(evs[i].text)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"type":"history","room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"events":[`...)
+	first := true
+	for i := range evs {
+		if evs[i].kind != KindSay && evs[i].kind != KindMe {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '{')
+		b = appendEventFields(b, &evs[i], false)
+		b = append(b, '}')
+	}
+	return [][]byte{append(b, "]}"...)}
+}
+
+func (c jsonCodec) welcome(nick, room string) []byte {
+	b := append([]byte(nil), `{"type":"welcome","v":`...)
+	b = strconv.AppendInt(b, wsVersion, 10)
+	b = append(b, `,"nick":`...)
+	b = appendJSONString(b, nick)
+	b = append(b, `,"room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"max_line":`...)
+	b = strconv.AppendInt(b, int64(c.maxLine), 10)
+	return append(b, '}')
+}
+
+func (jsonCodec) notice(text string) []byte {
+	b := append([]byte(nil), `{"type":"notice","text":`...)
+	b = appendJSONString(b, text)
+	return append(b, '}')
+}
+
+func (jsonCodec) errorMsg(code, text string) []byte {
+	b := append([]byte(nil), `{"type":"error",`...)
+	if code != "" {
+		b = append(b, `"code":`...)
+		b = appendJSONString(b, code)
+		b = append(b, ',')
+	}
+	b = append(b, `"text":`...)
+	b = appendJSONString(b, text)
+	return append(b, '}')
+}
+
+func (jsonCodec) who(room string, nicks []string) []byte {
+	b := append([]byte(nil), `{"type":"notice","cmd":"who","text":`...)
+	b = appendJSONString(b, whoText(room, nicks))
+	b = append(b, `,"room":`...)
+	b = appendJSONString(b, room)
+	b = append(b, `,"nicks":[`...)
+	for i, n := range nicks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, n)
+	}
+	return append(b, "]}"...)
+}
+
+func (jsonCodec) rooms(names []string, counts map[string]int) []byte {
+	b := append([]byte(nil), `{"type":"notice","cmd":"rooms","text":`...)
+	b = appendJSONString(b, roomsText(names, counts))
+	b = append(b, `,"rooms":[`...)
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"room":`...)
+		b = appendJSONString(b, n)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(counts[n]), 10)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+func (jsonCodec) private(from, to, text string, at time.Time, _ bool) []byte {
+	b := append([]byte(nil), `{"type":"private","from":`...)
+	b = appendJSONString(b, from)
+	b = append(b, `,"to":`...)
+	b = appendJSONString(b, to)
+	b = append(b, `,"text":`...)
+	b = appendJSONString(b, text)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, at.UnixMilli(), 10)
+	return append(b, '}')
+}
+
+// framePong answers a client's ping.
+var framePong = []byte(`{"type":"pong"}`)
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Quotes, backslashes and
+// control characters are escaped, as are U+2028 and U+2029 (valid in JSON,
+// line ends in older JavaScript); invalid UTF-8 becomes U+FFFD. Nothing
+// else is escaped.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// clientMsg is one message from a WebSocket client. Unknown fields are
+// ignored, so later versions may add some.
+type clientMsg struct {
+	Type string `json:"type"`
+	V    int    `json:"v"`
+	Nick string `json:"nick"`
+	Text string `json:"text"`
+}
+
+// decodeClientMsg parses one client message. encoding/json turns invalid
+// UTF-8 and lone surrogates into U+FFFD; the core sanitizes the rest.
+func decodeClientMsg(data []byte) (clientMsg, error) {
+	var m clientMsg
+	err := json.Unmarshal(data, &m)
+	return m, err
+}

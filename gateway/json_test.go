@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestAppendJSONString(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", `""`},
+		{"hi", `"hi"`},
+		{`say "hi" \o/`, `"say \"hi\" \\o/"`},
+		{"<script>&</script>", `"<script>&</script>"`}, // not HTML-escaped: the page uses textContent
+		{"a\nb\rc\td\x00e\x1bf\x7f", `"a\nb\rc\td\u0000e\u001bf` + "\x7f" + `"`},
+		{"héllo ✓ 😀", `"héllo ✓ 😀"`},
+		{"a\u2028b\u2029c", `"a\u2028b\u2029c"`},
+		{"caf\xe9!", `"caf\ufffd!"`},
+	} {
+		if got := string(appendJSONString(nil, tc.in)); got != tc.want {
+			t.Errorf("appendJSONString(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzJSONString checks appendJSONString against encoding/json: the output
+// is valid JSON that decodes to the input, each invalid UTF-8 byte replaced
+// by U+FFFD.
+func FuzzJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "\"\\", "\x00\x1f\x7f", "\u2028", "\xff\xfe", "é\xc3", "\xed\xa0\x80", "😀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("appendJSONString(%q) = %s: not JSON: %v", s, out, err)
+		}
+		var want strings.Builder
+		for _, r := range s { // range yields U+FFFD for each invalid byte
+			want.WriteRune(r)
+		}
+		if got != want.String() {
+			t.Fatalf("appendJSONString(%q) decodes to %q, want %q", s, got, want.String())
+		}
+		if !utf8.Valid(out) {
+			t.Fatalf("appendJSONString(%q) = %q: invalid UTF-8", s, out)
+		}
+	})
+}
+
+// Every frame jsonCodec makes is one JSON object with a type.
+func TestJSONCodecFrames(t *testing.T) {
+	c := jsonCodec{maxLine: 4096}
+	at := time.UnixMilli(1795000000123)
+	ev := &event{id: "x.1", kind: KindSay, room: "lobby", nick: "bob", text: `<b>"hi"</b>`, at: at}
+	frames := map[string][]byte{
+		"event":   c.event(ev),
+		"welcome": c.welcome("alice", "lobby"),
+		"notice":  c.notice("you are already in dev"),
+		"error":   c.errorMsg(codeNickTaken, "nickname bob is taken, choose another"),
+		"errnone": c.errorMsg("", "no code"),
+		"who":     c.who("lobby", []string{"alice", "bob"}),
+		"whonone": c.who("lobby", nil),
+		"rooms":   c.rooms([]string{"dev", "lobby"}, map[string]int{"dev": 1, "lobby": 2}),
+		"private": c.private("bob", "alice", "psst", at, false),
+		"pong":    framePong,
+	}
+	hist := c.history("lobby", []event{*ev, {kind: KindMe, nick: "carol", text: "waves", at: at}, {kind: KindJoin, nick: "x"}}, at)
+	if len(hist) != 1 {
+		t.Fatalf("history: %d frames, want 1", len(hist))
+	}
+	frames["history"] = hist[0]
+	frames["histnone"] = c.history("dev", nil, at)[0]
+	for name, f := range frames {
+		var m map[string]any
+		if err := json.Unmarshal(f, &m); err != nil {
+			t.Errorf("%s: %s: %v", name, f, err)
+			continue
+		}
+		if _, ok := m["type"].(string); !ok {
+			t.Errorf("%s: %s has no type", name, f)
+		}
+	}
+	for name, want := range map[string]string{
+		"event":    `{"type":"event","kind":"say","room":"lobby","nick":"bob","text":"<b>\"hi\"</b>","ts":1795000000123}`,
+		"welcome":  `{"type":"welcome","v":1,"nick":"alice","room":"lobby","max_line":4096}`,
+		"error":    `{"type":"error","code":"nick_taken","text":"nickname bob is taken, choose another"}`,
+		"errnone":  `{"type":"error","text":"no code"}`,
+		"who":      `{"type":"notice","cmd":"who","text":"in lobby (2): alice, bob","room":"lobby","nicks":["alice","bob"]}`,
+		"whonone":  `{"type":"notice","cmd":"who","text":"in lobby (0): ","room":"lobby","nicks":[]}`,
+		"rooms":    `{"type":"notice","cmd":"rooms","text":"rooms: dev (1), lobby (2)","rooms":[{"room":"dev","count":1},{"room":"lobby","count":2}]}`,
+		"private":  `{"type":"private","from":"bob","to":"alice","text":"psst","ts":1795000000123}`,
+		"history":  `{"type":"history","room":"lobby","events":[{"kind":"say","nick":"bob","text":"<b>\"hi\"</b>","ts":1795000000123},{"kind":"me","nick":"carol","text":"waves","ts":1795000000123}]}`,
+		"histnone": `{"type":"history","room":"dev","events":[]}`,
+	} {
+		if got := string(frames[name]); got != want {
+			t.Errorf("%s = %s\nwant %s", name, got, want)
+		}
+	}
+	if f := c.event(&event{kind: "shout"}); f != nil {
+		t.Errorf("an unknown kind encodes to %s, want nil", f)
+	}
+}
+
+// countingCodec counts how often it encodes an event.
+type countingCodec struct {
+	lineCodec
+	n int
+}
+
+func (c *countingCodec) event(ev *event) []byte { c.n++; return c.lineCodec.event(ev) }
+
+// An event is encoded once per codec, and every member gets the same bytes.
+func TestEventEncodedOnce(t *testing.T) {
+	ev := &event{kind: KindSay, nick: "bob", text: "hi"}
+	line := &countingCodec{}
+	js := jsonCodec{}
+	var first, firstJSON []byte
+	for i := range 100 {
+		f, fj := ev.frame(line), ev.frame(js)
+		if i == 0 {
+			first, firstJSON = f, fj
+		}
+		if &f[0] != &first[0] || &fj[0] != &firstJSON[0] {
+			t.Fatal("members got different copies of one event")
+		}
+	}
+	if line.n != 1 {
+		t.Errorf("encoded %d times, want once", line.n)
+	}
+	if string(first) != "bob: hi\n" || !strings.HasPrefix(string(firstJSON), `{"type":"event"`) {
+		t.Errorf("frames %q, %q", first, firstJSON)
+	}
+}
