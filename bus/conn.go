@@ -488,3 +488,6 @@ func (c *Conn) close() error {
 
 // Connected reports whether the connection to NATS is up.
 func (c *Conn) Connected() bool { return c.nc.IsConnected() }
+
+// Reconnects counts how many times the connection to NATS was re-established.
+func (c *Conn) Reconnects() uint64 { return c.nc.Stats().Reconnects }

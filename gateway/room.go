@@ -9,6 +9,7 @@ import (
 // one bus subscription that feeds them all.
 type room struct {
 	name  string
+	stats *stats        // the gateway's counters
 	ready chan struct{} // closed once the subscription attempt is over
 	err   error         // why the subscription failed; set before ready closes
 	unsub func()
@@ -35,7 +36,9 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 			m.deliver(f, id)
 		}
 	}
+	n := len(r.members)
 	r.mu.RUnlock()
+	r.stats.observeEvent(n, at)
 }
 
 func (r *room) add(s *Session) {
@@ -69,7 +72,7 @@ func (srv *Server) enter(s *Session, name string) error {
 	r := srv.rooms[name]
 	first := r == nil
 	if first {
-		r = &room{name: name, ready: make(chan struct{}), slots: make(map[*Session]int)}
+		r = &room{name: name, stats: &srv.stats, ready: make(chan struct{}), slots: make(map[*Session]int)}
 		srv.rooms[name] = r
 	}
 	r.refs++

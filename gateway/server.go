@@ -19,6 +19,7 @@ type Server struct {
 	bus    Bus
 	log    *slog.Logger
 	nextID atomic.Uint64
+	stats  stats
 	wg     sync.WaitGroup // session and refusal goroutines
 
 	// Web: fixed by New.

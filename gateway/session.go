@@ -177,6 +177,8 @@ func (s *Session) hello(nick string) {
 		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
 		return
 	}
+	s.srv.stats.opened[s.enc.slot()].Add(1)
+	s.srv.stats.connected[s.enc.slot()].Add(1)
 	s.log.Info("session started", "nick", nick)
 }
 
@@ -228,6 +230,7 @@ func (s *Session) say(kind, text string) {
 	if text == "" {
 		return
 	}
+	s.srv.stats.linesIn.Add(1)
 	if err := s.srv.bus.Publish(s.room, kind, s.nick, text); err != nil {
 		s.log.Warn("publish", "err", err)
 		s.errorf(codeUnavailable, "your line was not sent: the chat link is down")
@@ -351,6 +354,13 @@ func (s *Session) teardown() {
 	}
 	s.closeConn()
 	s.srv.removeSession(s)
+	slot := s.enc.slot()
+	if s.firstNick != "" { // it was counted as connected
+		s.srv.stats.connected[slot].Add(-1)
+	}
+	if int(reason) < len(reasonNames) {
+		s.srv.stats.closed[slot][reason].Add(1)
+	}
 	s.log.Info("session closed", "nick", s.nick, "reason", reason.String(),
 		"duration", s.srv.cfg.Now().Sub(s.started).Round(time.Millisecond))
 }

@@ -11,11 +11,12 @@ import (
 	"time"
 )
 
-// startAdmin serves the health endpoints on --admin, if set:
+// startAdmin serves the operations endpoints on --admin, if set:
 //
 //	/healthz  200 while the process runs
 //	/readyz   200 when this node serves: the embedded server is ready and
 //	          the gateway's bus link is up; 503 with the reason otherwise
+//	/metrics  Prometheus metrics
 func (m *Main) startAdmin() error {
 	if m.Config.Admin == "" {
 		return nil
@@ -28,6 +29,7 @@ func (m *Main) startAdmin() error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
+	mux.Handle("GET /metrics", m.metricsHandler())
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := m.ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,23 +331,29 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 	tcpReader.expect("slow joined!")
 
 	// 8,000 lines of 1 KB are more than the slow client's socket buffers
-	// and its 256 KiB queue hold.
+	// and its 256 KiB queue hold. The talker keeps at most a window of
+	// lines ahead of the slower of the two readers, so that on a loaded
+	// machine the readers, not only the slow client, never fall 256 KiB
+	// behind.
 	const n, window = 8000, 32
 	line := strings.Repeat("z", 1000)
-	talker.conn.SetReadDeadline(time.Time{}) // the run may take a while under -race
+	var tcpRead, webRead atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	go io.Copy(io.Discard, talker.conn)
 	go func() {
-		echoes := bufio.NewReader(talker.conn)
 		for i := range n {
-			if i >= window {
-				if _, err := echoes.ReadString('\n'); err != nil {
+			for int64(i)-min(tcpRead.Load(), webRead.Load()) > window {
+				select {
+				case <-stop:
 					return
+				case <-time.After(time.Millisecond):
 				}
 			}
 			if _, err := fmt.Fprintf(talker.conn, "%d %s\n", i, line); err != nil {
 				return
 			}
 		}
-		io.Copy(io.Discard, echoes)
 	}()
 
 	done := make(chan error, 1)
@@ -365,6 +372,7 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 					return
 				}
 				i++
+				tcpRead.Store(int64(i))
 			}
 		}
 		done <- nil
@@ -383,6 +391,9 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 				t.Fatalf("web reader: line %d is %d bytes %.40q...%q, want %d bytes", i, len(msg.Text), msg.Text, msg.Text[max(0, len(msg.Text)-20):], len(want))
 			}
 			i++
+			webRead.Store(int64(i))
+		case msg.Type == "error":
+			t.Fatalf("web reader: %s: %s after line %d", msg.Code, msg.Text, i)
 		}
 	}
 	if err := <-done; err != nil {

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chatd/chatd/gateway"
+)
+
+// metricsHandler serves Prometheus metrics for this process: the gateway's
+// counters and bus link (read at scrape time, so the chat path pays nothing
+// for them), plus the Go runtime and the process.
+func (m *Main) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&chatCollector{m: m},
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+var (
+	descClients = prometheus.NewDesc("chatd_clients",
+		"Clients connected now (handshake done), by transport.", []string{"transport"}, nil)
+	descOpened = prometheus.NewDesc("chatd_sessions_opened_total",
+		"Sessions that completed the handshake, by transport.", []string{"transport"}, nil)
+	descClosed = prometheus.NewDesc("chatd_sessions_closed_total",
+		"Sessions ended, by transport and reason (quit, client_closed, slow_consumer, flood, handshake_timeout, shutdown, ...).",
+		[]string{"transport", "reason"}, nil)
+	descRooms = prometheus.NewDesc("chatd_rooms",
+		"Rooms with members on this gateway.", nil, nil)
+	descLinesIn = prometheus.NewDesc("chatd_lines_in_total",
+		"Chat lines and actions sent by this gateway's clients.", nil, nil)
+	descEvents = prometheus.NewDesc("chatd_bus_events_total",
+		"Room events (lines, joins, leaves) received from the bus.", nil, nil)
+	descDeliveries = prometheus.NewDesc("chatd_deliveries_total",
+		"Lines queued to this gateway's clients (one per member per event).", nil, nil)
+	descLatency = prometheus.NewDesc("chatd_delivery_latency_seconds",
+		"Time from a line's publication by a gateway to its arrival at this gateway.", nil, nil)
+	descNATSUp = prometheus.NewDesc("chatd_nats_connected",
+		"1 when the link to NATS is up, else 0.", nil, nil)
+	descReconnects = prometheus.NewDesc("chatd_nats_reconnects_total",
+		"Times the link to NATS was re-established.", nil, nil)
+)
+
+// chatCollector reads the gateway's and the bus's counters at scrape time.
+type chatCollector struct{ m *Main }
+
+func (c *chatCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descClients, descOpened, descClosed, descRooms, descLinesIn,
+		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects} {
+		ch <- d
+	}
+}
+
+func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
+	if b := c.m.Bus; b != nil {
+		up := 0.0
+		if b.Connected() {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descNATSUp, prometheus.GaugeValue, up)
+		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(b.Reconnects()))
+	}
+	g := c.m.Gateway
+	if g == nil {
+		return
+	}
+	st := g.Stats()
+	for _, tr := range sortedKeys(st.Connected) {
+		ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(st.Connected[tr]), tr)
+		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(st.Opened[tr]), tr)
+		for _, reason := range sortedKeys(st.Closed[tr]) {
+			ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Closed[tr][reason]), tr, reason)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(st.Rooms))
+	ch <- prometheus.MustNewConstMetric(descLinesIn, prometheus.CounterValue, float64(st.LinesIn))
+	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(st.Events))
+	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Deliveries))
+
+	buckets := make(map[float64]uint64, len(gateway.LatencyBuckets))
+	var cum uint64
+	for i, le := range gateway.LatencyBuckets {
+		cum += st.Latency[i]
+		buckets[le.Seconds()] = cum
+	}
+	total := cum + st.Latency[len(st.Latency)-1]
+	ch <- prometheus.MustNewConstHistogram(descLatency, total, st.LatencySum.Seconds(), buckets)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// transportNames names each codec's transport, by codec slot, for metrics.
+var transportNames = [numCodecs]string{"tcp", "websocket"}
+
+// LatencyBuckets are the upper bounds of the delivery latency histogram:
+// from a line's publication by a gateway to its arrival at this one.
+var LatencyBuckets = [...]time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second,
+}
+
+// stats are a gateway's counters. Updates are single atomic adds, once per
+// session event or per bus event, never per delivered member.
+type stats struct {
+	connected  [numCodecs]atomic.Int64
+	opened     [numCodecs]atomic.Uint64
+	closed     [numCodecs][len(reasonNames)]atomic.Uint64
+	linesIn    atomic.Uint64 // chat lines and actions clients sent
+	events     atomic.Uint64 // room events received from the bus
+	deliveries atomic.Uint64 // frames queued to members
+	latency    [len(LatencyBuckets) + 1]atomic.Uint64 // the last: above every bucket
+	latencySum atomic.Int64 // nanoseconds
+}
+
+// observeEvent counts one bus event delivered to n members, sent at at.
+func (st *stats) observeEvent(n int, at time.Time) {
+	st.events.Add(1)
+	st.deliveries.Add(uint64(n))
+	d := time.Since(at)
+	if d < 0 {
+		d = 0 // clocks of different machines disagree
+	}
+	i := 0
+	for i < len(LatencyBuckets) && d > LatencyBuckets[i] {
+		i++
+	}
+	st.latency[i].Add(1)
+	st.latencySum.Add(int64(d))
+}
+
+// Stats is a snapshot of a gateway's counters, for metrics.
+type Stats struct {
+	Connected  map[string]int64            // clients connected now, by transport
+	Opened     map[string]uint64           // sessions started, by transport
+	Closed     map[string]map[string]uint64 // sessions ended, by transport and reason
+	Rooms      int                          // rooms with members on this gateway
+	LinesIn    uint64                       // chat lines and actions sent by clients
+	Events     uint64                       // room events received from the bus
+	Deliveries uint64                       // frames queued to members for them
+	// Latency counts events by publication-to-arrival time: Latency[i] is
+	// the number at most LatencyBuckets[i] (not cumulative), the last one
+	// those above every bucket. LatencySum is their total.
+	Latency    []uint64
+	LatencySum time.Duration
+}
+
+// Stats returns the gateway's counters. Safe for concurrent use.
+func (s *Server) Stats() Stats {
+	st := &s.stats
+	out := Stats{
+		Connected:  make(map[string]int64),
+		Opened:     make(map[string]uint64),
+		Closed:     make(map[string]map[string]uint64),
+		LinesIn:    st.linesIn.Load(),
+		Events:     st.events.Load(),
+		Deliveries: st.deliveries.Load(),
+		Latency:    make([]uint64, len(st.latency)),
+		LatencySum: time.Duration(st.latencySum.Load()),
+	}
+	for i, name := range transportNames {
+		out.Connected[name] = st.connected[i].Load()
+		out.Opened[name] = st.opened[i].Load()
+		byReason := make(map[string]uint64)
+		for r := range st.closed[i] {
+			if n := st.closed[i][r].Load(); n > 0 {
+				byReason[CloseReason(r).String()] = n
+			}
+		}
+		out.Closed[name] = byReason
+	}
+	for i := range st.latency {
+		out.Latency[i] = st.latency[i].Load()
+	}
+	s.mu.Lock()
+	out.Rooms = len(s.rooms)
+	s.mu.Unlock()
+	return out
+}
