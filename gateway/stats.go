@@ -23,11 +23,11 @@ type stats struct {
 	connected  [numCodecs]atomic.Int64
 	opened     [numCodecs]atomic.Uint64
 	closed     [numCodecs][len(reasonNames)]atomic.Uint64
-	linesIn    atomic.Uint64 // chat lines and actions clients sent
-	events     atomic.Uint64 // room events received from the bus
-	deliveries atomic.Uint64 // frames queued to members
+	linesIn    atomic.Uint64                          // chat lines and actions clients sent
+	events     atomic.Uint64                          // room events received from the bus
+	deliveries atomic.Uint64                          // frames queued to members
 	latency    [len(LatencyBuckets) + 1]atomic.Uint64 // the last: above every bucket
-	latencySum atomic.Int64 // nanoseconds
+	latencySum atomic.Int64                           // nanoseconds
 }
 
 // observeEvent counts one bus event delivered to n members, sent at at.
@@ -48,8 +48,8 @@ func (st *stats) observeEvent(n int, at time.Time) {
 
 // Stats is a snapshot of a gateway's counters, for metrics.
 type Stats struct {
-	Connected  map[string]int64            // clients connected now, by transport
-	Opened     map[string]uint64           // sessions started, by transport
+	Connected  map[string]int64             // clients connected now, by transport
+	Opened     map[string]uint64            // sessions started, by transport
 	Closed     map[string]map[string]uint64 // sessions ended, by transport and reason
 	Rooms      int                          // rooms with members on this gateway
 	LinesIn    uint64                       // chat lines and actions sent by clients
