@@ -40,6 +40,11 @@ type Config struct {
 	// safe for concurrent use.
 	Banned func(ip netip.Addr) bool
 
+	// Password, when set, is asked of every client before its nickname is
+	// accepted: a private server. TCP clients send it as the line after
+	// their nickname; WebSocket clients in their hello.
+	Password string
+
 	// MaxConns and MaxConnsPerIP bound concurrent connections.
 	MaxConns      int
 	MaxConnsPerIP int

@@ -51,6 +51,7 @@ const (
 	codeSlowConsumer   = "slow_consumer"
 	codeRefused        = "refused"
 	codeTimeout        = "timeout"
+	codeBadPassword    = "bad_password"
 )
 
 // numCodecs is the number of codecs, the size of event.frames.

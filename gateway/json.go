@@ -213,10 +213,11 @@ func appendJSONString(b []byte, s string) []byte {
 // clientMsg is one message from a WebSocket client. Unknown fields are
 // ignored, so later versions may add some.
 type clientMsg struct {
-	Type string `json:"type"`
-	V    int    `json:"v"`
-	Nick string `json:"nick"`
-	Text string `json:"text"`
+	Type     string `json:"type"`
+	V        int    `json:"v"`
+	Nick     string `json:"nick"`
+	Text     string `json:"text"`
+	Password string `json:"password"` // hello only, on servers with --password
 }
 
 // decodeClientMsg parses one client message. encoding/json turns invalid

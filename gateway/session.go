@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -63,6 +64,8 @@ type Session struct {
 	limiter     *rate.Limiter
 	nick        string
 	firstNick   string // the nickname the handshake accepted
+	pendingNick string // held while the server password is asked (TCP)
+	authed      bool   // the server password was given
 	room        string
 	stripPrefix bool // the client may put "<nick>: " before its lines (classic TCP)
 	attempts    int
@@ -183,6 +186,41 @@ func (s *Session) hello(nick string) {
 }
 
 // refuseNick answers a refused nickname; after the last attempt it closes.
+// handshakeLine handles a TCP client's line before its nickname is
+// accepted. On a server with a password, the first acceptable nickname is
+// held while the next line, the password, is checked; a classic client
+// sends it prefixed with "<nick>: ", like any line.
+func (s *Session) handshakeLine(text string) {
+	if s.srv.cfg.Password == "" || s.authed {
+		s.hello(text)
+		return
+	}
+	if s.pendingNick == "" {
+		if reason := validNick(text); reason != "" {
+			s.refuseNick(codeNickInvalid, reason)
+			return
+		}
+		s.pendingNick = text
+		if s.sendEarly(s.enc.notice("this server needs a password: send it as your next line")) != nil {
+			s.stopped = true
+		}
+		return
+	}
+	if !s.passwordOK(strings.TrimSpace(stripSelfPrefix(text, s.pendingNick))) {
+		s.fail(ReasonHandshakeFailed, codeBadPassword, "wrong password for this server, closing")
+		return
+	}
+	s.authed = true
+	s.hello(s.pendingNick)
+}
+
+// passwordOK compares in constant time; any password is fine on a server
+// without one.
+func (s *Session) passwordOK(pw string) bool {
+	want := s.srv.cfg.Password
+	return want == "" || subtle.ConstantTimeCompare([]byte(pw), []byte(want)) == 1
+}
+
 func (s *Session) refuseNick(code, reason string) {
 	s.attempts++
 	if s.attempts >= s.srv.cfg.NickAttempts {

@@ -107,7 +107,7 @@ func (t *tcpConn) line(s *Session, line []byte, tooLong bool) {
 	}
 	text := sanitize(line)
 	if s.nick == "" {
-		s.hello(text)
+		s.handshakeLine(text)
 		return
 	}
 	if text == "" || !s.allow() {

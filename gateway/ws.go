@@ -178,6 +178,10 @@ func (t *wsConn) message(s *Session, typ websocket.MessageType, data []byte) boo
 			s.refuseNick(codeNickInvalid, "nickname is too long")
 			return false
 		}
+		if !s.passwordOK(m.Password) {
+			s.fail(ReasonHandshakeFailed, codeBadPassword, "wrong password for this server")
+			return false
+		}
 		s.hello(sanitize([]byte(m.Nick)))
 		if s.nick != "" {
 			t.hsTimer.Stop()

@@ -41,6 +41,7 @@ func (r Role) runsGateway() bool { return r != RoleBroker }
 type Config struct {
 	Listen          string // chat TCP listener
 	HTTP            string // web page and WebSocket listener; empty turns it off
+	HTTPSListen     string // the same over TLS (--tls-cert, --tls-key); empty turns it off
 	Advertise       string // address or go-sockaddr template clients should dial
 	PublicAddr      string // host:port other gateways' clients are sent to on shutdown
 	NATS            string // comma-separated NATS URLs; empty runs the embedded server
@@ -88,6 +89,7 @@ type Main struct {
 	serveDone chan struct{}
 	web       *http.Server
 	webLn     net.Listener
+	webTLSLn  net.Listener
 	webDone   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -289,14 +291,41 @@ func (m *Main) serveWeb() error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(m.log.With("component", "http").Handler(), slog.LevelWarn),
 	}
-	m.webDone = make(chan struct{})
-	go func() {
-		defer close(m.webDone)
-		if err := m.web.Serve(m.webLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.log.Error("http serve", "err", err)
+	listeners := []net.Listener{m.webLn}
+	if m.Config.HTTPSListen != "" {
+		cfg, err := serverTLS(m.Config.TLSCert, m.Config.TLSKey, "")
+		if err != nil {
+			return fmt.Errorf("https listener: %w", err)
 		}
+		ln, err := listenTCP(m.Config.HTTPSListen, m.Config.Gateway.KeepAlive)
+		if err != nil {
+			return fmt.Errorf("https listener: %w", err)
+		}
+		m.webTLSLn = tls.NewListener(ln, cfg)
+		listeners = append(listeners, m.webTLSLn)
+	}
+	m.webDone = make(chan struct{})
+	var serving sync.WaitGroup
+	for _, ln := range listeners {
+		serving.Go(func() {
+			if err := m.web.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.log.Error("http serve", "addr", ln.Addr().String(), "err", err)
+			}
+		})
+	}
+	go func() {
+		serving.Wait()
+		close(m.webDone)
 	}()
 	return nil
+}
+
+// HTTPSAddr is the address of the HTTPS listener, or nil.
+func (m *Main) HTTPSAddr() net.Addr {
+	if m.webTLSLn == nil {
+		return nil
+	}
+	return m.webTLSLn.Addr()
 }
 
 // HTTPAddr is the address the web listener is bound to, or nil when it is

@@ -2,60 +2,29 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/chatd/chatd/internal/testca"
 )
 
-// testCA writes a CA and a certificate it signed for 127.0.0.1 and
+// testCA makes a CA and a certificate it signed for 127.0.0.1 and
 // localhost, and returns the file names.
 func testCA(t *testing.T) (caFile, certFile, keyFile string) {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chatd test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "chatd"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	write := func(name, typ string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", keyDER)
+	ca := testca.New(t)
+	certFile, keyFile = ca.ServerFiles(t)
+	return ca.CertFile(t), certFile, keyFile
 }
 
 // A TLS client and a plain client chat on the same gateway.
@@ -199,4 +168,68 @@ func TestConfigFile(t *testing.T) {
 	if err := NewMain(RoleSingle).ParseFlags([]string{"--config=" + file}); err == nil || !strings.Contains(err.Error(), ":1: no setting \"max-cons\"") {
 		t.Errorf("a misspelt setting: err = %v", err)
 	}
+}
+
+// A private server asks every client for its password: a classic client
+// answers it as the line after its nickname, prefixed like any line; a
+// WebSocket client in its hello.
+func TestServerPassword(t *testing.T) {
+	m := mustRunMain(t, "--password", "letmein")
+	addr := m.ChatAddr().String()
+
+	classic := dial(t, addr)
+	classic.expectName()
+	classic.send("pyuser")
+	classic.nick = "pyuser"
+	classic.expect("* this server needs a password: send it as your next line")
+	classic.send("pyuser: letmein")
+	classic.expect("Connected to server!")
+	classic.expect("pyuser joined!")
+
+	wrong := dial(t, addr)
+	wrong.expectName()
+	wrong.send("intruder\n")
+	wrong.expect("* this server needs a password: send it as your next line")
+	wrong.send("guess\n")
+	if got := wrong.expectClosed(); got != "ERROR wrong password for this server, closing\n" {
+		t.Errorf("wrong password: got %q", got)
+	}
+
+	web := wsDial(t, m)
+	web.send(map[string]any{"type": "hello", "v": 1, "nick": "webby", "password": "nope"})
+	web.expectError("bad_password", "wrong password")
+	ok := wsDial(t, m)
+	ok.nick = "webok"
+	ok.send(map[string]any{"type": "hello", "v": 1, "nick": "webok", "password": "letmein"})
+	ok.expectType("welcome")
+	classic.expect("webok joined!")
+	for _, l := range classic.sync() {
+		if strings.Contains(l, "intruder") || strings.Contains(l, "webby") {
+			t.Errorf("the room heard of a client without the password: %q", l)
+		}
+	}
+}
+
+// The web page and the WebSocket endpoint are also served over TLS.
+func TestHTTPS(t *testing.T) {
+	caFile, cert, key := testCA(t)
+	m := mustRunMain(t, "--https-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key)
+	pool, err := loadCA(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get("https://" + m.HTTPSAddr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<html") {
+		t.Fatalf("GET / over TLS: %d %.80q", resp.StatusCode, body)
+	}
+	web := wsDialOpts(t, "wss://"+m.HTTPSAddr().String()+"/ws", &websocket.DialOptions{HTTPClient: hc})
+	web.nick = "secureweb"
+	web.send(map[string]any{"type": "hello", "v": 1, "nick": "secureweb"})
+	web.expectType("welcome")
 }

@@ -49,7 +49,7 @@ func New(t testing.TB) *CA {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		DNSNames:     []string{"localhost"},
 	}
@@ -74,6 +74,27 @@ func (ca *CA) CertFile(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// ServerFiles writes the server certificate and its key as PEM into a
+// temporary folder of t: what --tls-cert and --tls-key flags take.
+func (ca *CA) ServerFiles(t testing.TB) (certFile, keyFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := x509.MarshalECPrivateKey(ca.Server.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for path, block := range map[string]*pem.Block{
+		certFile: {Type: "CERTIFICATE", Bytes: ca.Server.Leaf.Raw},
+		keyFile:  {Type: "EC PRIVATE KEY", Bytes: key},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
 }
 
 // ServerConfig is a TLS server configuration with the server certificate.
