@@ -98,17 +98,8 @@ func parseClientFlags(args []string, stderr io.Writer) (termclient.Config, clien
 	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "reconnect attempts in a row before giving up when the connection drops; -1: until Ctrl-C, 0: never")
 	fs.BoolVar(&opts.noColor, "no-color", false, "no colours (also off when NO_COLOR is set or the output is not a terminal)")
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		if v, ok := os.LookupEnv(name); ok && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %v", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return cfg, opts, envErr
+	if err := applyEnv(fs); err != nil {
+		return cfg, opts, err
 	}
 
 	var hosts []string

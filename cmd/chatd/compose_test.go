@@ -72,32 +72,7 @@ func TestCompose(t *testing.T) {
 
 	// Every line reaches everyone, in per-sender order (within the default
 	// flood limit's burst).
-	const n = 8
-	for _, u := range users {
-		var b strings.Builder
-		for i := range n {
-			fmt.Fprintf(&b, "%s line %d\n", u.nick, i)
-		}
-		u.send(b.String())
-	}
-	for _, r := range users {
-		next := map[string]int{}
-		for got := 0; got < n*len(users); {
-			s, err := r.line()
-			if err != nil {
-				t.Fatalf("%s: %v", r.nick, err)
-			}
-			nick, text, ok := strings.Cut(s, ": ")
-			if !ok {
-				continue
-			}
-			if want := fmt.Sprintf("%s line %d", nick, next[nick]); text != want {
-				t.Fatalf("%s: got %q, want %q", r.nick, text, want)
-			}
-			next[nick]++
-			got++
-		}
-	}
+	chatInOrder(t, users, 8)
 
 	// A broker dies: chat goes on, history is intact.
 	run("kill", "-s", "SIGKILL", "broker2")

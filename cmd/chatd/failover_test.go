@@ -31,32 +31,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		}
 		cs = append(cs, c)
 	}
-	const n = 200
-	for _, c := range cs {
-		var b strings.Builder
-		for i := range n {
-			fmt.Fprintf(&b, "%s %d\n", c.nick, i)
-		}
-		c.send(b.String())
-	}
-	for _, r := range cs {
-		next := map[string]int{}
-		for got := 0; got < n*len(cs); {
-			s, err := r.line()
-			if err != nil {
-				t.Fatalf("%s: %v", r.nick, err)
-			}
-			nick, text, ok := strings.Cut(s, ": ")
-			if !ok {
-				continue
-			}
-			if want := fmt.Sprintf("%s %d", nick, next[nick]); text != want {
-				t.Fatalf("%s: got %q, want %q", r.nick, text, want)
-			}
-			next[nick]++
-			got++
-		}
-	}
+	chatInOrder(t, cs, 200)
 	cs[2].send("/who\n")
 	cs[2].expect("* in lobby (3): u0, u1, u2")
 	c := dial(t, addrs[1])

@@ -43,17 +43,8 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := applyConfigFile(fs, args); err != nil {
 		return err
 	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		if v, ok := os.LookupEnv(name); ok && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %v", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return envErr
+	if err := applyEnv(fs); err != nil {
+		return err
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -172,6 +163,20 @@ func (l *commaList) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// applyEnv sets every flag of fs whose CHAT_* variable is set.
+func applyEnv(fs *flag.FlagSet) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v, ok := os.LookupEnv(name); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", name, v, err)
+			}
+		}
+	})
+	return envErr
 }
 
 func envName(flagName string) string {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -218,4 +219,35 @@ func count(lines []string, want string) int {
 		}
 	}
 	return n
+}
+
+// chatInOrder has every user send n numbered lines at once and checks that
+// every user receives every line, in per-sender order.
+func chatInOrder(t testing.TB, users []*client, n int) {
+	t.Helper()
+	for _, u := range users {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%s line %d\n", u.nick, i)
+		}
+		u.send(b.String())
+	}
+	for _, r := range users {
+		next := map[string]int{}
+		for got := 0; got < n*len(users); {
+			s, err := r.line()
+			if err != nil {
+				t.Fatalf("%s: %v", r.nick, err)
+			}
+			nick, text, ok := strings.Cut(s, ": ")
+			if !ok {
+				continue
+			}
+			if want := fmt.Sprintf("%s line %d", nick, next[nick]); text != want {
+				t.Fatalf("%s: got %q, want %q", r.nick, text, want)
+			}
+			next[nick]++
+			got++
+		}
+	}
 }
