@@ -67,6 +67,11 @@ type Config struct {
 	// BusTimeout bounds each call a session makes to the bus.
 	BusTimeout time.Duration
 
+	// QuietRoomSize: in a room with more than this many members on this
+	// gateway, join and leave notices go only to the member they are about
+	// (see quiet.go). Zero means the default; negative, never quiet.
+	QuietRoomSize int
+
 	// WebGateways lists the WebSocket URLs (ws:// or wss://, such as
 	// ws://chat2.lan:8080/ws) of the cluster's gateways as a browser reaches
 	// them. The page tries them in turn when its connection is lost; pages
@@ -96,6 +101,7 @@ func DefaultConfig() Config {
 		WriteTimeout:     10 * time.Second,
 		KeepAlive:        30 * time.Second,
 		BusTimeout:       5 * time.Second,
+		QuietRoomSize:    500,
 	}
 }
 
@@ -129,6 +135,9 @@ func (c *Config) fill() error {
 	setDefault(&c.WriteTimeout, d.WriteTimeout)
 	setDefault(&c.KeepAlive, d.KeepAlive)
 	setDefault(&c.BusTimeout, d.BusTimeout)
+	if c.QuietRoomSize == 0 {
+		c.QuietRoomSize = d.QuietRoomSize
+	}
 	if c.MaxLine < 64 {
 		return errors.New("gateway: max line must be at least 64 bytes")
 	}

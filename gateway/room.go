@@ -8,8 +8,8 @@ import (
 // room is a gateway's local view of one chat room: its members here and the
 // one bus subscription that feeds them all.
 type room struct {
+	srv   *Server
 	name  string
-	stats *stats        // the gateway's counters
 	ready chan struct{} // closed once the subscription attempt is over
 	err   error         // why the subscription failed; set before ready closes
 	unsub func()
@@ -28,6 +28,10 @@ type room struct {
 // event stays on that goroutine, so its lazy fields need no lock.
 func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 	ev := event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at}
+	if r.quietNotice(&ev) {
+		r.srv.stats.observeEvent(1, at)
+		return
+	}
 	r.mu.RLock()
 	for _, m := range r.members {
 		// A kind this gateway does not know encodes to nil: newer gateways
@@ -38,7 +42,7 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 	}
 	n := len(r.members)
 	r.mu.RUnlock()
-	r.stats.observeEvent(n, at)
+	r.srv.stats.observeEvent(n, at)
 }
 
 func (r *room) add(s *Session) {
@@ -72,7 +76,7 @@ func (srv *Server) enter(s *Session, name string) error {
 	r := srv.rooms[name]
 	first := r == nil
 	if first {
-		r = &room{name: name, stats: &srv.stats, ready: make(chan struct{}), slots: make(map[*Session]int)}
+		r = &room{srv: srv, name: name, ready: make(chan struct{}), slots: make(map[*Session]int)}
 		srv.rooms[name] = r
 	}
 	r.refs++

@@ -33,6 +33,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", c.NATSTLSCA, "TLS CA (PEM): a gateway verifies its NATS servers against it; a node then requires client certificates signed by it")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error (chat text is logged only at debug)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go runtime profiles (go tool pprof) on this loopback address, for measuring; default off")
 	if m.Role.runsNode() {
 		m.nodeFlags(fs)
 	}
@@ -104,6 +105,7 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.IntVar(&g.FloodLimit, "flood-limit", g.FloodLimit, "lines refused in a row by the rate limit before the client is disconnected")
 	fs.IntVar(&g.MaxPending, "max-pending", g.MaxPending, "bytes queued for one client before it is disconnected as a slow consumer")
 	fs.DurationVar(&g.WriteTimeout, "write-timeout", g.WriteTimeout, "longest a single write to a client may block")
+	fs.IntVar(&g.QuietRoomSize, "quiet-room-size", g.QuietRoomSize, "above this many members on a gateway, a room's join and leave notices go only to the member they are about (negative: never)")
 	fs.DurationVar(&g.KeepAlive, "keepalive", g.KeepAlive, "TCP keep-alive idle time; unresponsive peers are reaped after about twice this")
 }
 

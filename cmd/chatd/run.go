@@ -62,6 +62,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+	Pprof           string // loopback address for net/http/pprof; empty: off
 
 	Cluster cluster.Config
 	Bus     bus.Config
@@ -85,6 +86,7 @@ type Main struct {
 	tlsLn     net.Listener
 	bans      *banList
 	admin     *http.Server
+	pprof     *http.Server
 	adminLn   net.Listener
 	serveDone chan struct{}
 	web       *http.Server
@@ -130,6 +132,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.log = log.With("role", string(m.Role))
+	if m.Config.Pprof != "" {
+		if err := m.startPprof(m.Config.Pprof); err != nil {
+			return err
+		}
+	}
 
 	if m.Role.runsNode() && m.Config.NATS == "" {
 		if err := m.startNode(ctx); err != nil {
@@ -559,6 +566,9 @@ func (m *Main) Close() error {
 			if err := m.Node.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("embedded NATS: %w", err))
 			}
+		}
+		if m.pprof != nil {
+			_ = m.pprof.Close()
 		}
 		if m.log != nil {
 			m.log.Info("chatd stopped")
