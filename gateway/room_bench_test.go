@@ -31,7 +31,7 @@ func BenchmarkRoomDeliver(b *testing.B) {
 				b.Fatal(err)
 			}
 			srv := &Server{cfg: cfg, log: slog.New(slog.DiscardHandler)}
-			r := &room{name: "lobby", slots: make(map[*Session]int)}
+			r := &room{srv: srv, name: "lobby", slots: make(map[*Session]int)}
 			for i := range members {
 				var c codec = lineCodec{}
 				if i%2 == 1 {

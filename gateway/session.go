@@ -84,13 +84,14 @@ type Session struct {
 	replaying bool     // joining a room: live frames wait in held
 	held      [][]byte // live frames that arrived during a history replay
 	heldIDs   []string // their event ids, to drop them from the replay
+	writeFn   func()   // s.writeLoop, bound once: starting a writer does not allocate
 	closeOnce sync.Once
 	closed    chan struct{} // closed with the connection
 }
 
 func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session {
 	id := srv.nextID.Add(1)
-	return &Session{
+	s := &Session{
 		srv:     srv,
 		t:       t,
 		enc:     t,
@@ -101,6 +102,8 @@ func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session
 		started: srv.cfg.Now(),
 		closed:  make(chan struct{}),
 	}
+	s.writeFn = s.writeLoop
+	return s
 }
 
 // run serves the session until the client goes away, then tears it down.
@@ -451,7 +454,7 @@ func (s *Session) queueLocked(frame []byte) {
 func (s *Session) kickLocked() {
 	if !s.writing && len(s.out) > 0 {
 		s.writing = true
-		go s.writeLoop()
+		go s.writeFn()
 	}
 }
 
@@ -494,7 +497,7 @@ func (s *Session) finish(reason CloseReason, last []byte) {
 	if !s.writing {
 		// Even with nothing to write, the writer says goodbye and closes.
 		s.writing = true
-		go s.writeLoop()
+		go s.writeFn()
 	}
 	s.mu.Unlock()
 }
