@@ -115,6 +115,16 @@ func TestCompose(t *testing.T) {
 	back.send("hello again\n")
 	users[0].expect("back: hello again")
 	users[1].expect("back: hello again")
+
+	// A browser on one gateway and an nc user on another share the room.
+	b := newBrowser(t)
+	b.login("http://127.0.0.1:8081/", "webcompose")
+	users[1].expect("webcompose joined!")
+	b.say("hello from a browser on gateway1")
+	users[1].expect("webcompose: hello from a browser on gateway1")
+	users[1].send("hello back from nc on gateway2\n")
+	b.waitJS("nc's line", shows("say", users[1].nick, "hello back from nc on gateway2"))
+	b.screenshot("browser-compose.png")
 	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
 }
 
