@@ -1,0 +1,428 @@
+// Command chatbench measures a chat server that speaks chatd's classic
+// protocol (NAME handshake, newline-terminated lines), and, in the same run,
+// a bare reference broadcast server, so that every figure can be given as a
+// ratio to what a plain Go server reaches on the same machine.
+//
+//	chatbench fanout  --addr 127.0.0.1:5500 --conns 1000 --senders 10 --duration 10s
+//	chatbench latency --addr 127.0.0.1:5500 --conns 500 --rate 1000 --duration 10s
+//	chatbench idle    --addr 127.0.0.1:5500 --pid $(pgrep -n chatd) --conns 10000 --room-size 100
+//	chatbench cross   --addr 127.0.0.1:5500 --addr2 127.0.0.1:5501 --conns 500 --rate 1000
+//	chatbench churn   --addr 127.0.0.1:5500 --conns 200 --rate 200 --churn-rate 100
+//	chatbench ref     --listen 127.0.0.1:5599
+//
+// Every run is bounded in time (--duration, --timeout) and count
+// (--max-lines, --churn-max, --conns). Progress goes to stderr; the result is
+// one JSON line on stdout. Targets must be loopback addresses. See
+// docs/performance.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the flags of every scenario; each uses the ones it needs.
+type options struct {
+	Addr        string        `json:"addr,omitempty"`
+	Addr2       string        `json:"addr2,omitempty"`
+	PID         int           `json:"pid,omitempty"`
+	Ref         string        `json:"ref"`
+	RefPID      int           `json:"ref_pid,omitempty"`
+	Conns       int           `json:"conns"`
+	Senders     int           `json:"senders,omitempty"`
+	Window      int           `json:"window,omitempty"`
+	Rate        float64       `json:"rate,omitempty"`
+	Size        int           `json:"size,omitempty"`
+	Duration    time.Duration `json:"-"`
+	Warmup      time.Duration `json:"-"`
+	MaxLines    int64         `json:"max_lines,omitempty"`
+	Room        string        `json:"room,omitempty"`
+	RoomSize    int           `json:"room_size,omitempty"`
+	Sources     int           `json:"sources,omitempty"`
+	Concurrency int           `json:"concurrency,omitempty"`
+	Settle      time.Duration `json:"-"`
+	Hold        time.Duration `json:"-"`
+	ChurnRate   float64       `json:"churn_rate,omitempty"`
+	ChurnMax    int           `json:"churn_max,omitempty"`
+	Timeout     time.Duration `json:"-"`
+	Nick        string        `json:"nick_prefix"`
+	Quiet       bool          `json:"-"`
+
+	DurationS float64 `json:"duration_s"`
+	WarmupS   float64 `json:"warmup_s,omitempty"`
+	SettleS   float64 `json:"settle_s,omitempty"`
+	HoldS     float64 `json:"hold_s,omitempty"`
+}
+
+// target is one server under measurement.
+type target struct {
+	Name  string   `json:"name"`
+	Addrs []string `json:"addrs"`
+	PID   int      `json:"pid,omitempty"`
+	stop  func()
+}
+
+// summary is the one JSON line a scenario prints.
+type summary struct {
+	Scenario string             `json:"scenario"`
+	Params   options            `json:"params"`
+	Runs     []any              `json:"runs"`
+	Ratio    map[string]float64 `json:"ratio_to_reference,omitempty"`
+	OK       bool               `json:"ok"`
+	Problems []string           `json:"problems,omitempty"`
+}
+
+var scenarios = map[string]func(ctx context.Context, o *options, targets []*target) (*summary, error){
+	"fanout":  runFanout,
+	"latency": runLatency,
+	"idle":    runIdle,
+	"cross":   runCross,
+	"churn":   runChurn,
+}
+
+func main() {
+	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	name, args := os.Args[1], os.Args[2:]
+	var err error
+	if name == "ref" {
+		err = runRef(ctx, args, os.Stdout)
+	} else {
+		err = runScenario(ctx, name, args, os.Stdout)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatbench:", err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: chatbench SCENARIO [flags]     (chatbench SCENARIO --help lists flags)
+
+scenarios:
+  fanout   C clients in one room, S of them send as fast as a window of
+           unacknowledged lines lets them: deliveries/s, lines/s, loss
+  latency  C clients in one room, a fixed total rate R: p50/p90/p99/max, loss, order
+  idle     C idle connections in rooms of K: server RSS per connection, handshakes/s
+  cross    senders on --addr, receivers on --addr2: latency across gateways
+  churn    connects/disconnects per second while chat flows
+  ref      run the reference broadcast server alone (--listen ADDR)
+
+Each scenario runs against the reference (spawned, unless --ref says otherwise)
+and then against --addr, and prints one JSON line with the ratios.
+`)
+}
+
+func newFlags(name string, o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("chatbench "+name, flag.ContinueOnError)
+	fs.StringVar(&o.Addr, "addr", "", "chat server(s) to measure, host:port[,host:port...]: loopback only (empty: reference only)")
+	fs.StringVar(&o.Addr2, "addr2", "", "cross: the gateway the receivers use")
+	fs.IntVar(&o.PID, "pid", 0, "process id of the server at --addr, for its RSS (/proc/PID/status)")
+	fs.StringVar(&o.Ref, "ref", "spawn", "reference server: spawn (a child process), inproc, off, or host:port of a running `chatbench ref`")
+	fs.IntVar(&o.RefPID, "ref-pid", 0, "process id of the reference given as host:port, for its RSS")
+	fs.IntVar(&o.Conns, "conns", 100, "clients (C)")
+	fs.IntVar(&o.Senders, "senders", 10, "clients that send (S)")
+	fs.IntVar(&o.Window, "window", 16, "fanout: unacknowledged lines each sender may have out")
+	fs.Float64Var(&o.Rate, "rate", 1000, "latency, cross, churn: total chat lines per second (R)")
+	fs.IntVar(&o.Size, "size", 64, "bytes of text per chat line")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long lines are sent (after the warm-up)")
+	fs.DurationVar(&o.Warmup, "warmup", time.Second, "lines sent before measuring starts")
+	fs.Int64Var(&o.MaxLines, "max-lines", 10_000_000, "stop sending after this many lines in all")
+	fs.StringVar(&o.Room, "room", "bench", "room of the chat scenarios")
+	fs.IntVar(&o.RoomSize, "room-size", 100, "idle: members per room")
+	fs.IntVar(&o.Sources, "sources", 0, "local 127.0.0.x addresses to connect from (0: one per 5,000 connections)")
+	fs.IntVar(&o.Concurrency, "concurrency", 50, "handshakes in progress at once")
+	fs.DurationVar(&o.Settle, "settle", 5*time.Second, "idle: wait after the last handshake before reading RSS")
+	fs.DurationVar(&o.Hold, "hold", 5*time.Second, "idle: keep the connections this long, checking none is dropped")
+	fs.Float64Var(&o.ChurnRate, "churn-rate", 50, "churn: connections opened (and closed) per second")
+	fs.IntVar(&o.ChurnMax, "churn-max", 100_000, "churn: most connections opened in all")
+	fs.DurationVar(&o.Timeout, "timeout", 0, "hard limit on the whole run (default: generous, from the other flags)")
+	fs.StringVar(&o.Nick, "nick", "", "nickname prefix (default: random per run)")
+	fs.BoolVar(&o.Quiet, "q", false, "no progress on stderr")
+	return fs
+}
+
+func runScenario(ctx context.Context, name string, args []string, stdout io.Writer) error {
+	run, ok := scenarios[name]
+	if !ok {
+		usage(os.Stderr)
+		return fmt.Errorf("unknown scenario %q", name)
+	}
+	o := &options{}
+	fs := newFlags(name, o)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := o.check(name); err != nil {
+		return err
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 3*(o.Duration+o.Warmup+o.Settle+o.Hold) + 2*time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	quiet = o.Quiet
+
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			if t.stop != nil {
+				t.stop()
+			}
+		}
+	}()
+	if o.Ref != "off" {
+		t, err := startRef(ctx, o)
+		if err != nil {
+			return fmt.Errorf("reference: %w", err)
+		}
+		targets = append(targets, t)
+	}
+	if o.Addr != "" {
+		targets = append(targets, &target{Name: "chatd", Addrs: splitAddrs(o.Addr), PID: o.PID})
+	}
+	if len(targets) == 0 {
+		return errors.New("nothing to measure: give --addr, or leave --ref on")
+	}
+	s, err := run(ctx, o, targets)
+	if err != nil {
+		return err
+	}
+	s.Scenario = name
+	o.DurationS, o.WarmupS = o.Duration.Seconds(), o.Warmup.Seconds()
+	if name == "idle" {
+		o.SettleS, o.HoldS = o.Settle.Seconds(), o.Hold.Seconds()
+	}
+	s.Params = *o
+	s.OK = len(s.Problems) == 0
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", b)
+	return err
+}
+
+func (o *options) check(name string) error {
+	for _, a := range append(splitAddrs(o.Addr), splitAddrs(o.Addr2)...) {
+		if err := checkLoopback(a); err != nil {
+			return err
+		}
+	}
+	if o.Ref != "spawn" && o.Ref != "inproc" && o.Ref != "off" {
+		if err := checkLoopback(o.Ref); err != nil {
+			return fmt.Errorf("--ref: %w", err)
+		}
+	}
+	if name == "cross" && o.Addr != "" && o.Addr2 == "" {
+		return errors.New("cross needs --addr2 (the receivers' gateway)")
+	}
+	switch {
+	case o.Conns < 1:
+		return errors.New("--conns must be at least 1")
+	case o.Senders < 1 || o.Senders > o.Conns && name != "idle":
+		return errors.New("--senders must be 1..conns")
+	case o.Window < 1:
+		return errors.New("--window must be at least 1")
+	case o.Rate <= 0 || o.ChurnRate <= 0:
+		return errors.New("--rate and --churn-rate must be positive")
+	case o.Duration <= 0 || o.Warmup < 0:
+		return errors.New("--duration must be positive")
+	case o.RoomSize < 1:
+		return errors.New("--room-size must be at least 1")
+	case o.Size < 16 || o.Size > 4000:
+		return errors.New("--size must be 16..4000")
+	}
+	if o.Nick == "" {
+		o.Nick = "b" + strconv.FormatInt(time.Now().UnixNano()%1_000_000, 36)
+	}
+	if len(o.Nick) > 16 {
+		return errors.New("--nick: at most 16 characters")
+	}
+	if o.Sources == 0 {
+		o.Sources = (o.Conns + 4999) / 5000
+	}
+	o.Sources = min(max(o.Sources, 1), 250)
+	return nil
+}
+
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// checkLoopback refuses any target that is not on this machine's loopback
+// range: load is only ever sent to 127.0.0.0/8 or ::1.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("address %q: only loopback targets (127.0.0.0/8, ::1, localhost) are allowed", addr)
+	}
+	return nil
+}
+
+// sources returns the local addresses to connect from: 127.0.0.1 ... n.
+func sources(n int) []net.IP {
+	if n <= 1 {
+		return nil
+	}
+	ips := make([]net.IP, n)
+	for i := range ips {
+		ips[i] = net.IPv4(127, 0, 0, byte(1+i))
+	}
+	return ips
+}
+
+// startRef gives the reference target the run measures first.
+func startRef(ctx context.Context, o *options) (*target, error) {
+	switch o.Ref {
+	case "inproc":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		s := newRefServer(ln)
+		return &target{Name: "reference", Addrs: []string{s.addr()}, PID: os.Getpid(), stop: s.close}, nil
+	case "spawn":
+		return spawnRef(ctx)
+	}
+	return &target{Name: "reference", Addrs: []string{o.Ref}, PID: o.RefPID}, nil
+}
+
+// spawnRef starts `chatbench ref` as a child process on a free loopback
+// port, so that its RSS is its own, and stops it (by its PID) when done.
+func spawnRef(ctx context.Context) (*target, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "ref", "--listen", "127.0.0.1:0")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			addr <- strings.TrimPrefix(sc.Text(), "listening ")
+		}
+		close(addr)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok || checkLoopback(a) != nil {
+			stop()
+			return nil, fmt.Errorf("reference did not start (%q)", a)
+		}
+		return &target{Name: "reference", Addrs: []string{a}, PID: cmd.Process.Pid, stop: stop}, nil
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+	}
+	stop()
+	return nil, errors.New("reference did not start in time")
+}
+
+// runRef is `chatbench ref`: the reference server alone, until a signal or
+// --duration.
+func runRef(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("chatbench ref", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:5599", "address to listen on (loopback)")
+	dur := fs.Duration("duration", time.Hour, "exit after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkLoopback(*listen); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	s := newRefServer(ln)
+	fmt.Fprintf(stdout, "listening %s\n", s.addr())
+	select {
+	case <-ctx.Done():
+	case <-time.After(*dur):
+	}
+	s.close()
+	return nil
+}
+
+// quiet turns progress off.
+var quiet bool
+
+func progressf(format string, args ...any) {
+	if !quiet {
+		fmt.Fprintf(os.Stderr, "chatbench: "+format+"\n", args...)
+	}
+}
+
+// rssKB reads VmRSS of pid, in KiB; 0 if unknown.
+func rssKB(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
