@@ -69,6 +69,8 @@ type Session struct {
 	heldIDs   []string // their event ids, to drop them from the replay
 	closeOnce sync.Once
 	closed    chan struct{} // closed with the connection
+	writeFn   func()        // s.writeLoop, bound once: go s.writeFn() does not allocate
+	wbufs     net.Buffers   // the writer's own; a local one would escape to the heap per write
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64, ip netip.Addr) *Session {
@@ -84,6 +86,7 @@ func newSession(srv *Server, conn net.Conn, id uint64, ip netip.Addr) *Session {
 		closed:  make(chan struct{}),
 	}
 	s.emit = s.handleLine
+	s.writeFn = s.writeLoop
 	return s
 }
 
@@ -441,7 +444,7 @@ func (s *Session) queueLocked(line []byte) {
 func (s *Session) kickLocked() {
 	if !s.writing && len(s.out) > 0 {
 		s.writing = true
-		go s.writeLoop()
+		go s.writeFn()
 	}
 }
 
@@ -521,8 +524,9 @@ func (s *Session) writeLoop() {
 			size += len(b)
 		}
 		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
-		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(s.conn)
+		s.wbufs = batch
+		_, err := s.wbufs.WriteTo(s.conn)
+		s.wbufs = nil
 		clear(batch)
 
 		s.mu.Lock()
