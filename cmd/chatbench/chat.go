@@ -24,6 +24,7 @@ type chatConfig struct {
 	warmup     time.Duration
 	duration   time.Duration
 	maxLines   int64
+	pid        int      // the server's process, for its CPU time
 	sendAddr   string   // where senders connect
 	recvAddrs  []string // receivers, round-robin
 	recvOnly   bool     // only non-senders record latency (cross)
@@ -53,6 +54,8 @@ type chatResult struct {
 	Dropped        int            `json:"clients_dropped"`
 	OtherLines     int64          `json:"other_lines"`
 	DrainMs        float64        `json:"drain_ms"`
+	ServerCPUS     float64        `json:"server_cpu_s,omitempty"`
+	CPUPerDelivery float64        `json:"server_cpu_ns_per_delivery,omitempty"`
 	Latency        latencySummary `json:"latency"`
 	Extra          map[string]any `json:"extra,omitempty"`
 	problems       []string
@@ -171,6 +174,7 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	sleepCtx(ctx, cfg.warmup)
 	measureFrom.Store(time.Now().UnixNano())
 	m0, d0, s0 := time.Now(), sumBench(clients), sumSent(senders)
+	cpu0 := cpuSeconds(cfg.pid)
 	prevT, prevD := m0, d0
 	end := m0.Add(cfg.duration)
 	for time.Now().Before(end) && ctx.Err() == nil && budget.Load() > 0 {
@@ -181,6 +185,12 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 		prevT, prevD = now, d
 	}
 	m1, d1, s1 := time.Now(), sumBench(clients), sumSent(senders)
+	if cpu1 := cpuSeconds(cfg.pid); cpu0 >= 0 && cpu1 >= 0 {
+		res.ServerCPUS = round3(cpu1 - cpu0)
+		if d1 > d0 {
+			res.CPUPerDelivery = round3((cpu1 - cpu0) * 1e9 / float64(d1-d0))
+		}
+	}
 	close(stop)
 	wg.Wait()
 	res.MeasuredS = round3(m1.Sub(m0).Seconds())

@@ -409,6 +409,34 @@ func progressf(format string, args ...any) {
 	}
 }
 
+// cpuSeconds reads the user+system CPU time pid has used, in seconds; -1
+// if unknown. Linux reports it in clock ticks of 1/100 s.
+func cpuSeconds(pid int) float64 {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) may hold spaces: count fields after ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return -1
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	k, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return float64(u+k) / 100
+}
+
 // rssKB reads VmRSS of pid, in KiB; 0 if unknown.
 func rssKB(pid int) int64 {
 	if pid <= 0 {

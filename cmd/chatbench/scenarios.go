@@ -20,6 +20,7 @@ func baseChat(o *options, t *target) chatConfig {
 		warmup:    o.Warmup,
 		duration:  o.Duration,
 		maxLines:  o.MaxLines,
+		pid:       t.PID,
 		sendAddr:  t.Addrs[0],
 		recvAddrs: t.Addrs,
 		nick:      o.Nick,
@@ -46,6 +47,9 @@ func chatRatios(s *summary, runs []*chatResult, targets []*target) {
 		"p50":              ratio(got.Latency.P50Ms, ref.Latency.P50Ms),
 		"p99":              ratio(got.Latency.P99Ms, ref.Latency.P99Ms),
 		"handshakes_per_s": ratio(got.HandshakesPerS, ref.HandshakesPerS),
+	}
+	if got.CPUPerDelivery > 0 && ref.CPUPerDelivery > 0 {
+		s.Ratio["server_cpu_per_delivery"] = ratio(got.CPUPerDelivery, ref.CPUPerDelivery)
 	}
 }
 
