@@ -23,6 +23,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take before connections are cut")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error (chat text is logged only at debug)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go runtime profiles (go tool pprof) on this loopback address, for measuring; default off")
 
 	fs.StringVar(&c.NATS, "nats", c.NATS, "comma-separated NATS server URLs to use instead of the embedded server")
 	fs.StringVar(&c.Cluster.DataDir, "data", c.Cluster.DataDir, "folder for the embedded NATS server's JetStream data (history, nicknames)")

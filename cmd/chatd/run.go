@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+	Pprof           string // loopback address for net/http/pprof; empty: off
 
 	Cluster cluster.Config
 	Bus     bus.Config
@@ -48,6 +50,7 @@ type Main struct {
 
 	log       *slog.Logger
 	ln        net.Listener
+	pprof     *http.Server
 	serveDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -78,6 +81,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.log = log
+	if m.Config.Pprof != "" {
+		if err := m.startPprof(m.Config.Pprof); err != nil {
+			return err
+		}
+	}
 
 	bcfg := m.Config.Bus
 	if m.Config.NATS != "" {
@@ -194,6 +202,9 @@ func (m *Main) Close() error {
 			if err := m.Node.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("embedded NATS: %w", err))
 			}
+		}
+		if m.pprof != nil {
+			_ = m.pprof.Close()
 		}
 		if m.log != nil {
 			m.log.Info("chatd stopped")
