@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -500,6 +501,9 @@ func (s *Session) finish(reason CloseReason, last []byte) {
 // writeLoop writes queued lines, coalescing each batch into one write,
 // until the queue is empty. It is the only writer once the handshake is done.
 func (s *Session) writeLoop() {
+	// Let the goroutine that started this writer (a fan-out loop, most
+	// often) queue more before the first write: fewer, larger writes.
+	runtime.Gosched()
 	for {
 		s.mu.Lock()
 		if len(s.out) == 0 {
