@@ -28,6 +28,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFramer$$' -fuzztime $(FUZZTIME) ./gateway/
 	$(GO) test -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME) ./gateway/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./bus/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFast$$' -fuzztime $(FUZZTIME) ./bus/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFastTakesEncoded$$' -fuzztime $(FUZZTIME) ./bus/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -128,12 +128,23 @@ func appendString(dst []byte, s string) []byte {
 // ErrMalformed if data is not a JSON object of the envelope's shape, and with
 // ErrUnknownVersion if its version is not Version.
 func Decode(data []byte) (Envelope, error) {
-	var e Envelope
-	if err := json.Unmarshal(data, &e); err != nil {
+	if e, ok := decodeFast(data); ok && e.V == Version {
+		return e, nil
+	}
+	e := new(Envelope)
+	if err := decodeStd(data, e); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if e.V != Version {
 		return Envelope{}, fmt.Errorf("%w: %d", ErrUnknownVersion, e.V)
 	}
-	return e, nil
+	return *e, nil
+}
+
+// decodeStd is Decode's general path: encoding/json, for whatever
+// decodeFast does not take (fields of a newer version, odd formatting,
+// errors).
+func decodeStd(data []byte, e *Envelope) error {
+	*e = Envelope{}
+	return json.Unmarshal(data, e)
 }
