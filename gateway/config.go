@@ -54,6 +54,11 @@ type Config struct {
 	KeepAlive time.Duration
 	// BusTimeout bounds each call a session makes to the bus.
 	BusTimeout time.Duration
+
+	// QuietRoomSize: in a room with more than this many members on this
+	// gateway, join and leave notices go only to the member they are about
+	// (see quiet.go). Zero means the default; negative, never quiet.
+	QuietRoomSize int
 }
 
 // DefaultConfig returns the settings chatd runs with when no flag says otherwise.
@@ -75,6 +80,7 @@ func DefaultConfig() Config {
 		WriteTimeout:     10 * time.Second,
 		KeepAlive:        30 * time.Second,
 		BusTimeout:       5 * time.Second,
+		QuietRoomSize:    500,
 	}
 }
 
@@ -108,6 +114,9 @@ func (c *Config) fill() error {
 	setDefault(&c.WriteTimeout, d.WriteTimeout)
 	setDefault(&c.KeepAlive, d.KeepAlive)
 	setDefault(&c.BusTimeout, d.BusTimeout)
+	if c.QuietRoomSize == 0 {
+		c.QuietRoomSize = d.QuietRoomSize
+	}
 	if c.MaxLine < 64 {
 		return errors.New("gateway: max line must be at least 64 bytes")
 	}

@@ -8,6 +8,7 @@ import (
 // room is a gateway's local view of one chat room: its members here and the
 // one bus subscription that feeds them all.
 type room struct {
+	srv   *Server
 	name  string
 	ready chan struct{} // closed once the subscription attempt is over
 	err   error         // why the subscription failed; set before ready closes
@@ -25,6 +26,9 @@ func (r *room) deliver(id, kind, nick, text string, _ time.Time) {
 	line := formatEvent(kind, nick, text)
 	if line == nil {
 		return // a kind this gateway does not know; newer gateways may add some
+	}
+	if r.quietNotice(kind, nick, line, id) {
+		return
 	}
 	r.mu.RLock()
 	for _, m := range r.members {
@@ -64,7 +68,7 @@ func (srv *Server) enter(s *Session, name string) error {
 	r := srv.rooms[name]
 	first := r == nil
 	if first {
-		r = &room{name: name, ready: make(chan struct{}), slots: make(map[*Session]int)}
+		r = &room{srv: srv, name: name, ready: make(chan struct{}), slots: make(map[*Session]int)}
 		srv.rooms[name] = r
 	}
 	r.refs++

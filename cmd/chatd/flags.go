@@ -44,6 +44,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&g.FloodLimit, "flood-limit", g.FloodLimit, "lines refused in a row by the rate limit before the client is disconnected")
 	fs.IntVar(&g.MaxPending, "max-pending", g.MaxPending, "bytes queued for one client before it is disconnected as a slow consumer")
 	fs.DurationVar(&g.WriteTimeout, "write-timeout", g.WriteTimeout, "longest a single write to a client may block")
+	fs.IntVar(&g.QuietRoomSize, "quiet-room-size", g.QuietRoomSize, "above this many members on a gateway, a room's join and leave notices go only to the member they are about (negative: never)")
 	fs.DurationVar(&g.KeepAlive, "keepalive", g.KeepAlive, "TCP keep-alive idle time; unresponsive peers are reaped after about twice this")
 
 	var envErr error
