@@ -121,10 +121,13 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	}
 	start := time.Now()
 	lastShown := time.Now()
+	var showMu sync.Mutex
 	clients, _, err := cn.connectAll(ctx, cfg.clients, cfg.conc, false, addrOf,
 		func(i int) string { return chatNick(cfg.nick, i) },
 		func(int) string { return cfg.room },
 		func(done int) {
+			showMu.Lock()
+			defer showMu.Unlock()
 			if done == cfg.clients || time.Since(lastShown) > time.Second {
 				lastShown = time.Now()
 				progressf("%s: %d/%d connected", cfg.label, done, cfg.clients)
