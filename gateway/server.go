@@ -29,6 +29,7 @@ type Server struct {
 	rooms       map[string]*room
 	closing     bool
 	stopPrivate func()
+	stopSweep   chan struct{} // ends sweepLoop (sweep.go)
 }
 
 // New returns a gateway that moves chat through b. It fills zero fields of
@@ -49,12 +50,14 @@ func New(cfg Config, b Bus) (*Server, error) {
 		perIP:     make(map[netip.Addr]int),
 		nicks:     make(map[string]*Session),
 		rooms:     make(map[string]*room),
+		stopSweep: make(chan struct{}),
 	}
 	stop, err := b.ReceivePrivate(s.deliverPrivate)
 	if err != nil {
 		return nil, err
 	}
 	s.stopPrivate = stop
+	go s.sweepLoop(s.stopSweep)
 	return s, nil
 }
 
@@ -228,6 +231,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if first {
 		s.stopPrivate()
+		close(s.stopSweep)
 	}
 	return err
 }

@@ -71,7 +71,7 @@ type Session struct {
 	closeOnce sync.Once
 	closed    chan struct{} // closed with the connection
 	writeFn   func()        // s.writeLoop, bound once: go s.writeFn() does not allocate
-	wbufs     net.Buffers   // the writer's own; a local one would escape to the heap per write
+	swept     bool          // idle at the last sweep (sweep.go); any queued line clears it
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64, ip netip.Addr) *Session {
@@ -436,6 +436,7 @@ func (s *Session) sendf(format string, args ...any) {
 }
 
 func (s *Session) queueLocked(line []byte) {
+	s.swept = false
 	s.outBytes += len(line)
 	s.out = append(s.out, line)
 }
@@ -528,9 +529,7 @@ func (s *Session) writeLoop() {
 			size += len(b)
 		}
 		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
-		s.wbufs = batch
-		_, err := s.wbufs.WriteTo(s.conn)
-		s.wbufs = nil
+		err := writeBatch(s.conn, batch)
 		clear(batch)
 
 		s.mu.Lock()
