@@ -80,7 +80,7 @@ func newSession(srv *Server, conn net.Conn, id uint64, ip netip.Addr) *Session {
 		conn:    conn,
 		id:      id,
 		ip:      ip,
-		log:     srv.log.With("session", id, "remote", conn.RemoteAddr().String()),
+		log:     sessionLogger(srv.log, id, conn.RemoteAddr()),
 		fr:      newFramer(srv.cfg.MaxLine),
 		limiter: rate.NewLimiter(rate.Limit(srv.cfg.Rate), srv.cfg.Burst),
 		started: srv.cfg.Now(),
