@@ -30,6 +30,7 @@ type Server struct {
 	closing     bool
 	stopPrivate func()
 	stopSweep   chan struct{} // ends sweepLoop (sweep.go)
+	poller      *poller       // parks idle sessions' readers (park.go); nil: never
 }
 
 // New returns a gateway that moves chat through b. It fills zero fields of
@@ -51,9 +52,11 @@ func New(cfg Config, b Bus) (*Server, error) {
 		nicks:     make(map[string]*Session),
 		rooms:     make(map[string]*room),
 		stopSweep: make(chan struct{}),
+		poller:    newPoller(cfg.Logger),
 	}
 	stop, err := b.ReceivePrivate(s.deliverPrivate)
 	if err != nil {
+		s.poller.close()
 		return nil, err
 	}
 	s.stopPrivate = stop
@@ -125,10 +128,7 @@ func (s *Server) accept(c net.Conn) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 
-	go func() {
-		defer s.wg.Done()
-		sess.serve()
-	}()
+	go sess.serve() // Done when the session ends (Session.end)
 }
 
 func (s *Server) refuse(c net.Conn, line string) {
@@ -232,6 +232,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if first {
 		s.stopPrivate()
 		close(s.stopSweep)
+		s.poller.close()
 	}
 	return err
 }

@@ -94,14 +94,27 @@ func newSession(srv *Server, conn net.Conn, id uint64, ip netip.Addr) *Session {
 // serve runs the session's reader until the client goes away, then tears
 // the session down. It is the only goroutine that reads from the connection.
 func (s *Session) serve() {
-	defer s.teardown()
 	s.hsDeadline = time.Now().Add(s.srv.cfg.HandshakeTimeout)
 	if s.writeDirect(lineName) != nil {
 		s.setReason(ReasonWriteError)
+		s.end()
 		return
 	}
+	s.read(false)
+}
+
+// read is serve's loop. It returns when the session has ended, or when it
+// parks an idle session (park.go); the poller then calls read(true) on a
+// new goroutine when the client sends something or goes away.
+func (s *Session) read(resumed bool) {
+	parked := false
+	defer func() {
+		if !parked {
+			s.end()
+		}
+	}()
 	buf := make([]byte, readBufSize)
-	var armed time.Time
+	var armed time.Time // a parked session had no read deadline
 	for !s.stopped {
 		var deadline time.Time
 		if s.nick == "" {
@@ -116,6 +129,11 @@ func (s *Session) serve() {
 			_ = s.conn.SetReadDeadline(deadline)
 			armed = deadline
 		}
+		if deadline.IsZero() && !resumed && s.srv.park(s) {
+			parked = true
+			return
+		}
+		resumed = false
 		n, err := s.conn.Read(buf)
 		if n > 0 {
 			s.fr.feed(buf[:n], s.emit)
@@ -371,6 +389,12 @@ func containsString(list []string, v string) bool {
 	return false
 }
 
+// end tears the session down and tells the server its goroutine is done.
+func (s *Session) end() {
+	s.teardown()
+	s.srv.wg.Done()
+}
+
 // teardown runs once, on the reader goroutine, after serve returns.
 func (s *Session) teardown() {
 	if s.nick != "" {
@@ -569,6 +593,7 @@ func (s *Session) setReason(r CloseReason) {
 
 func (s *Session) closeConn() {
 	s.closeOnce.Do(func() {
+		s.srv.unpark(s) // a parked reader resumes, reads the close and ends
 		s.conn.Close()
 		close(s.closed)
 	})
