@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +60,7 @@ type options struct {
 	ChurnMax    int           `json:"churn_max,omitempty"`
 	Timeout     time.Duration `json:"-"`
 	Nick        string        `json:"nick_prefix"`
+	Rounds      int           `json:"rounds,omitempty"`
 	Quiet       bool          `json:"-"`
 
 	DurationS float64 `json:"duration_s"`
@@ -77,12 +79,13 @@ type target struct {
 
 // summary is the one JSON line a scenario prints.
 type summary struct {
-	Scenario string             `json:"scenario"`
-	Params   options            `json:"params"`
-	Runs     []any              `json:"runs"`
-	Ratio    map[string]float64 `json:"ratio_to_reference,omitempty"`
-	OK       bool               `json:"ok"`
-	Problems []string           `json:"problems,omitempty"`
+	Scenario string               `json:"scenario"`
+	Params   options              `json:"params"`
+	Runs     []any                `json:"runs"`
+	Ratio    map[string]float64   `json:"ratio_to_reference,omitempty"`
+	Rounds   []map[string]float64 `json:"ratio_per_round,omitempty"`
+	OK       bool                 `json:"ok"`
+	Problems []string             `json:"problems,omitempty"`
 }
 
 var scenarios = map[string]func(ctx context.Context, o *options, targets []*target) (*summary, error){
@@ -159,6 +162,7 @@ func newFlags(name string, o *options) *flag.FlagSet {
 	fs.DurationVar(&o.Timeout, "timeout", 0, "hard limit on the whole run (default: generous, from the other flags)")
 	fs.StringVar(&o.Nick, "nick", "", "nickname prefix (default: random per run)")
 	fs.BoolVar(&o.Quiet, "q", false, "no progress on stderr")
+	fs.IntVar(&o.Rounds, "rounds", 1, "measure reference and target this many times, alternating; ratios are the median of the rounds'")
 	return fs
 }
 
@@ -207,7 +211,7 @@ func runScenario(ctx context.Context, name string, args []string, stdout io.Writ
 	if len(targets) == 0 {
 		return errors.New("nothing to measure: give --addr, or leave --ref on")
 	}
-	s, err := run(ctx, o, targets)
+	s, err := runRounds(ctx, o, targets, run)
 	if err != nil {
 		return err
 	}
@@ -224,6 +228,54 @@ func runScenario(ctx context.Context, name string, args []string, stdout io.Writ
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", b)
 	return err
+}
+
+// runRounds runs the scenario o.Rounds times; the summary holds every
+// round's runs, each round's ratios, and their medians as the ratios.
+func runRounds(ctx context.Context, o *options, targets []*target,
+	run func(context.Context, *options, []*target) (*summary, error)) (*summary, error) {
+	if o.Rounds <= 1 {
+		return run(ctx, o, targets)
+	}
+	all := &summary{}
+	base := o.Nick
+	for r := range o.Rounds {
+		o.Nick = base + "r" + strconv.Itoa(r)
+		progressf("round %d of %d", r+1, o.Rounds)
+		s, err := run(ctx, o, targets)
+		if err != nil {
+			return nil, err
+		}
+		all.Runs = append(all.Runs, s.Runs...)
+		all.Problems = append(all.Problems, s.Problems...)
+		if s.Ratio != nil {
+			all.Rounds = append(all.Rounds, s.Ratio)
+		}
+	}
+	o.Nick = base
+	if len(all.Rounds) > 0 {
+		all.Ratio = map[string]float64{}
+		for k := range all.Rounds[0] {
+			var vs []float64
+			for _, m := range all.Rounds {
+				vs = append(vs, m[k])
+			}
+			all.Ratio[k] = median(vs)
+		}
+	}
+	return all, nil
+}
+
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return round3((s[len(s)/2-1] + s[len(s)/2]) / 2)
 }
 
 func (o *options) check(name string) error {
@@ -253,6 +305,8 @@ func (o *options) check(name string) error {
 		return errors.New("--duration must be positive")
 	case o.RoomSize < 1:
 		return errors.New("--room-size must be at least 1")
+	case o.Rounds < 1 || o.Rounds > 20:
+		return errors.New("--rounds must be 1..20")
 	case o.Size < 16 || o.Size > 4000:
 		return errors.New("--size must be 16..4000")
 	}
