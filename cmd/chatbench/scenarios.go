@@ -179,7 +179,7 @@ func runChurn(ctx context.Context, o *options, targets []*target) (*summary, err
 				go func() {
 					defer wg.Done()
 					defer func() { <-sem }()
-					c, err := cn.connect(ctx, i, t.Addrs[i%len(t.Addrs)], o.Nick+"c"+strconv.Itoa(i), "")
+					c, err := cn.connect(ctx, i, t.Addrs[i%len(t.Addrs)], o.Nick+"c"+strconv.Itoa(i), o.Room)
 					if err != nil {
 						failed.Add(1)
 						return
