@@ -32,6 +32,7 @@ type client struct {
 	readErr error        // why the reader stopped
 	closing atomic.Bool  // we closed it on purpose
 	ended   atomic.Bool  // the reader has stopped
+	endedAt atomic.Int64 // when, unix ns
 }
 
 // handler is what a scenario does with each line a client receives; line
@@ -142,6 +143,7 @@ func (cn *connector) read(c *client) {
 		line, err := readLine(c.r)
 		if err != nil {
 			c.readErr = err
+			c.endedAt.Store(time.Now().UnixNano())
 			c.ended.Store(true)
 			return
 		}

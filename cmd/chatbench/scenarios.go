@@ -234,6 +234,8 @@ type idleResult struct {
 	RSSAfterKiB    int64          `json:"rss_after_kib,omitempty"`
 	BytesPerConn   int64          `json:"rss_bytes_per_conn,omitempty"`
 	FirstError     string         `json:"first_error,omitempty"`
+	DropError      string         `json:"drop_error,omitempty"`
+	DroppedAfterS  float64        `json:"first_drop_after_s,omitempty"`
 }
 
 // runIdle: C connections that complete the handshake, move to rooms of
@@ -263,6 +265,7 @@ func runIdle(ctx context.Context, o *options, targets []*target) (*summary, erro
 				}
 			})
 		r.ConnectS = round3(time.Since(start).Seconds())
+		connected := time.Now()
 		r.Failed = failed
 		if err != nil {
 			r.FirstError = err.Error()
@@ -287,6 +290,12 @@ func runIdle(ctx context.Context, o *options, targets []*target) (*summary, erro
 		for _, c := range clients {
 			if c != nil && c.ended.Load() {
 				r.Dropped++
+				if r.DropError == "" {
+					r.DropError = c.readErr.Error()
+				}
+				if after := float64(c.endedAt.Load()-connected.UnixNano()) / 1e9; r.DroppedAfterS == 0 || after < r.DroppedAfterS {
+					r.DroppedAfterS = round3(after)
+				}
 			}
 		}
 		r.NoticeLines = sumLines(nonNil(clients))
