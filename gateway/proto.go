@@ -69,7 +69,9 @@ func newFramer(max int) *framer {
 	if max < 1 {
 		max = defaultMaxLine
 	}
-	return &framer{max: max, buf: make([]byte, 0, min(max, 256))}
+	// buf grows to the longest line seen: an idle client, which has sent
+	// only its nickname, keeps a few bytes.
+	return &framer{max: max}
 }
 
 // feed consumes p. For each complete line it calls emit(line, false); line

@@ -11,7 +11,7 @@ import (
 // nullTransport discards what it is given; for measuring the fan-out alone.
 type nullTransport struct{ codec }
 
-func (nullTransport) serve(*Session)             {}
+func (nullTransport) serve(*Session) bool        { return false }
 func (nullTransport) nickRefused(*Session)       {}
 func (nullTransport) writeEarly([]byte) error    { return nil }
 func (nullTransport) writeBatch([][]byte) error  { return nil }

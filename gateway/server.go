@@ -36,6 +36,8 @@ type Server struct {
 	closing     bool
 	linkDown    bool // the bus link is lost; clients have been told
 	stopPrivate func()
+	stopSweep   chan struct{} // ends sweepLoop (sweep.go)
+	poller      *poller       // parks idle TCP readers (park.go); nil: never
 }
 
 // New returns a gateway that moves chat through b. It fills zero fields of
@@ -56,15 +58,20 @@ func New(cfg Config, b Bus) (*Server, error) {
 		perIP:     make(map[netip.Addr]int),
 		nicks:     make(map[string]*Session),
 		rooms:     make(map[string]*room),
+		stopSweep: make(chan struct{}),
+		poller:    newPoller(cfg.Logger),
 	}
 	if err := s.setupWeb(); err != nil {
+		s.poller.close()
 		return nil, err
 	}
 	stop, err := b.ReceivePrivate(s.deliverPrivate)
 	if err != nil {
+		s.poller.close()
 		return nil, err
 	}
 	s.stopPrivate = stop
+	go s.sweepLoop(s.stopSweep)
 	return s, nil
 }
 
@@ -100,7 +107,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 func (s *Server) accept(c net.Conn) {
 	s.keepAlive(c)
-	sess := newSession(s, newTCPConn(c, &s.cfg), c.RemoteAddr().String(), remoteIP(c.RemoteAddr()))
+	sess := newSession(s, newTCPConn(c, &s.cfg, s.poller), c.RemoteAddr().String(), remoteIP(c.RemoteAddr()))
 	if refusal := s.admit(sess); refusal != "" {
 		go func() {
 			defer s.wg.Done()
@@ -110,14 +117,12 @@ func (s *Server) accept(c net.Conn) {
 		}()
 		return
 	}
-	go func() {
-		defer s.wg.Done()
-		sess.run()
-	}()
+	go sess.run() // Done when the session ends (Session.end)
 }
 
 // keepAlive turns on TCP keep-alive probes, so that a peer that vanished is
-// reaped.
+// reaped about twice KeepAlive later: by the probes when nothing was on its
+// way to it, by the user timeout when lines were.
 func (s *Server) keepAlive(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{
@@ -126,6 +131,7 @@ func (s *Server) keepAlive(c net.Conn) {
 			Interval: s.cfg.KeepAlive / 3,
 			Count:    3,
 		})
+		setUserTimeout(tc, 2*s.cfg.KeepAlive)
 	}
 }
 
@@ -210,6 +216,14 @@ func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// isLinkDown reports whether the bus link is down (LinkDown without LinkUp
+// since).
+func (s *Server) isLinkDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.linkDown
 }
 
 // LinkDown tells every client, once, that the link to the other gateways is
@@ -300,6 +314,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if first {
 		s.stopPrivate()
+		close(s.stopSweep)
+		s.poller.close()
 	}
 	return err
 }

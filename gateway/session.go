@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -27,8 +28,10 @@ type transport interface {
 	// serve is the session's reader goroutine: it reads the client's input
 	// and hands it to the session (hello, allow, handle) until the client
 	// goes away or s.stopped is set, recording why with s.setReason. The
-	// session tears down after it returns.
-	serve(s *Session)
+	// session ends after it returns false. It returns true when it parked
+	// an idle reader (park.go): the reader goes on later on another
+	// goroutine, which ends the session itself (Session.end).
+	serve(s *Session) (parked bool)
 	// nickRefused runs on the reader goroutine after a refused nickname was
 	// answered, when the client may offer another.
 	nickRefused(s *Session)
@@ -85,6 +88,7 @@ type Session struct {
 	held      [][]byte // live frames that arrived during a history replay
 	heldIDs   []string // their event ids, to drop them from the replay
 	writeFn   func()   // s.writeLoop, bound once: starting a writer does not allocate
+	swept     bool     // idle at the last sweep (sweep.go); any queued frame clears it
 	closeOnce sync.Once
 	closed    chan struct{} // closed with the connection
 }
@@ -97,7 +101,7 @@ func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session
 		enc:     t,
 		id:      id,
 		ip:      ip,
-		log:     srv.log.With("session", id, "remote", remote),
+		log:     sessionLogger(srv.log, id, remote),
 		limiter: rate.NewLimiter(rate.Limit(srv.cfg.Rate), srv.cfg.Burst),
 		started: srv.cfg.Now(),
 		closed:  make(chan struct{}),
@@ -106,10 +110,18 @@ func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session
 	return s
 }
 
-// run serves the session until the client goes away, then tears it down.
+// run serves the session until the client goes away, then ends it; or
+// until its reader is parked, and whoever resumes it ends it.
 func (s *Session) run() {
-	defer s.teardown()
-	s.t.serve(s)
+	if !s.t.serve(s) {
+		s.end()
+	}
+}
+
+// end tears the session down and releases its count in Server.wg.
+func (s *Session) end() {
+	s.teardown()
+	s.srv.wg.Done()
 }
 
 // handle runs one line of input after the handshake: a chat line or a
@@ -366,7 +378,7 @@ func containsString(list []string, v string) bool {
 	return false
 }
 
-// teardown runs once, on the reader goroutine, after serve returns. The
+// teardown runs once, on the reader goroutine, when the reader is done. The
 // room hears "left!" here and nowhere else, so exactly once.
 func (s *Session) teardown() {
 	if s.nick != "" {
@@ -445,6 +457,7 @@ func (s *Session) errorf(code, format string, args ...any) {
 }
 
 func (s *Session) queueLocked(frame []byte) {
+	s.swept = false
 	s.outBytes += len(frame)
 	s.out = append(s.out, frame)
 }
@@ -506,6 +519,9 @@ func (s *Session) finish(reason CloseReason, last []byte) {
 // empty; when the session is closing it then says goodbye and closes the
 // connection. It is the only writer once the queue is in use.
 func (s *Session) writeLoop() {
+	// Let the goroutine that started this writer (a fan-out loop, most
+	// often) queue more before the first write: fewer, larger writes.
+	runtime.Gosched()
 	for {
 		s.mu.Lock()
 		if len(s.out) == 0 {
@@ -529,13 +545,15 @@ func (s *Session) writeLoop() {
 		if s.closing {
 			timeout = closeWriteTimeout
 		}
+		// Under the lock, so that it never overrides the short deadline an
+		// overflow sets (overflowLocked) between here and the write.
+		s.t.setWriteDeadline(time.Now().Add(timeout))
 		s.mu.Unlock()
 
 		size := 0
 		for _, b := range batch {
 			size += len(b)
 		}
-		s.t.setWriteDeadline(time.Now().Add(timeout))
 		err := s.t.writeBatch(batch)
 		clear(batch)
 

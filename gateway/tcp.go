@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -13,34 +14,70 @@ import (
 const readBufSize = 512
 
 // tcpConn is the classic transport: the NAME handshake, lines framed by the
-// framer, and queued lines written in one writev per batch.
+// framer, and queued lines coalesced into few writes per batch. On Linux its
+// reader is parked while the client is idle (park.go).
 type tcpConn struct {
 	lineCodec
 	conn net.Conn
 	cfg  *Config
-	fr   *framer // reader goroutine only
+	p    *poller // parks the idle reader; nil: never
+
+	closing bool // close has begun: never park again; guarded by the poller's mu
+
+	// Owned by the reader goroutine (handed over by the poller).
+	s          *Session
+	fr         *framer
+	emit       func(line []byte, tooLong bool) // t.line bound to s, once
+	hsDeadline time.Time
 }
 
-func newTCPConn(c net.Conn, cfg *Config) *tcpConn {
-	return &tcpConn{conn: c, cfg: cfg, fr: newFramer(cfg.MaxLine)}
+func newTCPConn(c net.Conn, cfg *Config, p *poller) *tcpConn {
+	return &tcpConn{conn: c, cfg: cfg, p: p, fr: newFramer(cfg.MaxLine)}
 }
 
-// serve reads lines until the client goes away. A line ends at a line end
-// or when the client pauses (the classic client sends no newline).
-func (t *tcpConn) serve(s *Session) {
+// readBufPool holds readers' buffers: a parked reader gives its buffer
+// back, so an idle client costs none.
+var readBufPool = sync.Pool{New: func() any {
+	b := make([]byte, readBufSize)
+	return &b
+}}
+
+// serve sends NAME and reads lines until the client goes away, or until the
+// reader is parked (it then reports true).
+func (t *tcpConn) serve(s *Session) (parked bool) {
 	s.stripPrefix = true
-	hsDeadline := time.Now().Add(t.cfg.HandshakeTimeout)
+	t.s = s
+	t.emit = func(line []byte, tooLong bool) { t.line(s, line, tooLong) }
+	t.hsDeadline = time.Now().Add(t.cfg.HandshakeTimeout)
 	if t.writeEarly(lineName) != nil {
 		s.setReason(ReasonWriteError)
-		return
+		return false
 	}
-	emit := func(line []byte, tooLong bool) { t.line(s, line, tooLong) }
-	buf := make([]byte, readBufSize)
-	var armed time.Time
+	return t.read(false)
+}
+
+// resume is a parked session's reader, started by the poller when the
+// client sent something or went away, or by close.
+func (t *tcpConn) resume() {
+	if !t.read(true) {
+		t.s.end()
+	}
+}
+
+// read reads lines until the client goes away, or parks the reader when it
+// would wait with no deadline (handshake done, no partial line) and reports
+// true: the caller must then return at once, without touching the session.
+// A line ends at a line end or when the client pauses (the classic client
+// sends no newline). resumed: the poller has seen input, read it first.
+func (t *tcpConn) read(resumed bool) (parked bool) {
+	s := t.s
+	bp := readBufPool.Get().(*[]byte)
+	buf := *bp
+	var armed time.Time // a parked reader had no deadline
 	for !s.stopped {
 		var deadline time.Time
 		if s.nick == "" {
-			deadline = hsDeadline
+			deadline = t.hsDeadline
 		}
 		if t.fr.pending() {
 			if p := time.Now().Add(t.cfg.LinePause); deadline.IsZero() || p.Before(deadline) {
@@ -51,9 +88,18 @@ func (t *tcpConn) serve(s *Session) {
 			_ = t.conn.SetReadDeadline(deadline)
 			armed = deadline
 		}
+		if deadline.IsZero() && !resumed && t.p != nil {
+			readBufPool.Put(bp) // before parking: a resumed reader may take it
+			if t.p.park(t) {
+				return true
+			}
+			bp = readBufPool.Get().(*[]byte)
+			buf = *bp
+		}
+		resumed = false
 		n, err := t.conn.Read(buf)
 		if n > 0 {
-			t.fr.feed(buf[:n], emit)
+			t.fr.feed(buf[:n], t.emit)
 		}
 		if err == nil {
 			continue
@@ -67,22 +113,24 @@ func (t *tcpConn) serve(s *Session) {
 				_ = t.conn.SetReadDeadline(time.Time{})
 				armed = time.Time{}
 				if !bytesWaiting(t.conn) {
-					t.fr.flush(emit) // the client paused: that ends its line
+					t.fr.flush(t.emit) // the client paused: that ends its line
 				}
 				continue
 			}
-			if s.nick == "" && !time.Now().Before(hsDeadline) {
+			if s.nick == "" && !time.Now().Before(t.hsDeadline) {
 				s.fail(ReasonHandshakeTimeout, codeTimeout, "no nickname received in time, closing")
-				return
+				break
 			}
 			continue
 		}
 		if errors.Is(err, io.EOF) && t.fr.pending() {
-			t.fr.flush(emit) // the client's last words, sent without a newline
+			t.fr.flush(t.emit) // the client's last words, sent without a newline
 		}
 		s.setReason(readReason(err))
-		return
+		break
 	}
+	readBufPool.Put(bp)
+	return false
 }
 
 func readReason(err error) CloseReason {
@@ -131,11 +179,9 @@ func (t *tcpConn) writeEarly(b []byte) error {
 	return err
 }
 
-// writeBatch coalesces the batch into one writev.
+// writeBatch coalesces the batch into as few writes as it can (writebuf.go).
 func (t *tcpConn) writeBatch(frames [][]byte) error {
-	bufs := net.Buffers(frames)
-	_, err := bufs.WriteTo(t.conn)
-	return err
+	return writeLines(t.conn, frames)
 }
 
 func (t *tcpConn) setWriteDeadline(d time.Time) { _ = t.conn.SetWriteDeadline(d) }
@@ -143,4 +189,11 @@ func (t *tcpConn) setWriteDeadline(d time.Time) { _ = t.conn.SetWriteDeadline(d)
 // goodbye has nothing to add: the last line was the goodbye.
 func (t *tcpConn) goodbye(CloseReason) {}
 
-func (t *tcpConn) close() { t.conn.Close() }
+// close closes the connection; a parked reader is resumed first, so that
+// it reads the close and ends the session as any reader does.
+func (t *tcpConn) close() {
+	if t.p.unpark(t) {
+		go t.resume()
+	}
+	t.conn.Close()
+}

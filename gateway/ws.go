@@ -72,13 +72,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	sess := newSession(s, t, hw.conn.RemoteAddr().String(), remoteIP(hw.conn.RemoteAddr()))
 	sess.queued = true // no NAME dance: every frame goes through the queue
 	sess.log = sess.log.With("transport", "ws")
-	refusal := s.admit(sess)
-	defer s.wg.Done()
-	if refusal != "" {
+	if refusal := s.admit(sess); refusal != "" {
 		t.refuse(refusal, s.isClosing())
+		s.wg.Done()
 		return
 	}
-	sess.run()
+	sess.run() // Done when the session ends (Session.end)
 }
 
 // hijackRecorder keeps the connection websocket.Accept hijacks, so that the
@@ -106,8 +105,8 @@ func (t *wsConn) refuse(why string, shuttingDown bool) {
 	t.close()
 }
 
-// serve reads messages until the client goes away.
-func (t *wsConn) serve(s *Session) {
+// serve reads messages until the client goes away. It never parks.
+func (t *wsConn) serve(s *Session) (parked bool) {
 	t.hsTimer = time.AfterFunc(t.cfg.HandshakeTimeout, func() {
 		s.finish(ReasonHandshakeTimeout, t.errorMsg(codeTimeout, "no nickname received in time, closing"))
 	})
@@ -138,6 +137,7 @@ func (t *wsConn) serve(s *Session) {
 			s.fail(ReasonProtocolError, codeBadMessage, "too many bad messages, closing")
 		}
 	}
+	return false
 }
 
 func wsReadReason(err error) CloseReason {
