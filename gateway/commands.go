@@ -82,7 +82,7 @@ func (s *Session) cmdNick(arg string) {
 		switch {
 		case err != nil:
 			s.log.Warn("claim nickname", "err", err)
-			s.errorf(codeUnavailable, "nickname not changed: the chat link is down")
+			s.unavailable("nickname not changed")
 			return
 		case !ok:
 			s.errorf(codeNickTaken, "nickname %s is taken, choose another", arg)
@@ -123,7 +123,7 @@ func (s *Session) cmdJoin(arg string) {
 	}
 	if err := s.join(name); err != nil {
 		s.log.Warn("join", "room", name, "err", err)
-		s.errorf(codeUnavailable, "could not join %s: the chat link is down", name)
+		s.unavailable("could not join " + name)
 	}
 }
 
@@ -133,7 +133,7 @@ func (s *Session) cmdRooms(string) {
 	counts, err := s.srv.bus.Rooms(ctx)
 	if err != nil {
 		s.log.Warn("rooms", "err", err)
-		s.errorf(codeUnavailable, "room list unavailable: the chat link is down")
+		s.unavailable("room list unavailable")
 		return
 	}
 	names := make([]string, 0, len(counts))
@@ -150,7 +150,7 @@ func (s *Session) cmdWho(string) {
 	nicks, err := s.srv.bus.Who(ctx, s.room)
 	if err != nil {
 		s.log.Warn("who", "err", err)
-		s.errorf(codeUnavailable, "member list unavailable: the chat link is down")
+		s.unavailable("member list unavailable")
 		return
 	}
 	s.deliver(s.enc.who(s.room, nicks), "")
@@ -173,7 +173,7 @@ func (s *Session) cmdMsg(arg string) {
 	switch {
 	case err != nil:
 		s.log.Warn("private message", "err", err)
-		s.errorf(codeUnavailable, "message not sent: the chat link is down")
+		s.unavailable("message not sent")
 	case !ok:
 		s.errorf(codeNoSuchNick, "no such nickname: %s", to)
 	default:
@@ -195,4 +195,15 @@ func (s *Session) cmdQuit(arg string) {
 	}
 	s.finish(ReasonQuit, s.enc.notice("bye"))
 	s.stopped = true
+}
+
+// unavailable refuses a command whose bus call failed, saying why: the
+// link to the bus is down, or the bus could not answer (for instance while
+// JetStream has lost its quorum, with the link up).
+func (s *Session) unavailable(what string) {
+	why := "the chat is unavailable right now, try again later"
+	if s.srv.isLinkDown() {
+		why = "the chat link is down"
+	}
+	s.errorf(codeUnavailable, "%s: %s", what, why)
 }
