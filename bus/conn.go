@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,6 +141,8 @@ type Conn struct {
 	id  string
 	nc  *nats.Conn
 	seq atomic.Uint64
+	// pubMu keeps room events published in the order of their ids.
+	pubMu sync.Mutex
 
 	startedAt time.Time
 
@@ -163,12 +166,15 @@ type Conn struct {
 
 	disconnected atomic.Int64 // unix nanoseconds of the last disconnect, 0 if none pending
 
-	mu      sync.Mutex
-	seen    map[string]struct{} // gateways alive at the last lease refresh (JetStream)
-	beats   map[string]beat     // gateways heard by heartbeat (without JetStream)
-	held    map[string]string   // nickkey → nick claimed through this Conn
-	present map[string]string   // presence key → nick entered through this Conn
-	reaping bool                // a reap goroutine is running
+	mu        sync.Mutex
+	seen      map[string]struct{} // gateways alive at the last lease refresh (JetStream)
+	beats     map[string]beat     // gateways heard by heartbeat (without JetStream)
+	held      map[string]string   // nickkey → nick claimed through this Conn ("" while being released)
+	doubtful  map[string]struct{} // nickkeys whose claim failed but may have been applied
+	unwritten map[string]struct{} // presence keys Enter could not write
+	announced map[string]struct{} // presence keys whose departure another gateway announced
+	present   map[string]string   // presence key → nick entered through this Conn
+	reaping   bool                // a reap goroutine is running
 }
 
 // Connect dials NATS, sets up the JetStream stream and buckets (or falls back
@@ -191,6 +197,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		kick:      make(chan struct{}, 1),
 		natsDone:  make(chan struct{}),
 		held:      make(map[string]string),
+		doubtful:  make(map[string]struct{}),
+		unwritten: make(map[string]struct{}),
+		announced: make(map[string]struct{}),
 		present:   make(map[string]string),
 	}
 	opts := []nats.Option{
@@ -202,6 +211,13 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		// Publishing while disconnected fails at once instead of queueing
 		// lines that would arrive late, as a flood, after the link is back.
 		nats.ReconnectBufSize(-1),
+		// A link that goes silent (a frozen broker, a cut network: no
+		// reset reaches this side) is noticed within about half a lease,
+		// not nats.go's default of minutes: the gateway tells its clients,
+		// refuses their lines and moves to another server before the other
+		// gateways take it for gone.
+		nats.PingInterval(pingInterval(cfg.Lease)),
+		nats.MaxPingsOutstanding(maxPingsOut),
 		nats.ErrorHandler(c.onError),
 		nats.DisconnectErrHandler(c.onDisconnect),
 		nats.ReconnectHandler(c.onReconnect),
@@ -241,9 +257,10 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	if c.js != nil {
 		c.seen = make(map[string]struct{})
-		c.wg.Add(2)
+		c.wg.Add(3)
 		go c.leaseLoop()
 		go c.followGateways()
+		go c.sweepLoop()
 	} else if err := c.startHeartbeats(); err != nil {
 		nc.Close()
 		return nil, err
@@ -254,6 +271,18 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	c.log.Info("bus: connected", "url", url, "jetstream", c.js != nil, "history", c.history != nil)
 	return c, nil
+}
+
+// maxPingsOut is how many pings may go unanswered: the link is taken as
+// lost at the next ping after that, so between maxPingsOut and
+// maxPingsOut+1 ping intervals after it went silent.
+const maxPingsOut = 2
+
+// pingInterval is how often the connection pings its server: a quarter of
+// the lease, so that a silent link is noticed within three quarters of it,
+// between 100ms and 10s.
+func pingInterval(lease time.Duration) time.Duration {
+	return min(max(lease/4, 100*time.Millisecond), 10*time.Second)
 }
 
 // newID returns a random gateway id: 16 lower-case hex digits.
@@ -331,6 +360,19 @@ func (c *Conn) Publish(room, kind, nick, text string) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
+	if kind == KindLeave && c.js != nil {
+		// Leave found the user's presence released by another gateway,
+		// which announced the departure: do not announce it twice.
+		if key, err := presenceKey(room, nick); err == nil {
+			c.mu.Lock()
+			_, done := c.announced[key]
+			delete(c.announced, key)
+			c.mu.Unlock()
+			if done {
+				return nil
+			}
+		}
+	}
 	e := Envelope{Kind: kind, Room: room, Nick: nick, Text: text}
 	return c.publish(subject, &e)
 }
@@ -339,10 +381,14 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 
 // publish stamps e with an id and time and publishes it.
 func (c *Conn) publish(subject string, e *Envelope) error {
-	c.stamp(e)
 	bp := bufPool.Get().(*[]byte)
+	// Ids leave in the order they are given: receivers drop an event
+	// whose id is not above the last they had from this gateway.
+	c.pubMu.Lock()
+	c.stamp(e)
 	data := Encode((*bp)[:0], e)
 	err := c.nc.Publish(subject, data) // copies data
+	c.pubMu.Unlock()
 	if cap(data) <= 64<<10 {
 		*bp = data
 		bufPool.Put(bp)
@@ -351,6 +397,16 @@ func (c *Conn) publish(subject string, e *Envelope) error {
 		return fmt.Errorf("bus: publish %s: %w", subject, err)
 	}
 	return nil
+}
+
+// splitID splits an envelope id "<gateway>.<counter>".
+func splitID(id string) (gw string, n uint64, ok bool) {
+	i := strings.LastIndexByte(id, '.')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(id[i+1:], 10, 64)
+	return id[:i], n, err == nil
 }
 
 func (c *Conn) stamp(e *Envelope) {
@@ -381,6 +437,12 @@ func (c *Conn) Subscribe(room string, deliver func(id, kind, nick, text string, 
 	if c.closing.Load() {
 		return nil, ErrClosed
 	}
+	// The last event id seen from each gateway. A NATS server that was
+	// frozen can forward, when it wakes, what a gateway published on a
+	// connection it has since given up (it went on through another server,
+	// and its clients were never shown those lines): such events, late and
+	// out of order, are dropped. The callback runs on one goroutine.
+	last := make(map[string]uint64)
 	sub, err := c.nc.Subscribe(subject, func(m *nats.Msg) {
 		e, err := Decode(m.Data)
 		if err != nil {
@@ -392,6 +454,13 @@ func (c *Conn) Subscribe(room string, deliver func(id, kind, nick, text string, 
 		default:
 			c.log.Debug("bus: skipping message of unknown kind", "subject", m.Subject, "kind", e.Kind)
 			return
+		}
+		if gw, n, ok := splitID(e.ID); ok {
+			if n <= last[gw] {
+				c.log.Debug("bus: skipping a late message", "subject", m.Subject, "id", e.ID, "last", last[gw])
+				return
+			}
+			last[gw] = n
 		}
 		deliver(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
 	})
@@ -440,31 +509,7 @@ func (c *Conn) close() error {
 	c.wg.Wait() // lease loop and reapers
 
 	if c.js != nil && !c.nc.IsClosed() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
-		if err := c.gateways.Delete(ctx, c.id); err != nil {
-			c.log.Debug("bus: close: delete lease", "err", err)
-		}
-		c.mu.Lock()
-		present := make(map[string]string, len(c.present))
-		for k, v := range c.present {
-			present[k] = v
-		}
-		held := make([]string, 0, len(c.held))
-		for k := range c.held {
-			held = append(held, k)
-		}
-		c.mu.Unlock()
-		for key := range present {
-			if err := c.deleteOwned(ctx, c.presence, key); err != nil {
-				c.log.Debug("bus: close: leave", "key", key, "err", err)
-			}
-		}
-		for _, key := range held {
-			if err := c.deleteOwned(ctx, c.nicks, key); err != nil {
-				c.log.Debug("bus: close: release nick", "key", key, "err", err)
-			}
-		}
-		cancel()
+		c.release()
 	}
 
 	if c.nc.IsClosed() {
@@ -484,6 +529,58 @@ func (c *Conn) close() error {
 	}
 	c.log.Info("bus: closed")
 	return nil
+}
+
+// release deletes, at Close, the presence entries and nicknames still held
+// and then the lease. JetStream may be electing a leader for a moment (a
+// broker restarting): failed deletes are retried for up to twice
+// RequestTimeout, because an entry left behind would be announced as a
+// departure again when its user comes back.
+func (c *Conn) release() {
+	c.mu.Lock()
+	present := make([]string, 0, len(c.present))
+	for k := range c.present {
+		present = append(present, k)
+	}
+	held := make([]string, 0, len(c.held))
+	for k := range c.held {
+		held = append(held, k)
+	}
+	c.mu.Unlock()
+	deadline := time.Now().Add(2 * c.cfg.RequestTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+		var failed []error
+		present = slices.DeleteFunc(present, func(key string) bool {
+			err := c.deleteOwned(ctx, c.presence, key)
+			if err != nil {
+				failed = append(failed, fmt.Errorf("leave %s: %w", key, err))
+			}
+			return err == nil
+		})
+		held = slices.DeleteFunc(held, func(key string) bool {
+			err := c.deleteOwned(ctx, c.nicks, key)
+			if err != nil {
+				failed = append(failed, fmt.Errorf("release nick %s: %w", key, err))
+			}
+			return err == nil
+		})
+		cancel()
+		if len(failed) == 0 || time.Now().After(deadline) {
+			if len(failed) > 0 {
+				c.log.Warn("bus: close: could not release", "err", errors.Join(failed...))
+			}
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// Deleted even if some entries are left: a lease left to lapse would
+	// have the other gateways announce every user's departure again.
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+	defer cancel()
+	if err := c.gateways.Delete(ctx, c.id); err != nil {
+		c.log.Debug("bus: close: delete lease", "err", err)
+	}
 }
 
 // Connected reports whether the connection to NATS is up.

@@ -127,6 +127,11 @@ func (c *Conn) watchGateways(ctx context.Context) {
 	}
 	var gone []string
 	c.mu.Lock()
+	// Every gateway with a lease now is followed, even if the watch on
+	// the bucket missed it (it may stop while JetStream has no quorum).
+	for id := range live {
+		c.seen[id] = struct{}{}
+	}
 	for id := range c.seen {
 		if _, ok := live[id]; !ok && id != c.id {
 			gone = append(gone, id)
@@ -135,8 +140,13 @@ func (c *Conn) watchGateways(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, id := range gone {
-		c.log.Warn("bus: gateway gone: releasing its users", "gone", id)
-		c.cleanupGateway(ctx, id)
+		if !c.cleanupGateway(ctx, id) {
+			// Alive after all (its lease was being refreshed), or not
+			// known: look again at the next refresh.
+			c.mu.Lock()
+			c.seen[id] = struct{}{}
+			c.mu.Unlock()
+		}
 	}
 }
 
@@ -145,15 +155,18 @@ func (c *Conn) watchGateways(ctx context.Context) {
 // may run it at once: each entry is removed with a compare-and-delete, and
 // only the gateway whose delete succeeds publishes that user's leave event,
 // so each departure is announced exactly once.
-func (c *Conn) cleanupGateway(ctx context.Context, gw string) {
+// It reports whether it did (false: the gateway is alive, or the bus did
+// not answer).
+func (c *Conn) cleanupGateway(ctx context.Context, gw string) bool {
 	if alive, err := c.gatewayAlive(ctx, gw); err != nil || alive {
-		return
+		return false
 	}
+	c.log.Warn("bus: gateway gone: releasing its users", "gone", gw)
 	for _, kv := range []jetstream.KeyValue{c.presence, c.nicks} {
 		entries, err := ownedBy(ctx, kv, gw)
 		if err != nil {
 			c.log.Debug("bus: cleanup", "bucket", kv.Bucket(), "err", err)
-			return
+			return false
 		}
 		for _, e := range entries {
 			err := kv.Delete(ctx, e.key, jetstream.LastRevision(e.rev))
@@ -176,6 +189,7 @@ func (c *Conn) cleanupGateway(ctx context.Context, gw string) {
 			}
 		}
 	}
+	return true
 }
 
 // ownedBy lists the entries of kv whose record names gateway gw.
@@ -214,7 +228,9 @@ func (c *Conn) reassert(ctx context.Context) {
 	c.mu.Lock()
 	held := make(map[string]string, len(c.held))
 	for k, v := range c.held {
-		held[k] = v
+		if v != "" { // not being released
+			held[k] = v
+		}
 	}
 	present := make(map[string]string, len(c.present))
 	for k, v := range c.present {
@@ -256,17 +272,29 @@ func (c *Conn) reassert(ctx context.Context) {
 		}
 	}
 	for key, nick := range present {
-		e, err := c.presence.Get(ctx, key)
-		var owner ownerRec
-		if err == nil && json.Unmarshal(e.Value(), &owner) == nil && owner.GW == c.id {
-			continue
-		}
-		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			c.log.Debug("bus: reassert presence", "key", key, "err", err)
+		c.mu.Lock()
+		_, still := c.present[key]
+		c.mu.Unlock()
+		if !still { // left meanwhile
 			continue
 		}
 		val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-		if _, err := c.presence.Put(ctx, key, val); err != nil {
+		e, err := c.presence.Get(ctx, key)
+		var owner ownerRec
+		switch {
+		case err == nil && json.Unmarshal(e.Value(), &owner) == nil && owner.GW == c.id:
+			continue
+		case err == nil:
+			// Another gateway's entry: the user may be there now. Put
+			// back only over a gateway that is gone.
+			if alive, aerr := c.gatewayAlive(ctx, owner.GW); aerr != nil || alive {
+				continue
+			}
+			_, err = c.presence.Update(ctx, key, val, e.Revision())
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = c.presence.Create(ctx, key, val)
+		}
+		if err != nil {
 			c.log.Debug("bus: reassert presence", "key", key, "err", err)
 			continue
 		}

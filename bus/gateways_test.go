@@ -2,14 +2,19 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chatd/chatd/cluster/clustertest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // When a gateway vanishes without closing, the others notice its lease
@@ -92,6 +97,166 @@ func TestGatewayCrash(t *testing.T) {
 	}
 	if who, err := b.Who(ctx, "lobby"); err != nil || len(who) != 0 {
 		t.Errorf("who after crash = %v, %v", who, err)
+	}
+}
+
+// A user whose gateway crashed comes back, on another gateway, before any
+// gateway has cleaned up after the crashed one: the room hears them leave,
+// once, before it hears them join again.
+func TestRejoinBeforeCleanup(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
+	crashed := mustConnect(t, s, short)
+	ctx := context.Background()
+	if ok, err := crashed.ClaimNick(ctx, "Zed"); !ok || err != nil {
+		t.Fatalf("ClaimNick = %v, %v", ok, err)
+	}
+	if err := crashed.Enter(ctx, "lobby", "Zed"); err != nil {
+		t.Fatal(err)
+	}
+	crashed.nc.Close() // no lease refresh, no clean-up: as if killed
+
+	// Its lease lapses before the next gateway starts, so no gateway ever
+	// saw it alive and none cleans up after it.
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, GatewaysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, func() error {
+		if _, err := kv.Get(ctx, crashed.ID()); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("lease still there: %v", err)
+		}
+		return nil
+	})
+
+	b := mustConnect(t, s, short)
+	var rb recorder
+	unsub, err := b.Subscribe("lobby", rb.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	if ok, err := b.ClaimNick(ctx, "zed"); !ok || err != nil {
+		t.Fatalf("ClaimNick after the crash = %v, %v", ok, err)
+	}
+	if err := b.Enter(ctx, "lobby", "zed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish("lobby", KindJoin, "zed", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	evs := rb.waitN(t, 3)
+	want := []string{"leave:Zed:gateway lost", "join:zed:", "say:marker:end"}
+	if got := texts(evs); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if who, err := b.Who(ctx, "lobby"); err != nil || !reflect.DeepEqual(who, []string{"zed"}) {
+		t.Errorf("Who = %v, %v", who, err)
+	}
+}
+
+// A claim that timed out may still be applied by the server (JetStream
+// without a quorum applies it once the quorum is back): the record is this
+// gateway's, yet no session holds it. A later claim of that nickname
+// succeeds, and a record nobody claims again is released.
+func TestLeftoverClaim(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	a := mustConnect(t, s, func(c *Config) { c.Lease = 900 * time.Millisecond })
+	ctx := context.Background()
+	for _, nick := range []string{"Ghost", "Spook"} {
+		val, _ := json.Marshal(ownerRec{Nick: nick, GW: a.ID()})
+		if _, err := a.nicks.Create(ctx, strings.ToLower(nick), val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := a.ClaimNick(ctx, "ghost"); !ok || err != nil {
+		t.Fatalf("ClaimNick(ghost) = %v, %v; want true", ok, err)
+	}
+	if ok, err := a.ClaimNick(ctx, "GHOST"); ok || err != nil {
+		t.Fatalf("ClaimNick(GHOST) = %v, %v; want false", ok, err)
+	}
+	a.mu.Lock()
+	a.doubtful["spook"] = struct{}{} // its claim failed
+	a.mu.Unlock()
+	checkFor(t, 5*time.Second, func() error {
+		if _, err := a.nicks.Get(ctx, "spook"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("spook still claimed: %v", err)
+		}
+		return nil
+	})
+	if _, err := a.nicks.Get(ctx, "ghost"); err != nil {
+		t.Errorf("ghost released: %v", err)
+	}
+}
+
+// A presence entry Enter could not write (JetStream busy) is written at a
+// later lease refresh, so that the user's departure is announced if the
+// gateway crashes.
+func TestPresenceRepaired(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	a := mustConnect(t, s, func(c *Config) { c.Lease = 900 * time.Millisecond })
+	ctx := context.Background()
+	a.mu.Lock() // as Enter leaves it when the write fails
+	a.present["lobby.kim"] = "Kim"
+	a.unwritten["lobby.kim"] = struct{}{}
+	a.mu.Unlock()
+	checkFor(t, 5*time.Second, func() error {
+		if who, err := a.Who(ctx, "lobby"); err != nil || !slices.Equal(who, []string{"Kim"}) {
+			return fmt.Errorf("who = %v, %v", who, err)
+		}
+		return nil
+	})
+}
+
+// A user who leaves after another gateway released their presence (this
+// gateway's lease had lapsed) and announced the departure is not
+// announced twice.
+func TestLeaveAnnouncedOnce(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	a := mustConnect(t, s, nil)
+	var r recorder
+	unsub, err := a.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	ctx := context.Background()
+	if err := a.Enter(ctx, "lobby", "Kim"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.presence.Delete(ctx, "lobby.kim"); err != nil { // as a clean-up would
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := a.Leave(ctx, "lobby", "Kim"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Publish("lobby", KindLeave, "Kim", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Enter(ctx, "lobby", "Kim"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	evs := r.waitN(t, 2)
+	want := []string{"leave:Kim:", "say:marker:end"}
+	if got := texts(evs); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }
 

@@ -165,6 +165,7 @@ func (c *Conn) leaseLoop() {
 	t := time.NewTicker(c.cfg.Lease / 3)
 	defer t.Stop()
 	ok := true
+	last := time.Now() // the last refresh that succeeded
 	for {
 		select {
 		case <-c.done:
@@ -172,9 +173,16 @@ func (c *Conn) leaseLoop() {
 		case <-t.C:
 		case <-c.kick:
 		}
+		// A refresh two periods late means this process was not running
+		// (paused, stopped, starved) for long enough that its lease may
+		// have lapsed without the link ever going down.
+		late := time.Since(last) > 2*c.cfg.Lease/3
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 		err := c.putLease(ctx)
-		switch lapsed := c.lapsed(); {
+		if err == nil {
+			last = time.Now()
+		}
+		switch lapsed := c.lapsed() || late; {
 		case err != nil && ok:
 			c.log.Warn("bus: cannot refresh lease", "err", err)
 		case err == nil && (!ok || lapsed):
@@ -184,6 +192,8 @@ func (c *Conn) leaseLoop() {
 			c.reassert(ctx)
 		}
 		if err == nil {
+			c.repairPresence(ctx)
+			c.releaseDoubtful(ctx)
 			c.watchGateways(ctx)
 		}
 		cancel()
@@ -282,13 +292,37 @@ func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 		c.held[key] = nick
 		return true, nil
 	}
+	// The key is reserved here while it is claimed, so that a record of
+	// this gateway that no session holds is known to be left over.
+	c.mu.Lock()
+	if _, busy := c.held[key]; busy {
+		c.mu.Unlock()
+		return false, nil
+	}
+	c.held[key] = nick
+	c.mu.Unlock()
+	ok, err := c.claimNick(ctx, key, nick)
+	if !ok {
+		c.mu.Lock()
+		delete(c.held, key)
+		if err != nil {
+			// The server may yet apply a create that timed out: release
+			// it once the bus answers again (releaseDoubtful).
+			c.doubtful[key] = struct{}{}
+		}
+		c.mu.Unlock()
+	}
+	return ok, err
+}
+
+// claimNick is ClaimNick on JetStream, with key reserved in c.held.
+func (c *Conn) claimNick(ctx context.Context, key, nick string) (bool, error) {
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
 	for range 3 { // retried when the record changes between the steps
 		_, err := c.nicks.Create(ctx, key, val)
 		if err == nil {
-			c.hold(key, nick)
 			return true, nil
 		}
 		if !isConflict(err) {
@@ -302,10 +336,9 @@ func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
 		}
 		var owner ownerRec
-		if json.Unmarshal(e.Value(), &owner) == nil {
-			if owner.GW == c.id {
-				return false, nil
-			}
+		// A record of this gateway that no session holds is left over
+		// from a claim that timed out but was applied: take it.
+		if json.Unmarshal(e.Value(), &owner) == nil && owner.GW != c.id {
 			alive, err := c.gatewayAlive(ctx, owner.GW)
 			if err != nil {
 				return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
@@ -324,16 +357,63 @@ func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
 		}
 		c.log.Info("bus: took over stale nickname", "nick", nick, "from_gw", owner.GW)
-		c.hold(key, nick)
 		return true, nil
 	}
 	return false, nil
 }
 
-func (c *Conn) hold(key, nick string) {
+// repairPresence writes the presence entries that Enter could not, for the
+// users still present. Their join was announced when they entered, so none
+// is published. It runs on the lease loop.
+func (c *Conn) repairPresence(ctx context.Context) {
 	c.mu.Lock()
-	c.held[key] = nick
+	keys := make(map[string]string, len(c.unwritten))
+	for k := range c.unwritten {
+		if nick, ok := c.present[k]; ok {
+			keys[k] = nick
+		} else {
+			delete(c.unwritten, k)
+		}
+	}
 	c.mu.Unlock()
+	for key, nick := range keys {
+		if err := c.enter(ctx, roomOf(key), key, nick); err != nil {
+			continue
+		}
+		c.mu.Lock()
+		delete(c.unwritten, key)
+		_, still := c.present[key]
+		c.mu.Unlock()
+		if !still { // left meanwhile
+			_ = c.deleteOwned(ctx, c.presence, key)
+		}
+	}
+}
+
+// releaseDoubtful deletes the nickname records that claims which failed
+// (timed out, e.g. while JetStream had no quorum) may have created after
+// all, unless a session holds them now. Each key is reserved while it is
+// released, so that a claim of it meanwhile is refused, not undone. It runs
+// on the lease loop.
+func (c *Conn) releaseDoubtful(ctx context.Context) {
+	c.mu.Lock()
+	var keys []string
+	for k := range c.doubtful {
+		if _, held := c.held[k]; !held {
+			c.held[k] = ""
+			keys = append(keys, k)
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		err := c.deleteOwned(ctx, c.nicks, k)
+		c.mu.Lock()
+		delete(c.held, k)
+		if err == nil {
+			delete(c.doubtful, k)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // ReleaseNick gives up nick if this gateway holds it; otherwise it does
@@ -394,15 +474,54 @@ func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 	if c.js != nil {
 		ctx, cancel := c.opContext(ctx)
 		defer cancel()
-		val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-		if _, err := c.presence.Put(ctx, key, val); err != nil {
+		if err := c.enter(ctx, room, key, nick); err != nil {
+			// Written at the next lease refresh (repairPresence): without
+			// it the user's departure would not be announced if this
+			// gateway crashed.
+			c.mu.Lock()
+			c.present[key] = nick
+			c.unwritten[key] = struct{}{}
+			c.mu.Unlock()
 			return fmt.Errorf("bus: enter %s: %w", room, err)
 		}
 	}
 	c.mu.Lock()
 	c.present[key] = nick
+	delete(c.announced, key)
 	c.mu.Unlock()
 	return nil
+}
+
+// enter writes this gateway's presence record for nick at key. A record
+// left there by a gateway whose lease lapsed (it crashed, and its user came
+// back here before any gateway cleaned up after it) is replaced with a
+// compare-and-set, and the departure it stood for is announced first, as
+// cleanupGateway would have: the room hears that user leave, once, before
+// it hears them join again.
+func (c *Conn) enter(ctx context.Context, room, key, nick string) error {
+	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+	e, err := c.presence.Get(ctx, key)
+	var old ownerRec
+	if err == nil && json.Unmarshal(e.Value(), &old) == nil && old.GW != c.id && old.GW != "" {
+		alive, err := c.gatewayAlive(ctx, old.GW)
+		if err == nil && !alive {
+			_, err := c.presence.Update(ctx, key, val, e.Revision())
+			if err == nil {
+				subject, err := EventSubject(room, KindLeave)
+				if err != nil {
+					return err
+				}
+				env := Envelope{Kind: KindLeave, Room: room, Nick: old.Nick, Text: "gateway lost"}
+				return c.publish(subject, &env)
+			}
+			if !isConflict(err) {
+				return err
+			}
+			// Another gateway cleaned it up meanwhile and announced it.
+		}
+	}
+	_, err = c.presence.Put(ctx, key, val)
+	return err
 }
 
 // Leave removes what Enter recorded, if this gateway recorded it.
@@ -417,12 +536,26 @@ func (c *Conn) Leave(ctx context.Context, room, nick string) error {
 	if c.js != nil {
 		ctx, cancel := c.opContext(ctx)
 		defer cancel()
+		e, err := c.presence.Get(ctx, key)
+		var owner ownerRec
+		c.mu.Lock()
+		_, unwritten := c.unwritten[key]
+		c.mu.Unlock()
+		if !unwritten && (errors.Is(err, jetstream.ErrKeyNotFound) ||
+			err == nil && json.Unmarshal(e.Value(), &owner) == nil && owner.GW != c.id) {
+			// Released by another gateway while this one's lease had
+			// lapsed: that gateway announced the departure already.
+			c.mu.Lock()
+			c.announced[key] = struct{}{}
+			c.mu.Unlock()
+		}
 		if err := c.deleteOwned(ctx, c.presence, key); err != nil {
 			return fmt.Errorf("bus: leave %s: %w", room, err)
 		}
 	}
 	c.mu.Lock()
 	delete(c.present, key)
+	delete(c.unwritten, key)
 	c.mu.Unlock()
 	return nil
 }

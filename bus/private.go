@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,10 +16,12 @@ var okReply = []byte("ok")
 
 // SendPrivate sends text from one nick to another as a request on
 // chat.v1.user.<nickkey of to>. It first looks to up in chat_nicks: if
-// nobody holds it, or its gateway's lease has lapsed, it reports false at
-// once. Otherwise it reports whether a gateway answered, within
-// RequestTimeout, that it delivered the message. A timeout or no responders
-// is (false, nil); only a cancelled ctx or a bus failure is an error.
+// nobody holds it, it reports false at once. Otherwise it reports whether a
+// gateway answered, within RequestTimeout, that it delivered the message. A
+// timeout or no responders is (false, nil); only a cancelled ctx or a bus
+// failure is an error. The holder's lease is not checked: while JetStream
+// has lost its quorum no lease can be refreshed, yet the holders are alive
+// and answer; a holder that is gone does not.
 //
 // Without JetStream there is no lookup: the request goes out at once, and a
 // recipient nobody has costs a full RequestTimeout.
@@ -55,30 +56,20 @@ func (c *Conn) SendPrivate(ctx context.Context, to, from, text string) (bool, er
 	return false, fmt.Errorf("bus: private message to %q: %w", to, err)
 }
 
-// nickOnline reports whether nick is held by a gateway with a current lease.
+// nickOnline reports whether nick is held, by a gateway alive or not.
 func (c *Conn) nickOnline(ctx context.Context, nick string) (bool, error) {
 	key, err := NickKey(nick)
 	if err != nil {
 		return false, err
 	}
-	e, err := c.nicks.Get(ctx, key)
+	_, err = c.nicks.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("bus: look up nick %q: %w", nick, err)
 	}
-	var owner ownerRec
-	if json.Unmarshal(e.Value(), &owner) != nil {
-		return false, nil
-	}
-	if live, err := c.liveGateways(ctx); err == nil {
-		if _, ok := live[owner.GW]; ok {
-			return true, nil
-		}
-	}
-	// Not in the cached set: the gateway may be newer than the cache.
-	return c.gatewayAlive(ctx, owner.GW)
+	return true, nil
 }
 
 // ReceivePrivate subscribes this gateway to chat.v1.user.* and calls

@@ -1,0 +1,86 @@
+package bus
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Releasing a nickname or leaving a room deletes a key of chat_nicks or
+// chat_presence, and JetStream keeps a delete marker for every key ever
+// deleted: without a sweep, the buckets and the servers' per-subject state
+// grow with every distinct nickname ever used.
+const (
+	// sweepEvery is how often a gateway purges old delete markers.
+	sweepEvery = 2 * time.Minute
+	// markerAge is how old a marker must be to go: a reader that looked
+	// at the key just before it was deleted has long seen the deletion.
+	markerAge = time.Minute
+)
+
+// sweepLoop purges old delete markers from the nickname and presence
+// buckets every sweepEvery until Close. Every gateway sweeps; sweeps that
+// overlap are harmless.
+func (c *Conn) sweepLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		for _, kv := range []jetstream.KeyValue{c.nicks, c.presence} {
+			ctx, cancel := context.WithTimeout(context.Background(), sweepEvery/2)
+			n, err := c.sweepMarkers(ctx, kv, markerAge)
+			cancel()
+			if err != nil {
+				c.log.Warn("bus: sweeping delete markers", "bucket", kv.Bucket(), "err", err)
+			} else if n > 0 {
+				c.log.Debug("bus: swept delete markers", "bucket", kv.Bucket(), "markers", n)
+			}
+		}
+	}
+}
+
+// sweepMarkers purges every delete marker of kv older than age, with the
+// revisions before it, and returns how many it purged. Each purge stops at
+// the marker's sequence, so a record written after it — a nickname claimed
+// again meanwhile — is kept.
+func (c *Conn) sweepMarkers(ctx context.Context, kv jetstream.KeyValue, age time.Duration) (int, error) {
+	w, err := kv.WatchAll(ctx, jetstream.MetaOnly())
+	if err != nil {
+		return 0, err
+	}
+	var markers []jetstream.KeyValueEntry
+	limit := time.Now().Add(-age)
+	for e := range w.Updates() {
+		if e == nil {
+			break // the current values are all in
+		}
+		if op := e.Operation(); (op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge) && !e.Created().After(limit) {
+			markers = append(markers, e)
+		}
+	}
+	w.Stop()
+	if len(markers) == 0 {
+		return 0, ctx.Err()
+	}
+	stream, err := c.js.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range markers {
+		err := stream.Purge(ctx,
+			jetstream.WithPurgeSubject("$KV."+kv.Bucket()+"."+e.Key()),
+			jetstream.WithPurgeSequence(e.Revision()+1))
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
