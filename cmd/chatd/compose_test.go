@@ -18,43 +18,7 @@ import (
 //
 //	go test -tags docker -run TestCompose -v ./cmd/chatd/
 func TestCompose(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	compose := composeCommand(t)
-	project := fmt.Sprintf("chatdtest%d", os.Getpid())
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(compose[0], append(append(compose[1:], "-p", project), args...)...)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CHATD_DOCKERFILE=deploy/Dockerfile.prebuilt")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s", compose, strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-
-	build := exec.Command("go", "build", "-trimpath", "-o", "bin/chatd", "./cmd/chatd")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			cmd := exec.Command(compose[0], append(append(compose[1:], "-p", project), "logs", "--tail", "40")...)
-			cmd.Dir = root
-			out, _ := cmd.CombinedOutput()
-			t.Logf("compose logs:\n%s", out)
-		}
-		cmd := exec.Command(compose[0], append(append(compose[1:], "-p", project), "down", "-v", "--remove-orphans")...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("compose down: %v\n%s", err, out)
-		}
-	})
+	run := composeProject(t, fmt.Sprintf("chatdtest%d", os.Getpid()))
 	start := time.Now()
 	run("up", "-d", "--build")
 	waitHealthy(t, run, 6)
@@ -126,6 +90,50 @@ func TestCompose(t *testing.T) {
 	b.waitJS("nc's line", shows("say", users[1].nick, "hello back from nc on gateway2"))
 	b.screenshot("browser-compose.png")
 	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
+}
+
+// composeProject builds bin/chatd on this host (the prebuilt image copies
+// it: no image is pulled) and returns a function running docker compose
+// commands on project. The project is taken down, volumes included, when
+// the test ends, after its last logs are printed if the test failed.
+func composeProject(t *testing.T, project string) func(args ...string) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose := composeCommand(t)
+	command := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(compose[0], append(append(compose[1:], "-p", project), args...)...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CHATD_DOCKERFILE=deploy/Dockerfile.prebuilt")
+		return cmd
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := command(args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", compose, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	build := exec.Command("go", "build", "-trimpath", "-o", "bin/chatd", "./cmd/chatd")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := command("logs", "--tail", "40").CombinedOutput()
+			t.Logf("compose logs:\n%s", out)
+		}
+		if out, err := command("down", "-v", "--remove-orphans").CombinedOutput(); err != nil {
+			t.Logf("compose down: %v\n%s", err, out)
+		}
+	})
+	return run
 }
 
 func composeCommand(t *testing.T) []string {

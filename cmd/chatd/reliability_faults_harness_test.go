@@ -1,0 +1,707 @@
+//go:build reliability
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The fault harness: users on several gateways each send numbered lines
+// ("seq 17") at a steady rate while a fault is injected and healed. Every
+// line a user reads is recorded with its time and connection, so that
+// afterwards each line can be classified:
+//
+//   - told sent: the sender read its own line back (it came through NATS);
+//   - refused: the sender got `ERROR your line was not sent`;
+//   - unconfirmed: neither (the connection died with the line in flight).
+//
+// At each receiver a line told sent and never read is lost, unless the
+// receiver was told it could not hear it: between the neighbouring lines
+// of that sender it read `* the chat link is down`, or its connection
+// ended (it then reconnected). Duplicates and per-sender order are counted
+// at every receiver, and the room's `joined!`/`left!` lines about each
+// user must alternate (a departure is announced once).
+
+// faultFull reports whether the long form was asked for
+// (CHATD_RELIABILITY=full).
+func faultFull() bool { return os.Getenv("CHATD_RELIABILITY") == "full" }
+
+// faultScaled returns short, or long in the full form.
+func faultScaled(short, long time.Duration) time.Duration {
+	if faultFull() {
+		return long
+	}
+	return short
+}
+
+const (
+	faultLinkDown = "* the chat link is down"
+	faultRefused  = "ERROR your line was not sent"
+	faultShutdown = "* server shutting down"
+)
+
+// faultRead is one line a user read.
+type faultRead struct {
+	at   time.Time
+	conn int    // which of the user's connections read it (1, 2, ...)
+	line string // "" marks the end of connection conn
+}
+
+// faultUser is a chat user sending numbered lines at a steady rate. When
+// its connection ends it reconnects with the same nickname, trying its
+// gateways in turn.
+type faultUser struct {
+	t        testing.TB
+	nick     string
+	addrs    []string // gateways, its home first
+	interval time.Duration
+
+	mu      sync.Mutex
+	conn    net.Conn
+	connN   int
+	gw      int // index in addrs of the current connection
+	reads   []faultRead
+	sent    map[int]time.Time // line number → when written
+	next    int
+	closed  bool // the current connection ended
+	stopped bool
+	rejoins []time.Duration // time from a connection's end to the next one's welcome
+
+	started  bool
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+func newFaultUser(t testing.TB, nick string, interval time.Duration, addrs ...string) *faultUser {
+	u := &faultUser{t: t, nick: nick, addrs: addrs, interval: interval, sent: map[int]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(func() {
+		u.halt()
+		u.mu.Lock()
+		u.stopped = true
+		if u.conn != nil {
+			u.conn.Close()
+		}
+		started := u.started
+		u.mu.Unlock()
+		if started {
+			<-u.done
+		}
+	})
+	return u
+}
+
+// halt stops the sender; it is safe to call more than once.
+func (u *faultUser) halt() { u.stopOnce.Do(func() { close(u.stop) }) }
+
+// start starts the sender.
+func (u *faultUser) start() {
+	u.mu.Lock()
+	u.started = true
+	u.mu.Unlock()
+	go u.run()
+}
+
+// connect joins as u.nick on one of u's gateways, starting with the
+// current one, retrying until it is accepted or limit passes.
+func (u *faultUser) connect(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		if u.isStopped() {
+			return fmt.Errorf("%s: stopped", u.nick)
+		}
+		u.mu.Lock()
+		gw := u.gw
+		u.mu.Unlock()
+		c, r, err := faultHandshake(u.addrs[gw], u.nick)
+		if err == nil {
+			u.mu.Lock()
+			u.conn, u.connN, u.closed = c, u.connN+1, false
+			n := u.connN
+			u.mu.Unlock()
+			go u.read(c, r, n)
+			return nil
+		}
+		last = err
+		u.mu.Lock()
+		u.gw = (u.gw + 1) % len(u.addrs) // try the next gateway
+		u.mu.Unlock()
+		time.Sleep(200 * time.Millisecond) // pace the retries
+	}
+	return fmt.Errorf("%s: no gateway accepted it within %v: %v", u.nick, limit, last)
+}
+
+// faultHandshake dials addr and joins as nick.
+func faultHandshake(addr, nick string) (net.Conn, *bufio.Reader, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := bufio.NewReader(c)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "NAME" {
+		c.Close()
+		return nil, nil, fmt.Errorf("%s: want NAME, got %q, %v", addr, buf, err)
+	}
+	if _, err := io.WriteString(c, nick+"\n"); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	s, err := r.ReadString('\n')
+	if err != nil || s != "Connected to server!\n" {
+		c.Close()
+		return nil, nil, fmt.Errorf("%s as %s: %q, %v", addr, nick, s, err)
+	}
+	c.SetDeadline(time.Time{})
+	return c, r, nil
+}
+
+func (u *faultUser) read(c net.Conn, r *bufio.Reader, n int) {
+	for {
+		s, err := r.ReadString('\n')
+		now := time.Now()
+		u.mu.Lock()
+		if err != nil {
+			u.reads = append(u.reads, faultRead{at: now, conn: n})
+			if u.connN == n {
+				u.closed = true
+			}
+			u.mu.Unlock()
+			c.Close()
+			return
+		}
+		u.reads = append(u.reads, faultRead{at: now, conn: n, line: strings.TrimSuffix(s, "\n")})
+		u.mu.Unlock()
+	}
+}
+
+func (u *faultUser) isStopped() bool {
+	select {
+	case <-u.stop:
+		return true
+	default:
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.stopped
+}
+
+// run sends a numbered line every interval until stop, reconnecting when
+// the connection ends.
+func (u *faultUser) run() {
+	defer close(u.done)
+	tick := time.NewTicker(u.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-u.stop:
+			return
+		case <-tick.C:
+		}
+		u.mu.Lock()
+		c, closed := u.conn, u.closed
+		u.mu.Unlock()
+		if closed {
+			lost := time.Now()
+			u.mu.Lock()
+			u.gw = (u.gw + 1) % len(u.addrs) // its gateway went away: try another
+			u.mu.Unlock()
+			if err := u.connect(2 * time.Minute); err != nil {
+				if !u.isStopped() {
+					u.t.Errorf("reconnect: %v", err)
+				}
+				return
+			}
+			u.mu.Lock()
+			u.rejoins = append(u.rejoins, time.Since(lost))
+			u.mu.Unlock()
+			continue
+		}
+		u.mu.Lock()
+		n := u.next
+		u.next++
+		u.sent[n] = time.Now()
+		u.mu.Unlock()
+		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := fmt.Fprintf(c, "seq %d\n", n); err != nil {
+			c.Close() // the reader marks it closed
+		}
+	}
+}
+
+// say sends one line outside the numbered sequence.
+func (u *faultUser) say(s string) {
+	u.mu.Lock()
+	c := u.conn
+	u.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "%s\n", s)
+}
+
+// snapshot returns a copy of what u has read so far.
+func (u *faultUser) snapshot() []faultRead {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]faultRead(nil), u.reads...)
+}
+
+// waitLine waits until u has read a line matching match after index from
+// of its reads, and returns it with its time.
+func (u *faultUser) waitLine(total time.Duration, from int, match func(string) bool) (faultRead, bool) {
+	deadline := time.Now().Add(total)
+	for {
+		reads := u.snapshot()
+		for _, r := range reads[min(from, len(reads)):] {
+			if r.line != "" && match(r.line) {
+				return r, true
+			}
+		}
+		if time.Now().After(deadline) {
+			return faultRead{}, false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// faultSeq parses "nick: seq N".
+func faultSeq(line string) (nick string, n int, ok bool) {
+	nick, text, ok := strings.Cut(line, ": ")
+	if !ok || strings.ContainsAny(nick, " []*") {
+		return "", 0, false
+	}
+	num, ok := strings.CutPrefix(text, "seq ")
+	if !ok {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(num)
+	return nick, n, err == nil
+}
+
+// faultGroup is the users of one measured fault.
+type faultGroup struct {
+	t      *testing.T
+	env    string // "process" or "compose"
+	name   string
+	users  []*faultUser
+	byNick map[string]*faultUser
+
+	// floodExpected: lines held during the fault reach the gateway at once
+	// and may be refused as a flood (a paused gateway, under --rate).
+	floodExpected bool
+
+	fault time.Time // when the fault was injected
+	heal  time.Time // when it was healed (zero: no heal step)
+	notes []string
+}
+
+// newFaultGroup joins per users on each gateway (nicknames prefix+letter)
+// and waits until every one has heard the last one join, so that everyone
+// is subscribed before the first line is sent.
+func newFaultGroup(t *testing.T, env, name, prefix string, interval time.Duration, per int, gateways []string) *faultGroup {
+	g := &faultGroup{t: t, env: env, name: name, byNick: map[string]*faultUser{}}
+	for i := range gateways {
+		for j := range per {
+			nick := fmt.Sprintf("%s%c%d", prefix, 'a'+j, i+1)
+			addrs := append(append([]string(nil), gateways[i:]...), gateways[:i]...)
+			u := newFaultUser(t, nick, interval, addrs...)
+			if err := u.connect(time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			g.users = append(g.users, u)
+			g.byNick[nick] = u
+		}
+	}
+	last := g.users[len(g.users)-1].nick + " joined!"
+	for _, u := range g.users {
+		if _, ok := u.waitLine(30*time.Second, 0, func(s string) bool { return s == last }); !ok {
+			t.Fatalf("%s never heard %q", u.nick, last)
+		}
+	}
+	for _, u := range g.users {
+		u.start()
+	}
+	return g
+}
+
+// mark records the fault (or heal) time.
+func (g *faultGroup) markFault() { g.fault = time.Now() }
+func (g *faultGroup) markHeal()  { g.heal = time.Now() }
+func (g *faultGroup) note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	g.notes = append(g.notes, s)
+	g.t.Logf("%s: %s", g.name, s)
+}
+
+// echoedSince reports whether every user has had a line echoed that it sent
+// after since.
+func (g *faultGroup) echoedSince(since time.Time) error {
+	for _, u := range g.users {
+		if _, ok := u.firstEchoAfter(since); !ok {
+			return fmt.Errorf("%s has had no line echoed since %v", u.nick, since.Format("15:04:05.000"))
+		}
+	}
+	return nil
+}
+
+// firstEchoAfter returns when u first read back a line it wrote at or
+// after since.
+func (u *faultUser) firstEchoAfter(since time.Time) (time.Time, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, r := range u.reads {
+		nick, n, ok := faultSeq(r.line)
+		if ok && nick == u.nick && !u.sent[n].Before(since) {
+			return r.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// waitResumed waits until every user has had a line sent after since
+// echoed back.
+func (g *faultGroup) waitResumed(total time.Duration, since time.Time) {
+	g.t.Helper()
+	checkFor(g.t, total, func() error { return g.echoedSince(since) })
+}
+
+// finish stops the senders, waits until every receiver has read every
+// sender's last echoed line (or a bound passes), reports the figures and
+// checks the guarantees. wantLeft lists users whose departure the others
+// must have been told about.
+func (g *faultGroup) finish(wantLeft ...string) {
+	g.t.Helper()
+	for _, u := range g.users {
+		u.halt()
+	}
+	for _, u := range g.users {
+		<-u.done
+	}
+	// Drain: every line echoed to its sender reaches every receiver, or
+	// the bound passes (and the analysis reports what is missing).
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && g.drainMissing() > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.report(wantLeft)
+	for _, u := range g.users {
+		u.say("/quit")
+	}
+}
+
+// lastEchoed returns the highest line number u read back, or -1.
+func (u *faultUser) lastEchoed() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	last := -1
+	for _, r := range u.reads {
+		if nick, n, ok := faultSeq(r.line); ok && nick == u.nick && n > last {
+			last = n
+		}
+	}
+	return last
+}
+
+// drainMissing counts receivers that have not read a sender's last echoed
+// line yet.
+func (g *faultGroup) drainMissing() int {
+	missing := 0
+	for _, s := range g.users {
+		last := s.lastEchoed()
+		if last < 0 {
+			continue
+		}
+		want := fmt.Sprintf("%s: seq %d", s.nick, last)
+		for _, r := range g.users {
+			if r == s {
+				continue
+			}
+			found := false
+			for _, rd := range r.snapshot() {
+				if rd.line == want {
+					found = true
+					break
+				}
+			}
+			if !found {
+				missing++
+			}
+		}
+	}
+	return missing
+}
+
+// faultFigures are the measured figures of one fault.
+type faultFigures struct {
+	sent, told, refused, unconfirmed int
+	deliveredUnconfirmed             int // unconfirmed lines that reached someone
+	lost, missedUnlinked             int // told-sent lines missing at a receiver: unexcused, excused
+	dups, order                      int
+	leftTwice                        int // a second left! for a user without a joined! between
+	joinedTwice                      int // a second joined! without a left! between
+	leftFirst, leftLast              time.Duration
+	leftSeen                         int
+	resume, resumeHeal, maxGap       time.Duration
+	rejoin                           time.Duration // longest reconnection of a user
+	flood                            int
+}
+
+func (g *faultGroup) report(wantLeft []string) {
+	g.t.Helper()
+	var f faultFigures
+	var problems []string
+	reads := map[string][]faultRead{}
+	for _, u := range g.users {
+		reads[u.nick] = u.snapshot()
+	}
+	told := map[string]map[int]bool{}
+	for _, s := range g.users {
+		told[s.nick] = map[int]bool{}
+		s.mu.Lock()
+		f.sent += s.next
+		for _, d := range s.rejoins {
+			f.rejoin = max(f.rejoin, d)
+		}
+		s.mu.Unlock()
+		var lastEcho time.Time
+		for _, r := range reads[s.nick] {
+			if nick, n, ok := faultSeq(r.line); ok && nick == s.nick {
+				told[s.nick][n] = true
+				if !lastEcho.IsZero() {
+					f.maxGap = max(f.maxGap, r.at.Sub(lastEcho))
+				}
+				lastEcho = r.at
+			}
+			if strings.HasPrefix(r.line, faultRefused) {
+				f.refused++
+			}
+			if strings.HasPrefix(r.line, "ERROR flood") {
+				f.flood++
+			}
+		}
+		f.told += len(told[s.nick])
+		if at, ok := s.firstEchoAfter(g.fault); ok && !g.fault.IsZero() {
+			f.resume = max(f.resume, at.Sub(g.fault))
+		}
+		if at, ok := s.firstEchoAfter(g.heal); ok && !g.heal.IsZero() {
+			f.resumeHeal = max(f.resumeHeal, at.Sub(g.heal))
+		}
+	}
+	f.unconfirmed = f.sent - f.told - f.refused
+
+	deliveredUnconfirmed := map[string]bool{}
+	for _, r := range g.users {
+		rs := reads[r.nick]
+		for _, s := range g.users {
+			if s == r {
+				continue
+			}
+			// Positions in r's reads of s's numbered lines.
+			type pos struct{ i, n int }
+			var got []pos
+			seen := map[int]int{}
+			maxN := -1
+			for i, rd := range rs {
+				nick, n, ok := faultSeq(rd.line)
+				if !ok || nick != s.nick {
+					continue
+				}
+				got = append(got, pos{i, n})
+				seen[n]++
+				if seen[n] == 2 {
+					f.dups++
+					problems = append(problems, fmt.Sprintf("%s read %q twice", r.nick, rd.line))
+				}
+				if n < maxN {
+					f.order++
+					problems = append(problems, fmt.Sprintf("%s read %q after seq %d", r.nick, rd.line, maxN))
+				}
+				maxN = max(maxN, n)
+				if !told[s.nick][n] && !deliveredUnconfirmed[fmt.Sprint(s.nick, n)] {
+					deliveredUnconfirmed[fmt.Sprint(s.nick, n)] = true
+					f.deliveredUnconfirmed++
+				}
+			}
+			var nums []int
+			for n := range told[s.nick] {
+				nums = append(nums, n)
+			}
+			sort.Ints(nums)
+			for _, n := range nums {
+				if seen[n] > 0 {
+					continue
+				}
+				// The neighbours of n at r: was r told, in between, that
+				// it could not hear (link down, connection ended)?
+				from, to := 0, len(rs)
+				for _, p := range got {
+					if p.n < n {
+						from = p.i
+					}
+					if p.n > n {
+						to = p.i
+						break
+					}
+				}
+				if faultExcused(rs, from, to) {
+					f.missedUnlinked++
+					continue
+				}
+				f.lost++
+				problems = append(problems, fmt.Sprintf("%s never read \"%s: seq %d\" (told sent) and was not told its link was down", r.nick, s.nick, n))
+			}
+		}
+		// joined!/left! about each user alternate within a connection.
+		state := map[string]string{}
+		conn := 0
+		for _, rd := range rs {
+			if rd.conn != conn {
+				conn, state = rd.conn, map[string]string{}
+			}
+			for _, v := range g.users {
+				switch rd.line {
+				case v.nick + " left!":
+					if state[v.nick] == "left" {
+						f.leftTwice++
+						problems = append(problems, fmt.Sprintf("%s read %q twice without a join between", r.nick, rd.line))
+					}
+					state[v.nick] = "left"
+				case v.nick + " joined!":
+					if state[v.nick] == "joined" {
+						f.joinedTwice++
+						problems = append(problems, fmt.Sprintf("%s read %q twice without a left! between", r.nick, rd.line))
+					}
+					state[v.nick] = "joined"
+				}
+			}
+		}
+	}
+	// Time from the fault to left! for each user that had to leave, at
+	// every other user that stayed.
+	for _, v := range wantLeft {
+		for _, r := range g.users {
+			if r.nick == v || slicesContains(wantLeft, r.nick) {
+				continue
+			}
+			at, ok := faultFirst(reads[r.nick], g.fault, v+" left!")
+			if !ok {
+				problems = append(problems, fmt.Sprintf("%s was never told %s left", r.nick, v))
+				continue
+			}
+			d := at.Sub(g.fault)
+			if f.leftSeen == 0 || d < f.leftFirst {
+				f.leftFirst = d
+			}
+			f.leftLast = max(f.leftLast, d)
+			f.leftSeen++
+		}
+	}
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	g.t.Logf("figure: env=%s fault=%s users=%d sent=%d told_sent=%d refused=%d unconfirmed=%d delivered_unconfirmed=%d lost=%d missed_while_unlinked=%d dups=%d order=%d left_twice=%d joined_twice=%d left_seen=%d left_first_ms=%s left_last_ms=%s resume_ms=%s resume_after_heal_ms=%s max_echo_gap_ms=%s max_rejoin_ms=%s flood=%d",
+		g.env, g.name, len(g.users), f.sent, f.told, f.refused, f.unconfirmed, f.deliveredUnconfirmed, f.lost, f.missedUnlinked,
+		f.dups, f.order, f.leftTwice, f.joinedTwice, f.leftSeen, ms(f.leftFirst), ms(f.leftLast), ms(f.resume), ms(f.resumeHeal), ms(f.maxGap), ms(f.rejoin), f.flood)
+	for _, n := range g.notes {
+		g.t.Logf("figure-note: env=%s fault=%s %s", g.env, g.name, n)
+	}
+	if len(problems) > 20 {
+		problems = append(problems[:20], fmt.Sprintf("... and %d more", len(problems)-20))
+	}
+	for _, p := range problems {
+		g.t.Error(p)
+	}
+	if f.told == 0 {
+		g.t.Error("no line was told sent")
+	}
+	if f.flood > 0 && !g.floodExpected {
+		g.t.Errorf("%d lines refused as a flood: the harness sends too fast for the gateways' --rate", f.flood)
+	}
+}
+
+// faultExcused reports whether reads[from:to] show that the reader could
+// not hear everything: its link was down or its connection ended.
+func faultExcused(reads []faultRead, from, to int) bool {
+	if to >= len(reads) {
+		to = len(reads) - 1
+	}
+	if from < 0 || to < 0 {
+		return false
+	}
+	first := reads[from].conn
+	for _, r := range reads[from : to+1] {
+		if r.line == "" || r.conn != first || strings.HasPrefix(r.line, faultLinkDown) || strings.HasPrefix(r.line, faultShutdown) {
+			return true
+		}
+	}
+	return false
+}
+
+// faultFirst returns when line was first read at or after since.
+func faultFirst(reads []faultRead, since time.Time, line string) (time.Time, bool) {
+	for _, r := range reads {
+		if r.line == line && !r.at.Before(since) {
+			return r.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// faultProbeJoin tries one join as nick at addr and returns the first
+// line the gateway answered with (or the error).
+func faultProbeJoin(addr, nick string) string {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "dial: " + err.Error()
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "read: " + err.Error()
+	}
+	io.WriteString(c, nick+"\n")
+	s, err := r.ReadString('\n')
+	if err != nil {
+		return "read: " + err.Error()
+	}
+	if s == "Connected to server!\n" {
+		io.WriteString(c, "/quit\n")
+	}
+	return strings.TrimSuffix(s, "\n")
+}
+
+// faultAsk sends a command as u and returns the first reply line (a line
+// starting with "* " or "ERROR ") read after it.
+func (g *faultGroup) faultAsk(u *faultUser, cmd string, match func(string) bool) string {
+	from := len(u.snapshot())
+	u.say(cmd)
+	r, ok := u.waitLine(15*time.Second, from, match)
+	if !ok {
+		return "(no reply)"
+	}
+	return r.line
+}
