@@ -260,6 +260,47 @@ func TestLeaveAnnouncedOnce(t *testing.T) {
 	}
 }
 
+// A user who comes back on another live gateway before the first one has
+// let them go (a rolling restart: the gateway shutting down tells its
+// clients where to go, and they are quicker than its clean-up) is
+// announced leaving the first gateway; the second gateway's presence entry
+// stands.
+func TestLeaveAfterRejoinElsewhere(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	a := mustConnect(t, s, nil)
+	b := mustConnect(t, s, nil)
+	var r recorder
+	unsub, err := b.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	ctx := context.Background()
+	if err := a.Enter(ctx, "lobby", "Kim"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Enter(ctx, "lobby", "Kim"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Leave(ctx, "lobby", "Kim"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish("lobby", KindLeave, "Kim", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	evs := r.waitN(t, 2)
+	want := []string{"leave:Kim:", "say:marker:end"}
+	if got := texts(evs); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if who, err := b.Who(ctx, "lobby"); err != nil || !slices.Equal(who, []string{"Kim"}) {
+		t.Errorf("Who after the old gateway's leave = %v, %v; want [Kim]", who, err)
+	}
+}
+
 // A gateway cut off for longer than its lease claims its users back when the
 // link returns, and the room hears they are back.
 func TestReassertAfterLapse(t *testing.T) {

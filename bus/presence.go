@@ -35,6 +35,10 @@ const liveCacheTTL = time.Second
 type ownerRec struct {
 	Nick string `json:"nick"`
 	GW   string `json:"gw"`
+	// Took names the gateway whose lapsed record this one replaced, having
+	// announced that user's departure (chat_presence only): that gateway,
+	// if it was alive after all, must not announce it again.
+	Took string `json:"took,omitempty"`
 }
 
 // leaseRec is the value of a chat_gateways entry.
@@ -505,7 +509,8 @@ func (c *Conn) enter(ctx context.Context, room, key, nick string) error {
 	if err == nil && json.Unmarshal(e.Value(), &old) == nil && old.GW != c.id && old.GW != "" {
 		alive, err := c.gatewayAlive(ctx, old.GW)
 		if err == nil && !alive {
-			_, err := c.presence.Update(ctx, key, val, e.Revision())
+			took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
+			_, err := c.presence.Update(ctx, key, took, e.Revision())
 			if err == nil {
 				subject, err := EventSubject(room, KindLeave)
 				if err != nil {
@@ -542,9 +547,12 @@ func (c *Conn) Leave(ctx context.Context, room, nick string) error {
 		_, unwritten := c.unwritten[key]
 		c.mu.Unlock()
 		if !unwritten && (errors.Is(err, jetstream.ErrKeyNotFound) ||
-			err == nil && json.Unmarshal(e.Value(), &owner) == nil && owner.GW != c.id) {
+			err == nil && json.Unmarshal(e.Value(), &owner) == nil && owner.GW != c.id && owner.Took == c.id) {
 			// Released by another gateway while this one's lease had
-			// lapsed: that gateway announced the departure already.
+			// lapsed: that gateway announced the departure already. An
+			// entry another gateway simply wrote over this one's (the
+			// user came back there before leaving here, as in a rolling
+			// restart) announced nothing: the leave is published.
 			c.mu.Lock()
 			c.announced[key] = struct{}{}
 			c.mu.Unlock()
