@@ -496,40 +496,52 @@ func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 	return nil
 }
 
-// enter writes this gateway's presence record for nick at key. A record
-// left there by a gateway whose lease lapsed (it crashed, and its user came
-// back here before any gateway cleaned up after it) is replaced with a
-// compare-and-set, and the departure it stood for is announced first, as
-// cleanupGateway would have: the room hears that user leave, once, before
-// it hears them join again.
+// enter writes this gateway's presence record for nick at key.
+//
+// A record of another gateway there stands for a session that is over:
+// this gateway holds the nickname now, and a nickname is only released by
+// its session's end or taken over from a gateway whose lease lapsed. That
+// session's departure may not have been announced yet: its gateway crashed
+// and no clean-up has run, or its lease looks current still (replicas of
+// chat_gateways expire it at slightly different moments), or it is
+// shutting down and its clients, told where to go, came here faster than
+// it let them go (a rolling restart). So the record is replaced with a
+// compare-and-set naming that gateway in Took, and the departure is
+// announced here, before the join: the room hears the user leave once,
+// then join. A clean-up or the old gateway's Leave that finds the record
+// replaced announces nothing.
 func (c *Conn) enter(ctx context.Context, room, key, nick string) error {
-	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
 	e, err := c.presence.Get(ctx, key)
 	var old ownerRec
 	if err == nil && json.Unmarshal(e.Value(), &old) == nil && old.GW != c.id && old.GW != "" {
-		alive, err := c.gatewayAlive(ctx, old.GW)
-		if err == nil && !alive {
-			took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
-			_, err := c.presence.Update(ctx, key, took, e.Revision())
-			if err == nil {
-				subject, err := EventSubject(room, KindLeave)
-				if err != nil {
-					return err
-				}
-				env := Envelope{Kind: KindLeave, Room: room, Nick: old.Nick, Text: "gateway lost"}
-				return c.publish(subject, &env)
-			}
-			if !isConflict(err) {
+		took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
+		_, err := c.presence.Update(ctx, key, took, e.Revision())
+		if err == nil {
+			subject, err := EventSubject(room, KindLeave)
+			if err != nil {
 				return err
 			}
-			// Another gateway cleaned it up meanwhile and announced it.
+			env := Envelope{Kind: KindLeave, Room: room, Nick: old.Nick}
+			if alive, err := c.gatewayAlive(ctx, old.GW); err == nil && !alive {
+				env.Text = "gateway lost"
+			}
+			return c.publish(subject, &env)
 		}
+		if !isConflict(err) {
+			return err
+		}
+		// Released meanwhile by its gateway or a clean-up, which
+		// announced the departure.
 	}
+	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
 	_, err = c.presence.Put(ctx, key, val)
 	return err
 }
 
-// Leave removes what Enter recorded, if this gateway recorded it.
+// Leave removes what Enter recorded, if this gateway recorded it. When
+// another gateway has announced the departure already (it released the
+// entry while this gateway's lease had lapsed, or replaced it: see enter),
+// the leave event that follows is not published (see Publish).
 func (c *Conn) Leave(ctx context.Context, room, nick string) error {
 	key, err := presenceKey(room, nick)
 	if err != nil {
@@ -541,24 +553,14 @@ func (c *Conn) Leave(ctx context.Context, room, nick string) error {
 	if c.js != nil {
 		ctx, cancel := c.opContext(ctx)
 		defer cancel()
-		e, err := c.presence.Get(ctx, key)
-		var owner ownerRec
-		c.mu.Lock()
-		_, unwritten := c.unwritten[key]
-		c.mu.Unlock()
-		if !unwritten && (errors.Is(err, jetstream.ErrKeyNotFound) ||
-			err == nil && json.Unmarshal(e.Value(), &owner) == nil && owner.GW != c.id && owner.Took == c.id) {
-			// Released by another gateway while this one's lease had
-			// lapsed: that gateway announced the departure already. An
-			// entry another gateway simply wrote over this one's (the
-			// user came back there before leaving here, as in a rolling
-			// restart) announced nothing: the leave is published.
+		announced, err := c.leave(ctx, key)
+		if err != nil {
+			return fmt.Errorf("bus: leave %s: %w", room, err)
+		}
+		if announced {
 			c.mu.Lock()
 			c.announced[key] = struct{}{}
 			c.mu.Unlock()
-		}
-		if err := c.deleteOwned(ctx, c.presence, key); err != nil {
-			return fmt.Errorf("bus: leave %s: %w", room, err)
 		}
 	}
 	c.mu.Lock()
@@ -566,6 +568,40 @@ func (c *Conn) Leave(ctx context.Context, room, nick string) error {
 	delete(c.unwritten, key)
 	c.mu.Unlock()
 	return nil
+}
+
+// leave deletes this gateway's presence entry at key with a
+// compare-and-delete and reports whether another gateway announced the
+// departure: the entry is gone (released by a clean-up) or names this
+// gateway in Took.
+func (c *Conn) leave(ctx context.Context, key string) (announced bool, err error) {
+	c.mu.Lock()
+	_, unwritten := c.unwritten[key]
+	c.mu.Unlock()
+	for range 3 { // retried when the entry changes between the steps
+		e, err := c.presence.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return !unwritten, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		var owner ownerRec
+		if json.Unmarshal(e.Value(), &owner) != nil {
+			return false, nil
+		}
+		if owner.GW != c.id {
+			return owner.Took == c.id, nil
+		}
+		err = c.presence.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		if err == nil {
+			return false, nil
+		}
+		if !isConflict(err) {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // presenceEntry is one chat_presence record read by Who or Rooms.
