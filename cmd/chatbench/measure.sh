@@ -7,7 +7,7 @@
 # gateways) on loopback with high limits, runs chatbench against it and the
 # reference it spawns, saves the JSON line to OUT_DIR/STEP.json and stops the
 # processes it started (by PID). Steps: fanout latency idle10k idle19k cross
-# churn quiet scale (default: all). Takes about 20 minutes on 2 cores.
+# churn quiet scale (default: all). Takes about 30 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/chatbench-results}
