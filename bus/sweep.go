@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,10 +15,15 @@ import (
 // grow with every distinct nickname ever used.
 const (
 	// sweepEvery is how often a gateway purges old delete markers.
-	sweepEvery = 2 * time.Minute
+	sweepEvery = time.Minute
 	// markerAge is how old a marker must be to go: a reader that looked
 	// at the key just before it was deleted has long seen the deletion.
 	markerAge = time.Minute
+	// sweepWorkers is how many purge requests a sweep keeps in flight.
+	// One at a time, a busy server answered fewer purges than the churn
+	// of distinct nicknames made markers (hundreds a second): the sweeps
+	// ran out of time and the markers piled up.
+	sweepWorkers = 16
 )
 
 // sweepLoop purges old delete markers from the nickname and presence
@@ -34,10 +41,12 @@ func (c *Conn) sweepLoop() {
 		}
 		for _, kv := range []jetstream.KeyValue{c.nicks, c.presence} {
 			ctx, cancel := context.WithTimeout(context.Background(), sweepEvery/2)
+			// A sweep cut short keeps what it purged; the next one
+			// takes the rest.
 			n, err := c.sweepMarkers(ctx, kv, markerAge)
 			cancel()
 			if err != nil {
-				c.log.Warn("bus: sweeping delete markers", "bucket", kv.Bucket(), "err", err)
+				c.log.Warn("bus: sweeping delete markers", "bucket", kv.Bucket(), "purged", n, "err", err)
 			} else if n > 0 {
 				c.log.Debug("bus: swept delete markers", "bucket", kv.Bucket(), "markers", n)
 			}
@@ -72,15 +81,37 @@ func (c *Conn) sweepMarkers(ctx context.Context, kv jetstream.KeyValue, age time
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, e := range markers {
-		err := stream.Purge(ctx,
-			jetstream.WithPurgeSubject("$KV."+kv.Bucket()+"."+e.Key()),
-			jetstream.WithPurgeSequence(e.Revision()+1))
-		if err != nil {
-			return n, err
-		}
-		n++
+	var (
+		n    atomic.Int64
+		next atomic.Int64
+		mu   sync.Mutex
+		errs error
+		wg   sync.WaitGroup
+	)
+	for range min(sweepWorkers, len(markers)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(markers)) && ctx.Err() == nil; i = next.Add(1) - 1 {
+				e := markers[i]
+				err := stream.Purge(ctx,
+					jetstream.WithPurgeSubject("$KV."+kv.Bucket()+"."+e.Key()),
+					jetstream.WithPurgeSequence(e.Revision()+1))
+				if err != nil {
+					mu.Lock()
+					if errs == nil {
+						errs = err
+					}
+					mu.Unlock()
+					return
+				}
+				n.Add(1)
+			}
+		}()
 	}
-	return n, nil
+	wg.Wait()
+	if errs == nil {
+		errs = ctx.Err()
+	}
+	return int(n.Load()), errs
 }
