@@ -172,6 +172,7 @@ type Conn struct {
 	held      map[string]string   // nickkey → nick claimed through this Conn ("" while being released)
 	doubtful  map[string]struct{} // nickkeys whose claim failed but may have been applied
 	unwritten map[string]struct{} // presence keys Enter could not write
+	leftover  map[string]struct{} // presence keys Leave could not delete
 	announced map[string]struct{} // presence keys whose departure another gateway announced
 	present   map[string]string   // presence key → nick entered through this Conn
 	reaping   bool                // a reap goroutine is running
@@ -199,6 +200,7 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		held:      make(map[string]string),
 		doubtful:  make(map[string]struct{}),
 		unwritten: make(map[string]struct{}),
+		leftover:  make(map[string]struct{}),
 		announced: make(map[string]struct{}),
 		present:   make(map[string]string),
 	}
@@ -538,8 +540,11 @@ func (c *Conn) close() error {
 // departure again when its user comes back.
 func (c *Conn) release() {
 	c.mu.Lock()
-	present := make([]string, 0, len(c.present))
+	present := make([]string, 0, len(c.present)+len(c.leftover))
 	for k := range c.present {
+		present = append(present, k)
+	}
+	for k := range c.leftover {
 		present = append(present, k)
 	}
 	held := make([]string, 0, len(c.held))

@@ -234,7 +234,11 @@ func (c *Conn) reassert(ctx context.Context) {
 	}
 	present := make(map[string]string, len(c.present))
 	for k, v := range c.present {
-		present[k] = v
+		// An entry Enter could not write was never released, so nobody
+		// announced a departure: repairPresence writes it, quietly.
+		if _, unwritten := c.unwritten[k]; !unwritten {
+			present[k] = v
+		}
 	}
 	c.mu.Unlock()
 

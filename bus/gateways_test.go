@@ -357,6 +357,57 @@ func TestRejoinBeforeLeaseLapses(t *testing.T) {
 	}
 }
 
+// A user whose presence entry could not be written when they joined (a
+// gateway stopping while JetStream elected leaders sent its users here, and
+// neither gateway could write) is not announced joining a second time when
+// this gateway's lease is refreshed again: the entry is written quietly,
+// over the stopped gateway's, which had announced the departure itself.
+func TestUnwrittenNotReasserted(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
+	old := mustConnect(t, s, short)
+	a := mustConnect(t, s, short)
+	var r recorder
+	unsub, err := a.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	ctx := context.Background()
+	if err := old.Enter(ctx, "lobby", "Kim"); err != nil {
+		t.Fatal(err)
+	}
+	old.nc.Close() // its Leave failed: the entry stays
+	checkFor(t, 10*time.Second, func() error {
+		if alive, err := a.gatewayAlive(ctx, old.ID()); alive || err != nil {
+			return fmt.Errorf("old gateway alive=%v, %v", alive, err)
+		}
+		return nil
+	})
+	a.mu.Lock() // as Enter leaves it when the write fails
+	a.present["lobby.kim"] = "Kim"
+	a.unwritten["lobby.kim"] = struct{}{}
+	a.mu.Unlock()
+	if err := a.Publish("lobby", KindJoin, "Kim", ""); err != nil {
+		t.Fatal(err)
+	}
+	a.reassert(ctx)
+	a.repairPresence(ctx)
+	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	evs := r.waitN(t, 2)
+	want := []string{"join:Kim:", "say:marker:end"}
+	if got := texts(evs); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	e, err := a.presence.Get(ctx, "lobby.kim")
+	var rec ownerRec
+	if err != nil || json.Unmarshal(e.Value(), &rec) != nil || rec.GW != a.ID() {
+		t.Errorf("presence entry after the repair: %+v, %v; want it a's", rec, err)
+	}
+}
+
 // A gateway cut off for longer than its lease claims its users back when the
 // link returns, and the room hears they are back.
 func TestReassertAfterLapse(t *testing.T) {

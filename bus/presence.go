@@ -197,6 +197,7 @@ func (c *Conn) leaseLoop() {
 		}
 		if err == nil {
 			c.repairPresence(ctx)
+			c.deleteLeftover(ctx)
 			c.releaseDoubtful(ctx)
 			c.watchGateways(ctx)
 		}
@@ -381,7 +382,7 @@ func (c *Conn) repairPresence(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for key, nick := range keys {
-		if err := c.enter(ctx, roomOf(key), key, nick); err != nil {
+		if err := c.enterQuiet(ctx, key, nick); err != nil {
 			continue
 		}
 		c.mu.Lock()
@@ -391,6 +392,54 @@ func (c *Conn) repairPresence(ctx context.Context) {
 		if !still { // left meanwhile
 			_ = c.deleteOwned(ctx, c.presence, key)
 		}
+	}
+}
+
+// enterQuiet writes the presence entry of a user whose join was announced
+// but whose entry could not be written then (repairPresence). An entry of
+// another gateway found there is replaced, naming it in Took, and nothing
+// is published: that gateway's Leave failed the same way, and announced
+// the departure all the same (a gateway stopping while JetStream elects
+// leaders, its users coming here), or it crashed and the departure is
+// lost, which is the lesser harm than a "left!" after this user's
+// "joined!".
+func (c *Conn) enterQuiet(ctx context.Context, key, nick string) error {
+	e, err := c.presence.Get(ctx, key)
+	var old ownerRec
+	if err == nil && json.Unmarshal(e.Value(), &old) == nil && old.GW != c.id && old.GW != "" {
+		took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
+		_, err := c.presence.Update(ctx, key, took, e.Revision())
+		if err == nil || !isConflict(err) {
+			return err
+		}
+	}
+	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+	_, err = c.presence.Put(ctx, key, val)
+	return err
+}
+
+// deleteLeftover deletes the presence entries that Leave could not, unless
+// the user is present again. It runs on the lease loop.
+func (c *Conn) deleteLeftover(ctx context.Context) {
+	c.mu.Lock()
+	var keys []string
+	for k := range c.leftover {
+		if _, back := c.present[k]; back {
+			delete(c.leftover, k)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		if err := c.deleteOwned(ctx, c.presence, k); err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if _, back := c.present[k]; !back {
+			delete(c.leftover, k)
+		}
+		c.mu.Unlock()
 	}
 }
 
@@ -485,6 +534,7 @@ func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 			c.mu.Lock()
 			c.present[key] = nick
 			c.unwritten[key] = struct{}{}
+			delete(c.leftover, key)
 			c.mu.Unlock()
 			return fmt.Errorf("bus: enter %s: %w", room, err)
 		}
@@ -492,6 +542,7 @@ func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 	c.mu.Lock()
 	c.present[key] = nick
 	delete(c.announced, key)
+	delete(c.leftover, key)
 	c.mu.Unlock()
 	return nil
 }
@@ -555,6 +606,14 @@ func (c *Conn) Leave(ctx context.Context, room, nick string) error {
 		defer cancel()
 		announced, err := c.leave(ctx, key)
 		if err != nil {
+			// The user is gone all the same: they must not be claimed
+			// back (reassert) or written (repairPresence); the entry is
+			// deleted at a later lease refresh (deleteLeftover).
+			c.mu.Lock()
+			delete(c.present, key)
+			delete(c.unwritten, key)
+			c.leftover[key] = struct{}{}
+			c.mu.Unlock()
 			return fmt.Errorf("bus: leave %s: %w", room, err)
 		}
 		if announced {
