@@ -35,9 +35,9 @@ const liveCacheTTL = time.Second
 type ownerRec struct {
 	Nick string `json:"nick"`
 	GW   string `json:"gw"`
-	// Took names the gateway whose lapsed record this one replaced, having
-	// announced that user's departure (chat_presence only): that gateway,
-	// if it was alive after all, must not announce it again.
+	// Took names the gateway whose record this one replaced, the writer
+	// having announced (or, repairing, given up) that user's departure
+	// (chat_presence only): that gateway must not announce it again.
 	Took string `json:"took,omitempty"`
 }
 
@@ -553,8 +553,8 @@ func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 // this gateway holds the nickname now, and a nickname is only released by
 // its session's end or taken over from a gateway whose lease lapsed. That
 // session's departure may not have been announced yet: its gateway crashed
-// and no clean-up has run, or its lease looks current still (replicas of
-// chat_gateways expire it at slightly different moments), or it is
+// and no clean-up has run, or its lease looks current still (a replica of
+// chat_gateways may not have expired it yet), or it is
 // shutting down and its clients, told where to go, came here faster than
 // it let them go (a rolling restart). So the record is replaced with a
 // compare-and-set naming that gateway in Took, and the departure is
