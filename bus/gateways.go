@@ -177,15 +177,7 @@ func (c *Conn) cleanupGateway(ctx context.Context, gw string) bool {
 				continue
 			}
 			if kv == c.presence {
-				room := roomOf(e.key)
-				subject, err := EventSubject(room, KindLeave)
-				if err != nil {
-					continue
-				}
-				env := Envelope{Kind: KindLeave, Room: room, Nick: e.Nick, Text: "gateway lost"}
-				if err := c.publish(subject, &env); err != nil {
-					c.log.Debug("bus: cleanup: publish leave", "err", err)
-				}
+				c.announceGone(roomOf(e.key), e.Nick)
 			}
 		}
 	}

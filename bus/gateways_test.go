@@ -408,6 +408,66 @@ func TestUnwrittenNotReasserted(t *testing.T) {
 	}
 }
 
+// A presence entry of a gateway whose lease lapsed, removed by /who's
+// reaper rather than by a clean-up (no gateway saw that one alive, or the
+// reaper got there first), is announced as a departure, once: a gateway
+// that claims its users back after a lapse then announces them joining
+// after a leave, not twice in a row.
+func TestReapAnnounces(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
+	gone := mustConnect(t, s, short)
+	ctx := context.Background()
+	if err := gone.Enter(ctx, "lobby", "Kim"); err != nil {
+		t.Fatal(err)
+	}
+	gone.nc.Close()
+	// Its lease lapses before b starts, so no gateway cleans up after it.
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, err := js.KeyValue(ctx, GatewaysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, func() error {
+		if _, err := leases.Get(ctx, gone.ID()); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("lease still there: %v", err)
+		}
+		return nil
+	})
+	b := mustConnect(t, s, short)
+	var r recorder
+	unsub, err := b.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	checkFor(t, 10*time.Second, func() error {
+		if _, err := b.Who(ctx, "lobby"); err != nil {
+			return err
+		}
+		if _, err := b.presence.Get(ctx, "lobby.kim"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("entry not reaped yet: %v", err)
+		}
+		return nil
+	})
+	if err := b.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	evs := r.waitN(t, 2)
+	want := []string{"leave:Kim:gateway lost", "say:marker:end"}
+	if got := texts(evs); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
 // A gateway cut off for longer than its lease claims its users back when the
 // link returns, and the room hears they are back.
 func TestReassertAfterLapse(t *testing.T) {

@@ -855,9 +855,30 @@ func (c *Conn) reap(stale []presenceEntry) {
 					c.log.Debug("bus: reap presence", "key", e.key, "err", err)
 					return
 				}
-				c.log.Debug("bus: reaped stale presence", "key", e.key, "gw", e.GW)
+				if err == nil {
+					// As cleanupGateway: the room hears the departure
+					// from whoever removed the entry. Without it, a
+					// gateway whose lease lapsed (JetStream without a
+					// quorum) and which claims its users back would
+					// announce them joining again with no leave between.
+					c.announceGone(roomOf(e.key), e.Nick)
+					c.log.Debug("bus: reaped stale presence", "key", e.key, "gw", e.GW)
+				}
 			}
 			cancel()
 		}
 	}()
+}
+
+// announceGone publishes the leave of nick from room on behalf of a gateway
+// that is gone.
+func (c *Conn) announceGone(room, nick string) {
+	subject, err := EventSubject(room, KindLeave)
+	if err != nil {
+		return
+	}
+	env := Envelope{Kind: KindLeave, Room: room, Nick: nick, Text: "gateway lost"}
+	if err := c.publish(subject, &env); err != nil {
+		c.log.Debug("bus: publish leave", "err", err)
+	}
 }
