@@ -114,6 +114,14 @@ func (r *recorder) waitN(t testing.TB, n int) []event {
 	return got
 }
 
+// expect waits for len(want) events and checks their texts (see texts).
+func (r *recorder) expect(t testing.TB, want ...string) {
+	t.Helper()
+	if got := texts(r.waitN(t, len(want))); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
 func texts(evs []event) []string {
 	var out []string
 	for _, e := range evs {

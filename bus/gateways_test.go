@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/cluster/clustertest"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -118,25 +119,7 @@ func TestRejoinBeforeCleanup(t *testing.T) {
 
 	// Its lease lapses before the next gateway starts, so no gateway ever
 	// saw it alive and none cleans up after it.
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, GatewaysBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFor(t, 10*time.Second, func() error {
-		if _, err := kv.Get(ctx, crashed.ID()); !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("lease still there: %v", err)
-		}
-		return nil
-	})
+	waitLeaseGone(t, s, crashed.ID())
 
 	b := mustConnect(t, s, short)
 	var rb recorder
@@ -157,11 +140,7 @@ func TestRejoinBeforeCleanup(t *testing.T) {
 	if err := b.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
-	evs := rb.waitN(t, 3)
-	want := []string{"leave:Zed:gateway lost", "join:zed:", "say:marker:end"}
-	if got := texts(evs); !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
+	rb.expect(t, "leave:Zed:gateway lost", "join:zed:", "say:marker:end")
 	if who, err := b.Who(ctx, "lobby"); err != nil || !reflect.DeepEqual(who, []string{"zed"}) {
 		t.Errorf("Who = %v, %v", who, err)
 	}
@@ -253,11 +232,7 @@ func TestLeaveAnnouncedOnce(t *testing.T) {
 	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
-	evs := r.waitN(t, 2)
-	want := []string{"leave:Kim:", "say:marker:end"}
-	if got := texts(evs); !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
+	r.expect(t, "leave:Kim:", "say:marker:end")
 }
 
 // A user who comes back on another live gateway before the first one has
@@ -298,11 +273,7 @@ func TestLeaveAfterRejoinElsewhere(t *testing.T) {
 	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
-	evs := r.waitN(t, 3)
-	want := []string{"leave:Kim:", "join:Kim:", "say:marker:end"}
-	if got := texts(evs); !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
+	r.expect(t, "leave:Kim:", "join:Kim:", "say:marker:end")
 	if who, err := b.Who(ctx, "lobby"); err != nil || !slices.Equal(who, []string{"Kim"}) {
 		t.Errorf("Who after the old gateway's leave = %v, %v; want [Kim]", who, err)
 	}
@@ -347,11 +318,7 @@ func TestRejoinBeforeLeaseLapses(t *testing.T) {
 	if err := b.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
-	evs := r.waitN(t, 3)
-	want := []string{"leave:Zed:", "join:Zed:", "say:marker:end"}
-	if got := texts(evs); !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
+	r.expect(t, "leave:Zed:", "join:Zed:", "say:marker:end")
 	if who, err := b.Who(ctx, "lobby"); err != nil || !slices.Equal(who, []string{"Zed"}) {
 		t.Errorf("Who = %v, %v; want [Zed]", who, err)
 	}
@@ -396,11 +363,7 @@ func TestUnwrittenNotReasserted(t *testing.T) {
 	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
-	evs := r.waitN(t, 2)
-	want := []string{"join:Kim:", "say:marker:end"}
-	if got := texts(evs); !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
+	r.expect(t, "join:Kim:", "say:marker:end")
 	e, err := a.presence.Get(ctx, "lobby.kim")
 	var rec ownerRec
 	if err != nil || json.Unmarshal(e.Value(), &rec) != nil || rec.GW != a.ID() {
@@ -423,25 +386,7 @@ func TestReapAnnounces(t *testing.T) {
 	}
 	gone.nc.Close()
 	// Its lease lapses before b starts, so no gateway cleans up after it.
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leases, err := js.KeyValue(ctx, GatewaysBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkFor(t, 10*time.Second, func() error {
-		if _, err := leases.Get(ctx, gone.ID()); !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("lease still there: %v", err)
-		}
-		return nil
-	})
+	waitLeaseGone(t, s, gone.ID())
 	b := mustConnect(t, s, short)
 	var r recorder
 	unsub, err := b.Subscribe("lobby", r.deliver)
@@ -461,11 +406,7 @@ func TestReapAnnounces(t *testing.T) {
 	if err := b.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
-	evs := r.waitN(t, 2)
-	want := []string{"leave:Kim:gateway lost", "say:marker:end"}
-	if got := texts(evs); !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
+	r.expect(t, "leave:Kim:gateway lost", "say:marker:end")
 }
 
 // A gateway cut off for longer than its lease claims its users back when the
@@ -557,4 +498,31 @@ func TestGatewayAddresses(t *testing.T) {
 			})
 		})
 	}
+}
+
+// waitLeaseGone waits until gateway id's lease has lapsed, reading the
+// bucket on a connection of its own (a Conn would follow the gateway and
+// clean up after it).
+func waitLeaseGone(t *testing.T, s *server.Server, id string) {
+	t.Helper()
+	ctx := context.Background()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, err := js.KeyValue(ctx, GatewaysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, func() error {
+		if _, err := leases.Get(ctx, id); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("lease still there: %v", err)
+		}
+		return nil
+	})
 }
