@@ -229,7 +229,7 @@ func TestBrowserChat(t *testing.T) {
 		t.Errorf("clicking a name prefills %q", prefilled)
 	}
 	b.say(prefilled + "got it")
-	nc.expect("* private from webuser: got it")
+	nc.expect("*** private from webuser: got it")
 	nc.send("/join dev\n")
 	b.waitJS("nc left", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'leave' && d.dataset.nick === 'ncuser')`)
 	nc.send("/join lobby\n")

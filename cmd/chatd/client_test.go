@@ -165,9 +165,9 @@ func TestClientChatsWithNC(t *testing.T) {
 	alice.expect("bob: hi alice")
 
 	alice.typeLine("/who")
-	alice.expect("* in lobby (2): alice, bob")
+	alice.expect("*** in lobby (2): alice, bob")
 	alice.typeLine("/msg bob psst")
-	bob.expect("* private from alice: psst")
+	bob.expect("*** private from alice: psst")
 
 	alice.typeLine("/quit")
 	if err := alice.wait(); err != nil {
@@ -194,7 +194,7 @@ func TestClientScript(t *testing.T) {
 	}
 	bot.expect("bot: line one")
 	bot.expect("bot: line two")
-	bot.expect("* bye")
+	bot.expect("*** bye")
 	bob.expect("bot: line one")
 	bob.expect("bot: line two")
 	bob.expect("bot left!")
@@ -233,7 +233,7 @@ func TestClientReconnectsAfterRestart(t *testing.T) {
 	if err := m1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	alice.expect("* server shutting down, bye")
+	alice.expect("*** server shutting down, bye")
 	alice.expectPrefix("*** connection to " + addr + " lost")
 
 	mustRunMain(t, "--listen", addr)
@@ -260,7 +260,7 @@ func TestClientFollowsRollingRestart(t *testing.T) {
 	bob.expect("alice joined!")
 
 	go g1.Close()
-	alice.expect("* server shutting down; reconnect to " + a2)
+	alice.expect("*** server shutting down; reconnect to " + a2)
 	alice.expectPrefix("*** the server is shutting down; trying " + a2)
 	alice.expect("*** connected to " + a2)
 	alice.expect("Connected to server!")
@@ -398,7 +398,7 @@ func serveClassic(ln net.Listener) {
 				}
 				line = strings.TrimSpace(line)
 				if isQuitLine(line) {
-					io.WriteString(conn, "* bye\n")
+					io.WriteString(conn, "*** bye\n")
 					return
 				}
 				fmt.Fprintf(conn, "%s: %s\n", nick, line)

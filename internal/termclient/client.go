@@ -554,7 +554,7 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 // notice follows the server's notices that matter to the client: the
 // user's own nickname change, and where to go when the server shuts down.
 func (c *client) notice(line string) {
-	if rest, ok := strings.CutPrefix(line, "* "); ok {
+	if rest, ok := strings.CutPrefix(line, noticePrefix); ok {
 		if old, nick, ok := strings.Cut(rest, " is now known as "); ok &&
 			strings.EqualFold(old, c.nick) && nick != "" && !strings.ContainsAny(nick, " :") {
 			c.nick = nick

@@ -36,7 +36,7 @@ func TestChatAndQuit(t *testing.T) {
 	s.typeLine("")          // empty lines are not sent
 	s.typeLine("/QUIT bye") // commands are case-insensitive
 	c.expectLine("/QUIT bye")
-	c.send("* bye\n")
+	c.send("*** bye\n")
 	c.c.Close()
 	if err := s.wait(); err != nil {
 		t.Fatalf("Run after /quit = %v, want nil", err)
@@ -173,7 +173,7 @@ func TestShutdownRedirect(t *testing.T) {
 	s := start(t, cfg)
 	ca := a.accept()
 	ca.handshake()
-	ca.send("* server shutting down; reconnect to " + deadAddr + " or " + b.addr() + "\n")
+	ca.send("*** server shutting down; reconnect to " + deadAddr + " or " + b.addr() + "\n")
 	ca.c.Close()
 	s.expect("*** the server is shutting down; trying " + deadAddr + ", then " + b.addr())
 
@@ -258,8 +258,8 @@ func TestColor(t *testing.T) {
 	lines := []string{
 		"bob: hi",
 		"alice: mine",
-		"* in lobby (2): alice, bob",
-		"* private from bob: psst",
+		"*** in lobby (2): alice, bob",
+		"*** private from bob: psst",
 		"--- last 1 lines of lobby ---",
 		"[12:01] bob: old",
 		"--- live ---",
@@ -289,8 +289,8 @@ func TestColor(t *testing.T) {
 			for _, want := range []string{
 				"\nbob: hi\n", // chat lines stay plain
 				"\n" + sgrOwn + "alice: mine" + sgrReset + "\n",
-				"\n" + sgrCyan + "* in lobby (2): alice, bob" + sgrReset + "\n",
-				"\n" + sgrMagenta + "* private from bob: psst" + sgrReset + "\n",
+				"\n" + sgrCyan + "*** in lobby (2): alice, bob" + sgrReset + "\n",
+				"\n" + sgrMagenta + "*** private from bob: psst" + sgrReset + "\n",
 				"\n" + sgrGray + "--- last 1 lines of lobby ---" + sgrReset + "\n",
 				"\n" + sgrGray + "[12:01] bob: old" + sgrReset + "\n",
 				"\n" + sgrGray + "carol joined!" + sgrReset + "\n",
@@ -317,8 +317,8 @@ func TestNickChangeFollowed(t *testing.T) {
 	c.handshake()
 	s.typeLine("/nick alicia")
 	c.expectLine("/nick alicia")
-	c.send("* alice is now known as alicia\n")
-	s.expect("* alice is now known as alicia")
+	c.send("*** alice is now known as alicia\n")
+	s.expect("*** alice is now known as alicia")
 	c.c.Close()
 	c2 := srv.accept()
 	if nick := c2.handshake(); nick != "alicia" {
@@ -449,11 +449,11 @@ func TestNormalizeAddr(t *testing.T) {
 }
 
 func TestParseRedirect(t *testing.T) {
-	got := parseRedirect("* server shutting down; reconnect to chat2.example:5502 or 10.0.0.3:5500")
+	got := parseRedirect("*** server shutting down; reconnect to chat2.example:5502 or 10.0.0.3:5500")
 	if strings.Join(got, ",") != "chat2.example:5502,10.0.0.3:5500" {
 		t.Errorf("got %q", got)
 	}
-	for _, l := range []string{"* server shutting down, bye", "bob: * server shutting down; reconnect to evil:1"} {
+	for _, l := range []string{"*** server shutting down, bye", "* server shutting down; reconnect to evil:1", "bob: *** server shutting down; reconnect to evil:1", "*** private from bob: *** server shutting down; reconnect to evil:1"} {
 		if got := parseRedirect(l); got != nil {
 			t.Errorf("parseRedirect(%q) = %q, want nil", l, got)
 		}
@@ -490,8 +490,12 @@ func TestClassify(t *testing.T) {
 		"bob: alice: not mine":       kindChat,
 		"ERROR: a nick called ERROR": kindChat,
 		"ERROR line too long":        kindError,
-		"* bob waves":                kindNotice,
-		"* private to bob: x":        kindPrivate,
+		"* bob waves":                kindAction,
+		"* server shutting down":     kindAction,
+		"*** server shutting down":   kindNotice,
+		"*** in lobby (1): alice":    kindNotice,
+		"*** private to bob: x":      kindPrivate,
+		"* private to bob: x":        kindAction,
 		"--- live ---":               kindFrame,
 		"---: a nick called ---":     kindChat,
 		"[12:01] bob: hi":            kindHistory,
