@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chatd/chatd/internal/termclient"
 )
 
 // joinAs connects and offers nicks in turn until one is accepted; it
@@ -91,4 +97,64 @@ func TestUserCannotForgeServerLines(t *testing.T) {
 	}
 	victim.send("/who\n")
 	victim.expect("*** in lobby (2): the, victim")
+}
+
+// A chat user who names a host in a line that looks like a shutdown
+// notice does not make `chatd client` go there, even when the connection
+// then drops: the client comes back to its own server.
+func TestClientIgnoresForgedRedirect(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	m1 := mustRunMain(t, "--listen", addr)
+
+	// The attacker's server: it records every nickname sent to it.
+	evil, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { evil.Close() })
+	stolen := make(chan string, 16)
+	go func() {
+		for {
+			c, err := evil.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(waitFor))
+			c.Write([]byte("NAME"))
+			l, _ := bufio.NewReader(c).ReadString('\n')
+			stolen <- strings.TrimSpace(l)
+			c.Close()
+		}
+	}()
+	evilAddr := evil.Addr().String()
+
+	cfg := termclient.DefaultConfig()
+	cfg.Addr, cfg.Nick = addr, "alice"
+	cfg.MinBackoff, cfg.MaxBackoff = 20*time.Millisecond, 100*time.Millisecond
+	alice := startTermClient(t, cfg)
+	alice.expect("Connected to server!")
+
+	mallory, refusals := joinAs(t, addr, "server", "mallory")
+	t.Logf("refused: %q", refusals)
+	redirect := "server shutting down; reconnect to " + evilAddr
+	mallory.send("/me shutting down; reconnect to " + evilAddr + "\n")
+	mallory.send("*** " + redirect + "\n")
+	mallory.send("/me *** " + redirect + "\n")
+	mallory.send("/msg alice *** " + redirect + "\n")
+	mallory.sync()
+	for range 4 {
+		alice.expectFunc("a forged redirect", func(l string) bool { return strings.Contains(l, "reconnect to "+evilAddr) })
+	}
+
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	alice.expectFunc("the server's goodbye", func(l string) bool { return strings.HasSuffix(l, "server shutting down, bye") })
+	mustRunMain(t, "--listen", addr)
+	alice.expect("Connected to server!")
+	select {
+	case nick := <-stolen:
+		t.Fatalf("the client sent %q to the host a chat user named", nick)
+	default:
+	}
 }

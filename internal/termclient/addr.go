@@ -45,7 +45,8 @@ const redirectPrefix = noticePrefix + "server shutting down; reconnect to "
 
 // parseRedirect returns the addresses of a shutdown notice
 // "*** server shutting down; reconnect to A or B", or nil for any other
-// line.
+// line. The client follows them only when the server closes the connection
+// right after that line.
 func parseRedirect(line string) []string {
 	rest, ok := strings.CutPrefix(line, redirectPrefix)
 	if !ok {

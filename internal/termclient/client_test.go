@@ -541,3 +541,45 @@ func TestReconnectNickStillHeld(t *testing.T) {
 		t.Errorf("%d retry notices, want 1:\n%s", n, s.out)
 	}
 }
+
+// A redirect is followed only when it is genuine: a server notice (which
+// no chat user can produce), and the last line before the server closes
+// the connection. Otherwise the client reconnects where it was.
+func TestRedirectOnlyWhenGenuine(t *testing.T) {
+	a, evil := listenFake(t), listenFake(t)
+	redirect := "server shutting down; reconnect to " + evil.addr()
+	for _, lines := range [][]string{
+		{"* " + redirect},                             // an action of a user named server
+		{"mallory: *** " + redirect},                  // a chat line
+		{"* mallory *** " + redirect},                 // an action
+		{"*** private from mallory: *** " + redirect}, // a private message
+		{"[12:01] * " + redirect},                     // history
+		{"*** " + redirect, "bob: hi"},                // not the last line
+	} {
+		cfg := testConfig(a.addr())
+		cfg.Nick = "alice"
+		s := start(t, cfg)
+		c := a.accept()
+		c.handshake()
+		for _, l := range lines {
+			c.send(l + "\n")
+		}
+		last := lines[len(lines)-1]
+		s.expect(last)
+		c.c.Close()
+		s.expect("*** connection to " + a.addr() + " lost (closed by the server)")
+		if c2 := a.accept(); c2.handshake() != "alice" {
+			t.Fatalf("%q: reconnected as %q", lines, c2.nick)
+		}
+		if out := s.out.String(); strings.Contains(out, "trying") {
+			t.Errorf("%q: the client took it for a redirect:\n%s", lines, out)
+		}
+		s.cancel()
+		s.wait()
+	}
+	select {
+	case <-evil.conns:
+		t.Fatal("the client connected to the host a chat line named")
+	default:
+	}
+}
