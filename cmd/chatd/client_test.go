@@ -152,8 +152,8 @@ func TestClientChatsWithNC(t *testing.T) {
 	bob := join(t, addr, "bob")
 
 	alice := startClientMain(t, addr)
-	alice.expect("*** connected to " + addr)
-	alice.expect("*** choose a nickname")
+	alice.expect("-!- connected to " + addr)
+	alice.expect("-!- choose a nickname")
 	alice.typeLine("alice")
 	alice.expect("Connected to server!")
 	bob.expect("alice joined!")
@@ -210,7 +210,7 @@ func TestClientNickRefused(t *testing.T) {
 
 	u := startClientMain(t, addr)
 	u.expectPrefix("ERROR nickname BOB is taken")
-	u.expect("*** choose a nickname")
+	u.expect("-!- choose a nickname")
 	u.typeLine("robert")
 	u.expect("Connected to server!")
 	bob.expect("robert joined!")
@@ -234,7 +234,7 @@ func TestClientReconnectsAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.expect("*** server shutting down, bye")
-	alice.expectPrefix("*** connection to " + addr + " lost")
+	alice.expectPrefix("-!- connection to " + addr + " lost")
 
 	mustRunMain(t, "--listen", addr)
 	alice.expect("Connected to server!")
@@ -261,8 +261,8 @@ func TestClientFollowsRollingRestart(t *testing.T) {
 
 	go g1.Close()
 	alice.expect("*** server shutting down; reconnect to " + a2)
-	alice.expectPrefix("*** the server is shutting down; trying " + a2)
-	alice.expect("*** connected to " + a2)
+	alice.expectPrefix("-!- the server is shutting down; trying " + a2)
+	alice.expect("-!- connected to " + a2)
 	alice.expect("Connected to server!")
 	// The old session's "left!" and the new one's "joined!" come from two
 	// gateways: either may arrive first.
@@ -349,7 +349,7 @@ func TestClientTLS(t *testing.T) {
 	addr := ln.Addr().String()
 
 	u := startClientMain(t, "--tls-ca", caFile, "--nick", "alice", addr)
-	u.expect("*** connected to " + addr + " (TLS)")
+	u.expect("-!- connected to " + addr + " (TLS)")
 	u.expect("Connected to server!")
 	u.typeLine("over tls")
 	u.expect("alice: over tls")

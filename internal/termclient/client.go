@@ -5,7 +5,8 @@
 // asked of the user, again after a refusal), then sends each line the user
 // types and shows each line the server sends: chat lines plain, notices,
 // history frames, joins and errors distinctly (in colour when asked),
-// always stripped of control characters. When the connection drops it
+// always stripped of control characters. Its own messages start with
+// "-!- ", which the server never sends. When the connection drops it
 // reconnects by itself with backoff, and handshakes again with the same
 // nickname; first, when the server's last line before closing was its
 // shutdown notice naming other servers, to those.
@@ -605,9 +606,13 @@ func (c *client) show(line string) {
 	c.con.Println(render(classify(line, c.nick), line, c.cfg.Color))
 }
 
+// localPrefix starts the client's own messages (irssi's style): the server
+// never sends a line that starts with it, so the user can tell them apart.
+const localPrefix = "-!- "
+
 // tell prints one of the client's own messages.
 func (c *client) tell(format string, args ...any) {
-	line := sanitize(fmt.Sprintf("*** "+format, args...))
+	line := sanitize(fmt.Sprintf(localPrefix+format, args...))
 	c.con.Println(render(kindLocal, line, c.cfg.Color))
 }
 

@@ -16,10 +16,10 @@ import (
 func TestChatAndQuit(t *testing.T) {
 	srv := listenFake(t)
 	s := start(t, testConfig(srv.addr()))
-	s.expect("*** connected to " + srv.addr())
+	s.expect("-!- connected to " + srv.addr())
 	c := srv.accept()
 	c.send("NAME")
-	s.expect("*** choose a nickname")
+	s.expect("-!- choose a nickname")
 	s.typeLine("alice")
 	c.expectLine("alice")
 	c.nick = "alice"
@@ -84,7 +84,7 @@ func TestNickRefused(t *testing.T) {
 	c.send("ERROR nickname alice is taken, choose another\n")
 	c.send("NAME")
 	s.expect("ERROR nickname alice is taken, choose another")
-	s.expect("*** choose a nickname")
+	s.expect("-!- choose a nickname")
 	s.typeLine("  ")     // blank: asked again, nothing sent
 	s.typeLine("alice2") // the server must get this one next
 	c.expectLine("alice2")
@@ -103,16 +103,16 @@ func TestReconnect(t *testing.T) {
 	c.handshake()
 	s.expect("alice joined!")
 	c.c.Close() // the server drops the connection
-	s.expect("*** connection to " + srv.addr() + " lost (closed by the server)")
+	s.expect("-!- connection to " + srv.addr() + " lost (closed by the server)")
 	s.expectFunc("reconnecting notice", func(l string) bool {
-		return strings.HasPrefix(l, "*** reconnecting in 10ms (attempt 1;")
+		return strings.HasPrefix(l, "-!- reconnecting in 10ms (attempt 1;")
 	})
 
 	c2 := srv.accept()
 	if nick := c2.handshake(); nick != "alice" {
 		t.Fatalf("reconnected as %q, want alice", nick)
 	}
-	s.expect("*** connected to " + srv.addr())
+	s.expect("-!- connected to " + srv.addr())
 	s.typeLine("still here")
 	c2.echo("still here")
 	s.expect("alice: still here")
@@ -135,9 +135,9 @@ func TestRetriesBound(t *testing.T) {
 		t.Fatalf("Run = %v, want giving up after 3 attempts", err)
 	}
 	for i, want := range []string{"10ms (attempt 1 of 3", "20ms (attempt 2 of 3", "40ms (attempt 3 of 3"} {
-		s.expectFunc(want, func(l string) bool { return strings.HasPrefix(l, "*** reconnecting in "+want) })
+		s.expectFunc(want, func(l string) bool { return strings.HasPrefix(l, "-!- reconnecting in "+want) })
 		if i < 2 {
-			s.expectFunc("cannot connect", func(l string) bool { return strings.HasPrefix(l, "*** cannot connect: ") })
+			s.expectFunc("cannot connect", func(l string) bool { return strings.HasPrefix(l, "-!- cannot connect: ") })
 		}
 	}
 }
@@ -175,13 +175,13 @@ func TestShutdownRedirect(t *testing.T) {
 	ca.handshake()
 	ca.send("*** server shutting down; reconnect to " + deadAddr + " or " + b.addr() + "\n")
 	ca.c.Close()
-	s.expect("*** the server is shutting down; trying " + deadAddr + ", then " + b.addr())
+	s.expect("-!- the server is shutting down; trying " + deadAddr + ", then " + b.addr())
 
 	cb := b.accept()
 	if nick := cb.handshake(); nick != "alice" {
 		t.Fatalf("redirected as %q, want alice", nick)
 	}
-	s.expect("*** connected to " + b.addr())
+	s.expect("-!- connected to " + b.addr())
 	s.typeLine("moved")
 	cb.echo("moved")
 	s.expect("alice: moved")
@@ -295,7 +295,7 @@ func TestColor(t *testing.T) {
 				"\n" + sgrGray + "[12:01] bob: old" + sgrReset + "\n",
 				"\n" + sgrGray + "carol joined!" + sgrReset + "\n",
 				"\n" + sgrRed + "ERROR unknown command /x; try /help" + sgrReset + "\n",
-				sgrYellow + "*** connected to ",
+				sgrYellow + "-!- connected to ",
 			} {
 				if !strings.Contains(out, want) {
 					t.Errorf("no %q in\n%q", want, out)
@@ -344,7 +344,7 @@ func TestTLS(t *testing.T) {
 		s := start(t, cfg)
 		c := srv.accept()
 		c.handshake()
-		s.expect("*** connected to " + srv.addr() + " (TLS)")
+		s.expect("-!- connected to " + srv.addr() + " (TLS)")
 		s.typeLine("secret")
 		c.echo("secret")
 		s.expect("alice: secret")
@@ -496,6 +496,7 @@ func TestClassify(t *testing.T) {
 		"*** in lobby (1): alice":    kindNotice,
 		"*** private to bob: x":      kindPrivate,
 		"* private to bob: x":        kindAction,
+		"-!- connected to x":         kindChat, // never from the server
 		"--- live ---":               kindFrame,
 		"---: a nick called ---":     kindChat,
 		"[12:01] bob: hi":            kindHistory,
@@ -532,7 +533,7 @@ func TestReconnectNickStillHeld(t *testing.T) {
 		c2.send("ERROR nickname alice is taken, choose another\n")
 	}
 	c2.send("NAME")
-	s.expect("*** choose a nickname")
+	s.expect("-!- choose a nickname")
 	s.typeLine("alice_")
 	c2.expectLine("alice_")
 	c2.send("Connected to server!\n")
@@ -567,7 +568,7 @@ func TestRedirectOnlyWhenGenuine(t *testing.T) {
 		last := lines[len(lines)-1]
 		s.expect(last)
 		c.c.Close()
-		s.expect("*** connection to " + a.addr() + " lost (closed by the server)")
+		s.expect("-!- connection to " + a.addr() + " lost (closed by the server)")
 		if c2 := a.accept(); c2.handshake() != "alice" {
 			t.Fatalf("%q: reconnected as %q", lines, c2.nick)
 		}

@@ -18,7 +18,7 @@ const (
 	kindFrame               // --- history frame ---
 	kindHistory             // [hh:mm] replayed line
 	kindError               // ERROR ...
-	kindLocal               // *** the client's own messages
+	kindLocal               // -!- the client's own messages
 )
 
 // SGR colour codes. Only the basic and bright colours, which every terminal
