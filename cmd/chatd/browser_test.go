@@ -236,6 +236,9 @@ func TestBrowserChat(t *testing.T) {
 	b.waitJS("nc back", `[...document.querySelectorAll('#who li')].length === 2`)
 	nc.send("welcome back, everyone\n")
 	b.waitJS("last line", shows("say", "ncuser", "welcome back, everyone"))
+	// A notice reads as the server's, as on TCP; an action does not.
+	b.say("/join lobby")
+	b.waitJS("a notice", `[...document.querySelectorAll('#log .msg.notice')].some(d => d.textContent.endsWith('*** you are already in lobby'))`)
 	b.screenshot("browser-chat.png")
 
 	// Switching rooms from the page.
