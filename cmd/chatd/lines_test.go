@@ -44,12 +44,20 @@ func TestUserCannotForgeServerLines(t *testing.T) {
 	addr := m.ChatAddr().String()
 	victim := join(t, addr, "victim")
 
-	for _, nick := range []string{"server", "ERROR", "error", "NAME", "chatd", "-x", "---"} {
+	for nick, want := range map[string]string{
+		"server": "ERROR nickname server is reserved, choose another",
+		"ERROR":  "ERROR nickname ERROR is reserved, choose another",
+		"error":  "ERROR nickname error is reserved, choose another",
+		"NAME":   "ERROR nickname NAME is reserved, choose another",
+		"Chatd":  "ERROR nickname Chatd is reserved, choose another",
+		"-x":     "ERROR nickname may not start with -, choose another",
+		"---":    "ERROR nickname may not start with -, choose another",
+	} {
 		c := dial(t, addr)
 		c.expectName()
 		c.send(nick + "\n")
-		if l, _ := c.line(); !strings.HasPrefix(l, "ERROR nickname ") || !strings.HasSuffix(l, ", choose another") {
-			t.Errorf("nickname %q: got %q, want a refusal", nick, l)
+		if l, _ := c.line(); l != want {
+			t.Errorf("nickname %q: got %q, want %q", nick, l, want)
 		}
 	}
 	mallory := join(t, addr, "private")
