@@ -81,7 +81,13 @@ func (ev *event) frame(c codec) []byte {
 }
 
 // lineCodec is the classic line protocol: every frame is one line ending in
-// "\n"; notices start with "* ", errors with "ERROR ".
+// "\n". Its lines fall in classes that no user input can cross
+// (docs/protocol.md, "Line classes"): the server's notices and replies start
+// with "*** ", errors with "ERROR ", history frames with "--- " and history
+// lines with "[", which no nickname can; a user's lines start with its
+// nickname ("bob: hi", "bob joined!") or with "* " and its nickname (an
+// action). Nicknames hold no "*", ":" or space, do not start with "-", and
+// never read as the server (validNick).
 type lineCodec struct{}
 
 func (lineCodec) slot() int { return 0 }
@@ -104,7 +110,12 @@ func (lineCodec) history(room string, evs []event, now time.Time) [][]byte {
 
 func (lineCodec) welcome(string, string) []byte { return lineConnected }
 
-func (lineCodec) notice(text string) []byte { return concat("* ", text, "\n") }
+// noticePrefix starts every server notice and reply of the classic
+// protocol. A user's action starts with "* " and a nickname, which holds no
+// "*": no user line starts with it.
+const noticePrefix = "*** "
+
+func (lineCodec) notice(text string) []byte { return concat(noticePrefix, text, "\n") }
 
 func (lineCodec) errorMsg(_, text string) []byte { return concat("ERROR ", text, "\n") }
 
@@ -118,9 +129,9 @@ func (c lineCodec) rooms(names []string, counts map[string]int) []byte {
 
 func (lineCodec) private(from, to, text string, _ time.Time, outgoing bool) []byte {
 	if outgoing {
-		return concat("* private to ", to, ": ", text, "\n")
+		return concat(noticePrefix, "private to ", to, ": ", text, "\n")
 	}
-	return concat("* private from ", from, ": ", text, "\n")
+	return concat(noticePrefix, "private from ", from, ": ", text, "\n")
 }
 
 func whoText(room string, nicks []string) string {
@@ -156,7 +167,7 @@ func formatEvent(kind, nick, text string) []byte {
 	case KindLeave:
 		return concat(nick, " left!\n")
 	case KindNick:
-		return concat("* ", nick, " is now known as ", text, "\n")
+		return concat(noticePrefix, nick, " is now known as ", text, "\n")
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func TestParkedSession(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(ctx) }()
-	expect("* server shutting down, bye")
+	expect("*** server shutting down, bye")
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}

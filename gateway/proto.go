@@ -381,6 +381,7 @@ func isBidiControl(r rune) bool {
 const (
 	nickLenReason   = "nickname must be 1-32 characters"
 	nickCharsReason = "nickname may only contain letters, digits and _-.[]{}|^"
+	nickDashReason  = "nickname may not start with -"
 	roomLenReason   = "room name must be 1-32 characters"
 	roomCharsReason = "room name may only contain letters, digits, _ and -"
 )
@@ -388,9 +389,20 @@ const (
 // maxNameLen bounds nicknames and room names.
 const maxNameLen = 32
 
+// reservedNicks are nicknames that read as the server, refused whatever
+// their case: "ERROR" would make "ERROR joined!" an error line, "NAME" the
+// handshake's prompt, and the others a notice's speaker. Lower case.
+var reservedNicks = []string{"error", "name", "server", "chatd"}
+
 // validNick checks a nickname: 1-32 characters of ASCII letters, digits and
-// _-.[]{}|^ . It returns "" when valid, else a short reason for the ERROR
-// line.
+// _-.[]{}|^, not starting with "-" (a history frame starts with "--- "), and
+// not a reserved name. It returns "" when valid, else a short reason for the
+// ERROR line.
+//
+// The classic protocol's line classes rest on these rules
+// (docs/protocol.md, "Line classes"): a nickname holds no "*", ":" or
+// space, so no line that starts with one is a notice, and no line it starts
+// can be taken for another user's.
 func validNick(nick string) string {
 	if n := utf8.RuneCountInString(nick); n < 1 || n > maxNameLen {
 		return nickLenReason
@@ -402,6 +414,14 @@ func validNick(nick string) string {
 		case strings.IndexByte("_-.[]{}|^", c) >= 0:
 		default:
 			return nickCharsReason
+		}
+	}
+	if nick[0] == '-' {
+		return nickDashReason
+	}
+	for _, r := range reservedNicks {
+		if equalFoldASCII(nick, r) {
+			return "nickname " + nick + " is reserved"
 		}
 	}
 	return ""

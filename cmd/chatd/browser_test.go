@@ -229,13 +229,16 @@ func TestBrowserChat(t *testing.T) {
 		t.Errorf("clicking a name prefills %q", prefilled)
 	}
 	b.say(prefilled + "got it")
-	nc.expect("* private from webuser: got it")
+	nc.expect("*** private from webuser: got it")
 	nc.send("/join dev\n")
 	b.waitJS("nc left", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'leave' && d.dataset.nick === 'ncuser')`)
 	nc.send("/join lobby\n")
 	b.waitJS("nc back", `[...document.querySelectorAll('#who li')].length === 2`)
 	nc.send("welcome back, everyone\n")
 	b.waitJS("last line", shows("say", "ncuser", "welcome back, everyone"))
+	// A notice reads as the server's, as on TCP; an action does not.
+	b.say("/join lobby")
+	b.waitJS("a notice", `[...document.querySelectorAll('#log .msg.notice')].some(d => d.textContent.endsWith('*** you are already in lobby'))`)
 	b.screenshot("browser-chat.png")
 
 	// Switching rooms from the page.

@@ -54,7 +54,7 @@ func TestClassicClient(t *testing.T) {
 
 	// Commands work from the classic client, whose lines all carry its prefix.
 	classic.send("pyuser: /who")
-	classic.expect("* in lobby (2): nc, pyuser")
+	classic.expect("*** in lobby (2): nc, pyuser")
 }
 
 func TestLeftExactlyOnce(t *testing.T) {
@@ -74,7 +74,7 @@ func TestLeftExactlyOnce(t *testing.T) {
 				bob.reset()
 			case "quit":
 				bob.send("/quit see you\n")
-				if got := bob.expectClosed(); !strings.Contains(got, "* bye") {
+				if got := bob.expectClosed(); !strings.Contains(got, "*** bye") {
 					t.Errorf("quit: got %q, want a bye line", got)
 				}
 			}
@@ -101,18 +101,18 @@ func TestCommands(t *testing.T) {
 
 	alice.send("/help\n")
 	for _, c := range []string{"/help", "/nick NEW", "/join ROOM", "/rooms", "/who", "/msg NICK TEXT", "/me ACTION", "/quit"} {
-		alice.expectFunc(c, func(s string) bool { return strings.HasPrefix(s, "* ") && strings.Contains(s, c) })
+		alice.expectFunc(c, func(s string) bool { return strings.HasPrefix(s, "*** ") && strings.Contains(s, c) })
 	}
 
 	alice.send("/who\n")
-	alice.expect("* in lobby (2): alice, bob")
+	alice.expect("*** in lobby (2): alice, bob")
 
 	alice.send("/me waves\n")
 	bob.expect("* alice waves")
 
 	alice.send("/msg bob psst\n")
-	alice.expect("* private to bob: psst")
-	bob.expect("* private from alice: psst")
+	alice.expect("*** private to bob: psst")
+	bob.expect("*** private from alice: psst")
 	alice.send("/msg nobody hello\n")
 	alice.expect("ERROR no such nickname: nobody")
 
@@ -129,7 +129,7 @@ func TestCommands(t *testing.T) {
 	alice.send("/nick al!ce\n")
 	alice.expectPrefix("ERROR nickname may only contain")
 	alice.send("/nick alicia\n")
-	bob.expect("* alice is now known as alicia")
+	bob.expect("*** alice is now known as alicia")
 	alice.nick = "alicia"
 	alice.send("hi\n")
 	bob.expect("alicia: hi")
@@ -138,23 +138,23 @@ func TestCommands(t *testing.T) {
 	bob.expect("alice left!")
 
 	bob.send("/nick Bob\n") // only the case changes: the claim is kept
-	alice.expect("* bob is now known as Bob")
+	alice.expect("*** bob is now known as Bob")
 	bob.nick = "Bob"
 	bob.send("/who\n")
-	bob.expect("* in lobby (2): alicia, Bob")
+	bob.expect("*** in lobby (2): alicia, Bob")
 	bob.send("/nick bob\n")
-	alice.expect("* Bob is now known as bob")
+	alice.expect("*** Bob is now known as bob")
 	bob.nick = "bob"
 
 	alice.send("/join Dev\n")
 	alice.expect("alicia joined!")
 	bob.expect("alicia left!")
 	alice.send("/join dev\n")
-	alice.expect("* you are already in dev")
+	alice.expect("*** you are already in dev")
 	alice.send("/who\n")
-	alice.expect("* in dev (1): alicia")
+	alice.expect("*** in dev (1): alicia")
 	bob.send("/rooms\n")
-	bob.expect("* rooms: dev (1), lobby (1)")
+	bob.expect("*** rooms: dev (1), lobby (1)")
 	bob.send("/join dev\n")
 	alice.expect("bob joined!")
 	bob.send("in dev now\n")

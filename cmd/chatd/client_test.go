@@ -152,8 +152,8 @@ func TestClientChatsWithNC(t *testing.T) {
 	bob := join(t, addr, "bob")
 
 	alice := startClientMain(t, addr)
-	alice.expect("*** connected to " + addr)
-	alice.expect("*** choose a nickname")
+	alice.expect("-!- connected to " + addr)
+	alice.expect("-!- choose a nickname")
 	alice.typeLine("alice")
 	alice.expect("Connected to server!")
 	bob.expect("alice joined!")
@@ -165,9 +165,9 @@ func TestClientChatsWithNC(t *testing.T) {
 	alice.expect("bob: hi alice")
 
 	alice.typeLine("/who")
-	alice.expect("* in lobby (2): alice, bob")
+	alice.expect("*** in lobby (2): alice, bob")
 	alice.typeLine("/msg bob psst")
-	bob.expect("* private from alice: psst")
+	bob.expect("*** private from alice: psst")
 
 	alice.typeLine("/quit")
 	if err := alice.wait(); err != nil {
@@ -194,7 +194,7 @@ func TestClientScript(t *testing.T) {
 	}
 	bot.expect("bot: line one")
 	bot.expect("bot: line two")
-	bot.expect("* bye")
+	bot.expect("*** bye")
 	bob.expect("bot: line one")
 	bob.expect("bot: line two")
 	bob.expect("bot left!")
@@ -210,7 +210,7 @@ func TestClientNickRefused(t *testing.T) {
 
 	u := startClientMain(t, addr)
 	u.expectPrefix("ERROR nickname BOB is taken")
-	u.expect("*** choose a nickname")
+	u.expect("-!- choose a nickname")
 	u.typeLine("robert")
 	u.expect("Connected to server!")
 	bob.expect("robert joined!")
@@ -233,8 +233,8 @@ func TestClientReconnectsAfterRestart(t *testing.T) {
 	if err := m1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	alice.expect("* server shutting down, bye")
-	alice.expectPrefix("*** connection to " + addr + " lost")
+	alice.expect("*** server shutting down, bye")
+	alice.expectPrefix("-!- connection to " + addr + " lost")
 
 	mustRunMain(t, "--listen", addr)
 	alice.expect("Connected to server!")
@@ -260,9 +260,9 @@ func TestClientFollowsRollingRestart(t *testing.T) {
 	bob.expect("alice joined!")
 
 	go g1.Close()
-	alice.expect("* server shutting down; reconnect to " + a2)
-	alice.expectPrefix("*** the server is shutting down; trying " + a2)
-	alice.expect("*** connected to " + a2)
+	alice.expect("*** server shutting down; reconnect to " + a2)
+	alice.expectPrefix("-!- the server is shutting down; trying " + a2)
+	alice.expect("-!- connected to " + a2)
 	alice.expect("Connected to server!")
 	// The old session's "left!" and the new one's "joined!" come from two
 	// gateways: either may arrive first.
@@ -349,7 +349,7 @@ func TestClientTLS(t *testing.T) {
 	addr := ln.Addr().String()
 
 	u := startClientMain(t, "--tls-ca", caFile, "--nick", "alice", addr)
-	u.expect("*** connected to " + addr + " (TLS)")
+	u.expect("-!- connected to " + addr + " (TLS)")
 	u.expect("Connected to server!")
 	u.typeLine("over tls")
 	u.expect("alice: over tls")
@@ -398,7 +398,7 @@ func serveClassic(ln net.Listener) {
 				}
 				line = strings.TrimSpace(line)
 				if isQuitLine(line) {
-					io.WriteString(conn, "* bye\n")
+					io.WriteString(conn, "*** bye\n")
 					return
 				}
 				fmt.Fprintf(conn, "%s: %s\n", nick, line)

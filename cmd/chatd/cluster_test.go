@@ -33,11 +33,11 @@ func TestTwoGateways(t *testing.T) {
 
 	for _, cl := range []*client{alice, bob} {
 		cl.send("/who\n")
-		cl.expect("* in lobby (2): alice, bob")
+		cl.expect("*** in lobby (2): alice, bob")
 	}
 
 	alice.send("/msg bob private across\n")
-	bob.expect("* private from alice: private across")
+	bob.expect("*** private from alice: private across")
 
 	// 1,000 lines from each of two senders on different gateways arrive in
 	// per-sender order at a receiver on each gateway.
@@ -78,7 +78,7 @@ func TestTwoGateways(t *testing.T) {
 	bob.send("/quit\n")
 	alice.expect("bob left!")
 	alice.send("/who\n")
-	got := alice.expectPrefix("* in lobby")
+	got := alice.expectPrefix("*** in lobby")
 	if strings.Contains(got, "bob") {
 		t.Errorf("/who after bob quit: %q", got)
 	}
@@ -147,14 +147,14 @@ func TestWebSocketAcrossGateways(t *testing.T) {
 		t.Errorf("/who on the web = %v", who)
 	}
 	nc.send("/who\n")
-	nc.expect("* in lobby (2): ncuser, webuser")
+	nc.expect("*** in lobby (2): ncuser, webuser")
 
 	nc.send("/msg webuser over the bus\n")
 	if m, _ := web.expect("private", func(m wsMsg) bool { return m.Type == "private" }); m.From != "ncuser" || m.Text != "over the bus" {
 		t.Errorf("private = %v", m)
 	}
 	web.line("/msg ncuser and back")
-	nc.expect("* private from webuser: and back")
+	nc.expect("*** private from webuser: and back")
 
 	w2 := wsDial(t, g2)
 	w2.send(map[string]string{"type": "hello", "nick": "WEBUSER"})

@@ -33,7 +33,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	chatInOrder(t, cs, 200)
 	cs[2].send("/who\n")
-	cs[2].expect("* in lobby (3): u0, u1, u2")
+	cs[2].expect("*** in lobby (3): u0, u1, u2")
 	c := dial(t, addrs[1])
 	c.expectName()
 	c.send("U0\n")
@@ -78,7 +78,7 @@ func TestGatewayKilled(t *testing.T) {
 	victim := join(t, g2.addr, "victim")
 	alice.expect("victim joined!")
 	victim.send("/who\n")
-	victim.expect("* in lobby (2): alice, victim")
+	victim.expect("*** in lobby (2): alice, victim")
 
 	start := time.Now()
 	g2.cmd.Process.Signal(syscall.SIGKILL)
@@ -102,12 +102,12 @@ func TestLinkLoss(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	alice.expect("* the chat link is down: your lines cannot be sent until it is back")
+	alice.expect("*** the chat link is down: your lines cannot be sent until it is back")
 	alice.send("into the void\n")
 	alice.expect("ERROR your line was not sent: the chat link is down")
 
 	clustertest.Start(t, clustertest.Options{StoreDir: dir, Port: port})
-	alice.expect("* the chat link is back")
+	alice.expect("*** the chat link is back")
 	checkFor(t, waitFor, func() error { // the first lines may race the resubscription
 		alice.send("hello again\n")
 		s, err := alice.line()
@@ -132,7 +132,7 @@ func TestRollingRestart(t *testing.T) {
 	alice := join(t, g1.ChatAddr().String(), "alice")
 	bob.expect("alice joined!")
 	go g1.Close()
-	if got := alice.expectClosed(); !strings.Contains(got, "* server shutting down; reconnect to chat2.example:5502\n") {
+	if got := alice.expectClosed(); !strings.Contains(got, "*** server shutting down; reconnect to chat2.example:5502\n") {
 		t.Errorf("alice got %q", got)
 	}
 	bob.expect("alice left!")
@@ -177,7 +177,7 @@ func TestStockNATSServer(t *testing.T) {
 			bob.send("hi\n")
 			alice.expect("bob: hi")
 			alice.send("/who\n")
-			alice.expect("* in lobby (2): alice, bob")
+			alice.expect("*** in lobby (2): alice, bob")
 			c := dial(t, g2.ChatAddr().String())
 			c.expectName()
 			c.send("Alice\n")

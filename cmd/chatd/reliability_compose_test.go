@@ -108,7 +108,7 @@ func TestReliabilityComposeFaults(t *testing.T) {
 		// Private messages are core NATS requests: they still work.
 		reply := g.faultAsk(g.users[0], "/msg "+g.users[len(g.users)-1].nick+" psst", faultReply)
 		g.note("msg_without_quorum=%q", reply)
-		if !strings.HasPrefix(reply, "* private to ") {
+		if !strings.HasPrefix(reply, "*** private to ") {
 			t.Errorf("/msg without quorum: %q", reply)
 		}
 		g.markHeal()

@@ -27,7 +27,7 @@ import (
 //
 // At each receiver a line told sent and never read is lost, unless the
 // receiver was told it could not hear it: between the neighbouring lines
-// of that sender it read `* the chat link is down`, or its connection
+// of that sender it read `*** the chat link is down`, or its connection
 // ended (it then reconnected). Duplicates and per-sender order are counted
 // at every receiver, and the room's `joined!`/`left!` lines about each
 // user must alternate (a departure is announced once).
@@ -45,9 +45,9 @@ func faultScaled(short, long time.Duration) time.Duration {
 }
 
 const (
-	faultLinkDown = "* the chat link is down"
+	faultLinkDown = "*** the chat link is down"
 	faultRefused  = "ERROR your line was not sent"
-	faultShutdown = "* server shutting down"
+	faultShutdown = "*** server shutting down"
 )
 
 // faultRead is one line a user read.
@@ -695,7 +695,7 @@ func faultProbeJoin(addr, nick string) string {
 }
 
 // faultAsk sends a command as u and returns the first reply line (a line
-// starting with "* " or "ERROR ") read after it.
+// starting with "*** " or "ERROR ") read after it.
 func (g *faultGroup) faultAsk(u *faultUser, cmd string, match func(string) bool) string {
 	from := len(u.snapshot())
 	u.say(cmd)

@@ -196,7 +196,7 @@ func TestReliabilityFaults(t *testing.T) {
 		// Private messages are core NATS requests: they still work.
 		reply := g.faultAsk(g.users[0], "/msg "+g.users[len(g.users)-1].nick+" psst", faultReply)
 		g.note("msg_without_quorum=%q", reply)
-		if !strings.HasPrefix(reply, "* private to ") {
+		if !strings.HasPrefix(reply, "*** private to ") {
 			t.Errorf("/msg without quorum: %q", reply)
 		}
 		g.markHeal()
@@ -292,7 +292,7 @@ func TestReliabilityFaults(t *testing.T) {
 }
 
 // faultReply matches a command's reply line.
-func faultReply(s string) bool { return strings.HasPrefix(s, "* ") || strings.HasPrefix(s, "ERROR ") }
+func faultReply(s string) bool { return strings.HasPrefix(s, "*** ") || strings.HasPrefix(s, "ERROR ") }
 
 // faultWaitJoin waits until a join as nick at addr is accepted: JetStream
 // answers.

@@ -181,7 +181,7 @@ func TestServerPassword(t *testing.T) {
 	classic.expectName()
 	classic.send("pyuser")
 	classic.nick = "pyuser"
-	classic.expect("* this server needs a password: send it as your next line")
+	classic.expect("*** this server needs a password: send it as your next line")
 	classic.send("pyuser: letmein")
 	classic.expect("Connected to server!")
 	classic.expect("pyuser joined!")
@@ -189,7 +189,7 @@ func TestServerPassword(t *testing.T) {
 	wrong := dial(t, addr)
 	wrong.expectName()
 	wrong.send("intruder\n")
-	wrong.expect("* this server needs a password: send it as your next line")
+	wrong.expect("*** this server needs a password: send it as your next line")
 	wrong.send("guess\n")
 	if got := wrong.expectClosed(); got != "ERROR wrong password for this server, closing\n" {
 		t.Errorf("wrong password: got %q", got)

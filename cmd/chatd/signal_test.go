@@ -120,7 +120,7 @@ func TestSignalShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{alice, bob} {
-		if got := c.expectClosed(); !strings.HasSuffix(got, "* server shutting down, bye\n") {
+		if got := c.expectClosed(); !strings.HasSuffix(got, "*** server shutting down, bye\n") {
 			t.Errorf("%s got %q at shutdown", c.nick, got)
 		}
 	}

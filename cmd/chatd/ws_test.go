@@ -50,7 +50,7 @@ func TestWebSocketWithTCP(t *testing.T) {
 		t.Errorf("/who = %v", who)
 	}
 	nc.send("/who\n")
-	nc.expect("* in lobby (2): ncuser, webuser")
+	nc.expect("*** in lobby (2): ncuser, webuser")
 	web.line("/rooms")
 	rooms := web.expectNotice("rooms:")
 	if rooms.Cmd != "rooms" || len(rooms.Rooms) != 1 || rooms.Rooms[0].Room != "lobby" || rooms.Rooms[0].Count != 2 {
@@ -59,7 +59,7 @@ func TestWebSocketWithTCP(t *testing.T) {
 
 	// Private messages, both ways.
 	web.line("/msg ncuser psst")
-	nc.expect("* private from webuser: psst")
+	nc.expect("*** private from webuser: psst")
 	out, _ := web.expect("own private copy", func(m wsMsg) bool { return m.Type == "private" })
 	if out.From != "webuser" || out.To != "ncuser" || out.Text != "psst" || out.TS == 0 {
 		t.Errorf("sender's copy = %v", out)
@@ -98,7 +98,7 @@ func TestWebSocketWithTCP(t *testing.T) {
 	// /nick is an event with the old nick and the new one.
 	web.line("/nick webby")
 	web.expectEvent("nick", "webuser", "webby")
-	nc.expect("* webuser is now known as webby")
+	nc.expect("*** webuser is now known as webby")
 	web.nick = "webby"
 
 	// /join: the old room hears left, the new one joined; history follows.
@@ -454,7 +454,7 @@ func TestWebSocketShutdown(t *testing.T) {
 	if len(msgs) == 0 || msgs[len(msgs)-1].Text != "server shutting down, bye" || code != websocket.StatusGoingAway || reason != "server shutting down" {
 		t.Errorf("web got %v, close %d %q", msgs, code, reason)
 	}
-	if got := nc.expectClosed(); !strings.HasSuffix(got, "* server shutting down, bye\n") {
+	if got := nc.expectClosed(); !strings.HasSuffix(got, "*** server shutting down, bye\n") {
 		t.Errorf("nc got %q", got)
 	}
 	select {

@@ -98,7 +98,10 @@
   }
 
   function system(text) { add('system', [span('ts', clock()), text]); }
-  function notice(text) { add('notice', [span('ts', clock()), '* ' + text]); }
+  // A notice starts with '*** ', as on TCP: an action starts with '* ' and
+  // a nickname, which holds no '*', so no user can show a line that reads
+  // as one (docs/protocol.md, "Line classes").
+  function notice(text) { add('notice', [span('ts', clock()), '*** ' + text]); }
   function showError(text) { add('error', [span('ts', clock()), text], { kind: 'error' }); }
 
   function isSelf(nick) { return nick.toLowerCase() === st.nick.toLowerCase(); }
@@ -426,8 +429,8 @@
   el.loginForm.addEventListener('submit', (e) => {
     e.preventDefault();
     const nick = el.nick.value.trim();
-    if (!/^[A-Za-z0-9_.[\]{}|^-]{1,32}$/.test(nick)) {
-      el.loginError.textContent = 'a nickname is 1-32 letters, digits and _-.[]{}|^';
+    if (!/^[A-Za-z0-9_.[\]{}|^][A-Za-z0-9_.[\]{}|^-]{0,31}$/.test(nick)) {
+      el.loginError.textContent = 'a nickname is 1-32 letters, digits and _-.[]{}|^, not starting with -';
       return;
     }
     el.loginError.textContent = '';

@@ -35,12 +35,18 @@ func NormalizeAddr(addr string) (string, error) {
 	return net.JoinHostPort(host, DefaultPort), nil
 }
 
-// redirectPrefix starts the line a chatd gateway sends its clients when it
-// shuts down while other gateways are alive.
-const redirectPrefix = "* server shutting down; reconnect to "
+// noticePrefix starts every notice from the server; no chat user can make
+// a line start with it (docs/protocol.md, "Line classes").
+const noticePrefix = "*** "
 
-// parseRedirect returns the addresses of a shutdown line
-// "* server shutting down; reconnect to A or B", or nil for any other line.
+// redirectPrefix starts the notice a chatd gateway sends its clients when
+// it shuts down while other gateways are alive.
+const redirectPrefix = noticePrefix + "server shutting down; reconnect to "
+
+// parseRedirect returns the addresses of a shutdown notice
+// "*** server shutting down; reconnect to A or B", or nil for any other
+// line. The client follows them only when the server closes the connection
+// right after that line.
 func parseRedirect(line string) []string {
 	rest, ok := strings.CutPrefix(line, redirectPrefix)
 	if !ok {

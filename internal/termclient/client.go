@@ -5,9 +5,11 @@
 // asked of the user, again after a refusal), then sends each line the user
 // types and shows each line the server sends: chat lines plain, notices,
 // history frames, joins and errors distinctly (in colour when asked),
-// always stripped of control characters. When the connection drops it
-// reconnects by itself with backoff, to the addresses a shutting-down
-// server names first, and handshakes again with the same nickname.
+// always stripped of control characters. Its own messages start with
+// "-!- ", which the server never sends. When the connection drops it
+// reconnects by itself with backoff, and handshakes again with the same
+// nickname; first, when the server's last line before closing was its
+// shutdown notice naming other servers, to those.
 //
 // Run drives everything from one goroutine; the user's input and the
 // server's lines each come from a reader goroutine over a channel.
@@ -22,6 +24,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -205,7 +208,7 @@ type client struct {
 	pending []string      // lines typed and not yet used
 	eof     bool          // the input has ended
 
-	redirect  []string // addresses from the server's shutdown line
+	redirect  []string // addresses from the server's shutdown notice, when it closed right after
 	connected bool     // a handshake has succeeded at least once
 	retry     int      // reconnect attempts since the last handshake
 }
@@ -384,6 +387,9 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 	// server asks again 150 ms later, 3 times in all) before the user is
 	// asked.
 	sameNickTries, sentAuto := 0, false
+	// The addresses of a shutdown notice, while it is the last line the
+	// server sent: followed only when the server closes right after it.
+	var lastRedirect []string
 	if c.connected {
 		sameNickTries = 1
 	}
@@ -497,6 +503,9 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 				if errors.Is(ev.err, io.EOF) {
 					reason = "closed by the server"
 				}
+				if closedByPeer(ev.err) {
+					c.redirect = lastRedirect
+				}
 				if state == waitName && !c.connected {
 					if refusal != "" {
 						return fmt.Errorf("%s: %s", addr, refusal)
@@ -521,6 +530,7 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 
 			default:
 				line := sanitize(ev.line)
+				lastRedirect = parseRedirect(line)
 				note := ""
 				switch {
 				case state == waitName && strings.HasPrefix(line, "ERROR "):
@@ -551,19 +561,23 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 	}
 }
 
-// notice follows the server's notices that matter to the client: the
-// user's own nickname change, and where to go when the server shuts down.
+// notice follows the server's notice of the user's own nickname change.
+// (Where to go when the server shuts down is read in session: only from
+// the last line before the server closes.)
 func (c *client) notice(line string) {
-	if rest, ok := strings.CutPrefix(line, "* "); ok {
+	if rest, ok := strings.CutPrefix(line, noticePrefix); ok {
 		if old, nick, ok := strings.Cut(rest, " is now known as "); ok &&
 			strings.EqualFold(old, c.nick) && nick != "" && !strings.ContainsAny(nick, " :") {
 			c.nick = nick
 			c.con.SetPrompt(c.nick + "> ")
 		}
 	}
-	if addrs := parseRedirect(line); len(addrs) > 0 {
-		c.redirect = addrs
-	}
+}
+
+// closedByPeer reports whether a read ended because the server closed the
+// connection (rather than a timeout or a local error).
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (c *client) portHint() string {
@@ -592,9 +606,13 @@ func (c *client) show(line string) {
 	c.con.Println(render(classify(line, c.nick), line, c.cfg.Color))
 }
 
+// localPrefix starts the client's own messages (irssi's style): the server
+// never sends a line that starts with it, so the user can tell them apart.
+const localPrefix = "-!- "
+
 // tell prints one of the client's own messages.
 func (c *client) tell(format string, args ...any) {
-	line := sanitize(fmt.Sprintf("*** "+format, args...))
+	line := sanitize(fmt.Sprintf(localPrefix+format, args...))
 	c.con.Println(render(kindLocal, line, c.cfg.Color))
 }
 

@@ -16,10 +16,10 @@ import (
 func TestChatAndQuit(t *testing.T) {
 	srv := listenFake(t)
 	s := start(t, testConfig(srv.addr()))
-	s.expect("*** connected to " + srv.addr())
+	s.expect("-!- connected to " + srv.addr())
 	c := srv.accept()
 	c.send("NAME")
-	s.expect("*** choose a nickname")
+	s.expect("-!- choose a nickname")
 	s.typeLine("alice")
 	c.expectLine("alice")
 	c.nick = "alice"
@@ -36,7 +36,7 @@ func TestChatAndQuit(t *testing.T) {
 	s.typeLine("")          // empty lines are not sent
 	s.typeLine("/QUIT bye") // commands are case-insensitive
 	c.expectLine("/QUIT bye")
-	c.send("* bye\n")
+	c.send("*** bye\n")
 	c.c.Close()
 	if err := s.wait(); err != nil {
 		t.Fatalf("Run after /quit = %v, want nil", err)
@@ -84,7 +84,7 @@ func TestNickRefused(t *testing.T) {
 	c.send("ERROR nickname alice is taken, choose another\n")
 	c.send("NAME")
 	s.expect("ERROR nickname alice is taken, choose another")
-	s.expect("*** choose a nickname")
+	s.expect("-!- choose a nickname")
 	s.typeLine("  ")     // blank: asked again, nothing sent
 	s.typeLine("alice2") // the server must get this one next
 	c.expectLine("alice2")
@@ -103,16 +103,16 @@ func TestReconnect(t *testing.T) {
 	c.handshake()
 	s.expect("alice joined!")
 	c.c.Close() // the server drops the connection
-	s.expect("*** connection to " + srv.addr() + " lost (closed by the server)")
+	s.expect("-!- connection to " + srv.addr() + " lost (closed by the server)")
 	s.expectFunc("reconnecting notice", func(l string) bool {
-		return strings.HasPrefix(l, "*** reconnecting in 10ms (attempt 1;")
+		return strings.HasPrefix(l, "-!- reconnecting in 10ms (attempt 1;")
 	})
 
 	c2 := srv.accept()
 	if nick := c2.handshake(); nick != "alice" {
 		t.Fatalf("reconnected as %q, want alice", nick)
 	}
-	s.expect("*** connected to " + srv.addr())
+	s.expect("-!- connected to " + srv.addr())
 	s.typeLine("still here")
 	c2.echo("still here")
 	s.expect("alice: still here")
@@ -135,9 +135,9 @@ func TestRetriesBound(t *testing.T) {
 		t.Fatalf("Run = %v, want giving up after 3 attempts", err)
 	}
 	for i, want := range []string{"10ms (attempt 1 of 3", "20ms (attempt 2 of 3", "40ms (attempt 3 of 3"} {
-		s.expectFunc(want, func(l string) bool { return strings.HasPrefix(l, "*** reconnecting in "+want) })
+		s.expectFunc(want, func(l string) bool { return strings.HasPrefix(l, "-!- reconnecting in "+want) })
 		if i < 2 {
-			s.expectFunc("cannot connect", func(l string) bool { return strings.HasPrefix(l, "*** cannot connect: ") })
+			s.expectFunc("cannot connect", func(l string) bool { return strings.HasPrefix(l, "-!- cannot connect: ") })
 		}
 	}
 }
@@ -173,15 +173,15 @@ func TestShutdownRedirect(t *testing.T) {
 	s := start(t, cfg)
 	ca := a.accept()
 	ca.handshake()
-	ca.send("* server shutting down; reconnect to " + deadAddr + " or " + b.addr() + "\n")
+	ca.send("*** server shutting down; reconnect to " + deadAddr + " or " + b.addr() + "\n")
 	ca.c.Close()
-	s.expect("*** the server is shutting down; trying " + deadAddr + ", then " + b.addr())
+	s.expect("-!- the server is shutting down; trying " + deadAddr + ", then " + b.addr())
 
 	cb := b.accept()
 	if nick := cb.handshake(); nick != "alice" {
 		t.Fatalf("redirected as %q, want alice", nick)
 	}
-	s.expect("*** connected to " + b.addr())
+	s.expect("-!- connected to " + b.addr())
 	s.typeLine("moved")
 	cb.echo("moved")
 	s.expect("alice: moved")
@@ -258,8 +258,8 @@ func TestColor(t *testing.T) {
 	lines := []string{
 		"bob: hi",
 		"alice: mine",
-		"* in lobby (2): alice, bob",
-		"* private from bob: psst",
+		"*** in lobby (2): alice, bob",
+		"*** private from bob: psst",
 		"--- last 1 lines of lobby ---",
 		"[12:01] bob: old",
 		"--- live ---",
@@ -289,13 +289,13 @@ func TestColor(t *testing.T) {
 			for _, want := range []string{
 				"\nbob: hi\n", // chat lines stay plain
 				"\n" + sgrOwn + "alice: mine" + sgrReset + "\n",
-				"\n" + sgrCyan + "* in lobby (2): alice, bob" + sgrReset + "\n",
-				"\n" + sgrMagenta + "* private from bob: psst" + sgrReset + "\n",
+				"\n" + sgrCyan + "*** in lobby (2): alice, bob" + sgrReset + "\n",
+				"\n" + sgrMagenta + "*** private from bob: psst" + sgrReset + "\n",
 				"\n" + sgrGray + "--- last 1 lines of lobby ---" + sgrReset + "\n",
 				"\n" + sgrGray + "[12:01] bob: old" + sgrReset + "\n",
 				"\n" + sgrGray + "carol joined!" + sgrReset + "\n",
 				"\n" + sgrRed + "ERROR unknown command /x; try /help" + sgrReset + "\n",
-				sgrYellow + "*** connected to ",
+				sgrYellow + "-!- connected to ",
 			} {
 				if !strings.Contains(out, want) {
 					t.Errorf("no %q in\n%q", want, out)
@@ -317,8 +317,8 @@ func TestNickChangeFollowed(t *testing.T) {
 	c.handshake()
 	s.typeLine("/nick alicia")
 	c.expectLine("/nick alicia")
-	c.send("* alice is now known as alicia\n")
-	s.expect("* alice is now known as alicia")
+	c.send("*** alice is now known as alicia\n")
+	s.expect("*** alice is now known as alicia")
 	c.c.Close()
 	c2 := srv.accept()
 	if nick := c2.handshake(); nick != "alicia" {
@@ -344,7 +344,7 @@ func TestTLS(t *testing.T) {
 		s := start(t, cfg)
 		c := srv.accept()
 		c.handshake()
-		s.expect("*** connected to " + srv.addr() + " (TLS)")
+		s.expect("-!- connected to " + srv.addr() + " (TLS)")
 		s.typeLine("secret")
 		c.echo("secret")
 		s.expect("alice: secret")
@@ -449,11 +449,11 @@ func TestNormalizeAddr(t *testing.T) {
 }
 
 func TestParseRedirect(t *testing.T) {
-	got := parseRedirect("* server shutting down; reconnect to chat2.example:5502 or 10.0.0.3:5500")
+	got := parseRedirect("*** server shutting down; reconnect to chat2.example:5502 or 10.0.0.3:5500")
 	if strings.Join(got, ",") != "chat2.example:5502,10.0.0.3:5500" {
 		t.Errorf("got %q", got)
 	}
-	for _, l := range []string{"* server shutting down, bye", "bob: * server shutting down; reconnect to evil:1"} {
+	for _, l := range []string{"*** server shutting down, bye", "* server shutting down; reconnect to evil:1", "bob: *** server shutting down; reconnect to evil:1", "*** private from bob: *** server shutting down; reconnect to evil:1"} {
 		if got := parseRedirect(l); got != nil {
 			t.Errorf("parseRedirect(%q) = %q, want nil", l, got)
 		}
@@ -490,8 +490,13 @@ func TestClassify(t *testing.T) {
 		"bob: alice: not mine":       kindChat,
 		"ERROR: a nick called ERROR": kindChat,
 		"ERROR line too long":        kindError,
-		"* bob waves":                kindNotice,
-		"* private to bob: x":        kindPrivate,
+		"* bob waves":                kindAction,
+		"* server shutting down":     kindAction,
+		"*** server shutting down":   kindNotice,
+		"*** in lobby (1): alice":    kindNotice,
+		"*** private to bob: x":      kindPrivate,
+		"* private to bob: x":        kindAction,
+		"-!- connected to x":         kindChat, // never from the server
 		"--- live ---":               kindFrame,
 		"---: a nick called ---":     kindChat,
 		"[12:01] bob: hi":            kindHistory,
@@ -528,12 +533,54 @@ func TestReconnectNickStillHeld(t *testing.T) {
 		c2.send("ERROR nickname alice is taken, choose another\n")
 	}
 	c2.send("NAME")
-	s.expect("*** choose a nickname")
+	s.expect("-!- choose a nickname")
 	s.typeLine("alice_")
 	c2.expectLine("alice_")
 	c2.send("Connected to server!\n")
 	s.expect("Connected to server!")
 	if n := strings.Count(s.out.String(), "alice may still be held by the lost connection; trying it again"); n != 1 {
 		t.Errorf("%d retry notices, want 1:\n%s", n, s.out)
+	}
+}
+
+// A redirect is followed only when it is genuine: a server notice (which
+// no chat user can produce), and the last line before the server closes
+// the connection. Otherwise the client reconnects where it was.
+func TestRedirectOnlyWhenGenuine(t *testing.T) {
+	a, evil := listenFake(t), listenFake(t)
+	redirect := "server shutting down; reconnect to " + evil.addr()
+	for _, lines := range [][]string{
+		{"* " + redirect},                             // an action of a user named server
+		{"mallory: *** " + redirect},                  // a chat line
+		{"* mallory *** " + redirect},                 // an action
+		{"*** private from mallory: *** " + redirect}, // a private message
+		{"[12:01] * " + redirect},                     // history
+		{"*** " + redirect, "bob: hi"},                // not the last line
+	} {
+		cfg := testConfig(a.addr())
+		cfg.Nick = "alice"
+		s := start(t, cfg)
+		c := a.accept()
+		c.handshake()
+		for _, l := range lines {
+			c.send(l + "\n")
+		}
+		last := lines[len(lines)-1]
+		s.expect(last)
+		c.c.Close()
+		s.expect("-!- connection to " + a.addr() + " lost (closed by the server)")
+		if c2 := a.accept(); c2.handshake() != "alice" {
+			t.Fatalf("%q: reconnected as %q", lines, c2.nick)
+		}
+		if out := s.out.String(); strings.Contains(out, "trying") {
+			t.Errorf("%q: the client took it for a redirect:\n%s", lines, out)
+		}
+		s.cancel()
+		s.wait()
+	}
+	select {
+	case <-evil.conns:
+		t.Fatal("the client connected to the host a chat line named")
+	default:
 	}
 }

@@ -11,13 +11,14 @@ type kind uint8
 const (
 	kindChat    kind = iota // nick: text
 	kindOwn                 // a chat line of the user's own
-	kindNotice              // * ... from the server
-	kindPrivate             // * private from/to ...
+	kindAction              // * nick action
+	kindNotice              // *** ... from the server
+	kindPrivate             // *** private from/to ...
 	kindEvent               // X joined! / X left! / Connected to server!
 	kindFrame               // --- history frame ---
 	kindHistory             // [hh:mm] replayed line
 	kindError               // ERROR ...
-	kindLocal               // *** the client's own messages
+	kindLocal               // -!- the client's own messages
 )
 
 // SGR colour codes. Only the basic and bright colours, which every terminal
@@ -36,6 +37,7 @@ const (
 var colors = [...]string{
 	kindChat:    "",
 	kindOwn:     sgrOwn,
+	kindAction:  "",
 	kindNotice:  sgrCyan,
 	kindPrivate: sgrMagenta,
 	kindEvent:   sgrGray,
@@ -54,17 +56,20 @@ func render(k kind, line string, color bool) string {
 	return colors[k] + line + sgrReset
 }
 
-// classify tells what a (sanitized) server line is. nick is the user's
-// nickname, "" before the handshake. Nicknames cannot contain spaces or
-// colons, so no chat line ("nick: text") can pass for another kind.
+// classify tells what a (sanitized) server line is, by the line classes of
+// docs/protocol.md. nick is the user's nickname, "" before the handshake.
+// Nicknames cannot contain "*", spaces or colons, start with "-" or be
+// "ERROR", so no chat, action or membership line can pass for another kind.
 func classify(line, nick string) kind {
 	switch {
 	case strings.HasPrefix(line, "ERROR "):
 		return kindError
-	case strings.HasPrefix(line, "* private from "), strings.HasPrefix(line, "* private to "):
+	case strings.HasPrefix(line, noticePrefix+"private from "), strings.HasPrefix(line, noticePrefix+"private to "):
 		return kindPrivate
-	case strings.HasPrefix(line, "* "):
+	case strings.HasPrefix(line, noticePrefix):
 		return kindNotice
+	case strings.HasPrefix(line, "* "):
+		return kindAction
 	case strings.HasPrefix(line, "--- "):
 		return kindFrame
 	case line == "Connected to server!":
