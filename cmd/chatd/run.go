@@ -39,30 +39,32 @@ func (r Role) runsGateway() bool { return r != RoleBroker }
 // Config is everything chatd needs to run, merged from flags and CHAT_*
 // environment variables.
 type Config struct {
-	Listen          string // chat TCP listener
-	HTTP            string // web page and WebSocket listener; empty turns it off
-	HTTPSListen     string // the same over TLS (--tls-cert, --tls-key); empty turns it off
-	Advertise       string // address or go-sockaddr template clients should dial
-	PublicAddr      string // host:port other gateways' clients are sent to on shutdown
-	NATS            string // comma-separated NATS URLs; empty runs the embedded server
-	Peers           string // comma-separated cluster peers of the embedded server
-	Admin           string // health endpoints listener; empty turns it off
-	TLSListen       string // chat over TLS; empty turns it off
-	TLSCert         string
-	TLSKey          string
-	ProxyProtocol   bool   // chat listeners expect a PROXY protocol header
-	BansFile        string // banned IPs and CIDRs, reloaded on SIGHUP
-	NATSUser        string
-	NATSPassword    string
-	NATSCreds       string
-	NATSNKey        string
-	NATSTLSCert     string
-	NATSTLSKey      string
-	NATSTLSCA       string
-	ShutdownTimeout time.Duration
-	LogLevel        string
-	LogFormat       string
-	Pprof           string // loopback address for net/http/pprof; empty: off
+	Listen            string // chat TCP listener
+	HTTP              string // web page and WebSocket listener; empty turns it off
+	HTTPSListen       string // the same over TLS (--tls-cert, --tls-key); empty turns it off
+	Advertise         string // address or go-sockaddr template clients should dial
+	PublicAddr        string // host:port other gateways' clients are sent to on shutdown
+	NATS              string // comma-separated NATS URLs; empty runs the embedded server
+	Peers             string // comma-separated cluster peers of the embedded server
+	Admin             string // health endpoints listener; empty turns it off
+	TLSListen         string // chat over TLS; empty turns it off
+	TLSCert           string
+	TLSKey            string
+	ProxyProtocol     bool   // chat listeners expect a PROXY protocol header
+	BansFile          string // banned IPs and CIDRs, reloaded on SIGHUP
+	ClusterSecret     string // shared secret of the bus: nodes require it, gateways present it
+	ClusterSecretFile string // file holding ClusterSecret
+	NATSUser          string
+	NATSPassword      string
+	NATSCreds         string
+	NATSNKey          string
+	NATSTLSCert       string
+	NATSTLSKey        string
+	NATSTLSCA         string
+	ShutdownTimeout   time.Duration
+	LogLevel          string
+	LogFormat         string
+	Pprof             string // loopback address for net/http/pprof; empty: off
 
 	Cluster cluster.Config
 	Bus     bus.Config
@@ -95,6 +97,8 @@ type Main struct {
 	webDone   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+	secret    string // the cluster secret, resolved by Run
+	started   bool   // Run succeeded
 }
 
 // NewMain returns a Main for role with the default configuration.
@@ -126,9 +130,13 @@ func NewMain(role Role) *Main {
 
 // Run starts every part of the role and returns once it serves. Cancelling
 // ctx does not stop chatd: call Close.
-func (m *Main) Run(ctx context.Context) error {
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() { m.started = err == nil }()
 	log, err := newLogger(m.Stderr, m.Config.LogLevel, m.Config.LogFormat)
 	if err != nil {
+		return err
+	}
+	if m.secret, err = m.clusterSecret(); err != nil {
 		return err
 	}
 	m.log = log.With("role", string(m.Role))
@@ -153,7 +161,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.Role == RoleBroker {
 		m.log.Info("broker started", "name", m.Node.Name(), "clients", m.Config.Cluster.ClientListen,
-			"routes", m.Config.Cluster.ClusterListen, "peers", m.Config.Peers)
+			"routes", m.Config.Cluster.ClusterListen, "peers", m.Config.Peers, "auth", m.busAuth())
 		return nil
 	}
 	return m.printJoin()
@@ -173,19 +181,47 @@ func (m *Main) startNode(ctx context.Context) error {
 		}
 	}
 	ccfg.User, ccfg.Password = m.Config.NATSUser, m.Config.NATSPassword
+	ccfg.Secret = m.secret
 	var err error
 	if m.Config.NATSTLSCert != "" && ccfg.ClientListen != "" {
 		if ccfg.TLS, err = serverTLS(m.Config.NATSTLSCert, m.Config.NATSTLSKey, m.Config.NATSTLSCA); err != nil {
 			return fmt.Errorf("NATS listener: %w", err)
 		}
 	}
-	if m.Node, err = cluster.New(ccfg); err != nil {
+	node, err := cluster.New(ccfg)
+	if errors.Is(err, cluster.ErrOpenBus) {
+		return fmt.Errorf("%w; set CHAT_CLUSTER_SECRET or --cluster-secret to the same secret on every node and gateway "+
+			"(chatd secret prints a new one), or --nats-user and --nats-password; --insecure-open-bus starts it open, for trials only", err)
+	}
+	if err != nil {
 		return err
 	}
+	m.Node = node
 	if err := m.Node.Start(ctx); err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}
+	if open := ccfg.OpenListeners(); len(open) > 0 {
+		m.log.Warn("the NATS bus accepts connections from beyond loopback without authentication: anyone who reaches it "+
+			"reads every message and posts as anyone; drop --insecure-open-bus and set CHAT_CLUSTER_SECRET",
+			"open", strings.Join(open, ", "))
+	}
 	return nil
+}
+
+// busAuth names how the embedded server authenticates clients and routes.
+func (m *Main) busAuth() string {
+	c := m.Config
+	switch {
+	case m.secret != "" && c.NATSUser != "":
+		return "cluster secret, user"
+	case m.secret != "":
+		return "cluster secret"
+	case c.NATSUser != "":
+		return "user"
+	case c.NATSTLSCA != "":
+		return "client certificates"
+	}
+	return "none"
 }
 
 func (m *Main) startGateway(ctx context.Context) error {
@@ -201,6 +237,9 @@ func (m *Main) startGateway(ctx context.Context) error {
 	bcfg.Logger = m.log
 	bcfg.Addr = publicAddr
 	bcfg.User, bcfg.Password = m.Config.NATSUser, m.Config.NATSPassword
+	if bcfg.User == "" && m.secret != "" {
+		bcfg.User, bcfg.Password = cluster.SecretCredentials(m.secret)
+	}
 	bcfg.CredsFile, bcfg.NKeyFile = m.Config.NATSCreds, m.Config.NATSNKey
 	if m.Node == nil && (m.Config.NATSTLSCA != "" || m.Config.NATSTLSCert != "") {
 		if bcfg.TLS, err = clientTLS(m.Config.NATSTLSCA, m.Config.NATSTLSCert, m.Config.NATSTLSKey); err != nil {
@@ -570,7 +609,7 @@ func (m *Main) Close() error {
 		if m.pprof != nil {
 			_ = m.pprof.Close()
 		}
-		if m.log != nil {
+		if m.log != nil && m.started {
 			m.log.Info("chatd stopped")
 		}
 		m.closeErr = errors.Join(errs...)
