@@ -39,32 +39,34 @@ func (r Role) runsGateway() bool { return r != RoleBroker }
 // Config is everything chatd needs to run, merged from flags and CHAT_*
 // environment variables.
 type Config struct {
-	Listen            string // chat TCP listener
-	HTTP              string // web page and WebSocket listener; empty turns it off
-	HTTPSListen       string // the same over TLS (--tls-cert, --tls-key); empty turns it off
-	Advertise         string // address or go-sockaddr template clients should dial
-	PublicAddr        string // host:port other gateways' clients are sent to on shutdown
-	NATS              string // comma-separated NATS URLs; empty runs the embedded server
-	Peers             string // comma-separated cluster peers of the embedded server
-	Admin             string // health endpoints listener; empty turns it off
-	TLSListen         string // chat over TLS; empty turns it off
-	TLSCert           string
-	TLSKey            string
-	ProxyProtocol     bool   // chat listeners expect a PROXY protocol header
-	BansFile          string // banned IPs and CIDRs, reloaded on SIGHUP
-	ClusterSecret     string // shared secret of the bus: nodes require it, gateways present it
-	ClusterSecretFile string // file holding ClusterSecret
-	NATSUser          string
-	NATSPassword      string
-	NATSCreds         string
-	NATSNKey          string
-	NATSTLSCert       string
-	NATSTLSKey        string
-	NATSTLSCA         string
-	ShutdownTimeout   time.Duration
-	LogLevel          string
-	LogFormat         string
-	Pprof             string // loopback address for net/http/pprof; empty: off
+	Listen          string // chat TCP listener
+	HTTP            string // web page and WebSocket listener; empty turns it off
+	HTTPSListen     string // the same over TLS (--tls-cert, --tls-key); empty turns it off
+	Advertise       string // address or go-sockaddr template clients should dial
+	PublicAddr      string // host:port other gateways' clients are sent to on shutdown
+	NATS            string // comma-separated NATS URLs; empty runs the embedded server
+	Peers           string // comma-separated cluster peers of the embedded server
+	Admin           string // health endpoints listener; empty turns it off
+	TLSListen       string // chat over TLS; empty turns it off
+	TLSCert         string
+	TLSKey          string
+	ProxyProtocol   bool   // chat listeners expect a PROXY protocol header
+	BansFile        string // banned IPs and CIDRs, reloaded on SIGHUP
+	NATSUser        string
+	NATSPassword    string
+	NATSCreds       string
+	NATSNKey        string
+	NATSTLSCert     string
+	NATSTLSKey      string
+	NATSTLSCA       string
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+	Pprof           string // loopback address for net/http/pprof; empty: off
+
+	// The bus's shared secret: nodes require credentials derived from it,
+	// gateways present them. The file, if named, holds it.
+	ClusterSecret, ClusterSecretFile string
 
 	Cluster cluster.Config
 	Bus     bus.Config
