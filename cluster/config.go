@@ -58,8 +58,20 @@ type Config struct {
 	Peers []string
 
 	// User and Password, when set, are required of every NATS client (the
-	// gateways) and of the routes between nodes.
+	// gateways) and, without a Secret, of the routes between nodes.
 	User, Password string
+
+	// Secret, when set, is the cluster's shared secret: clients may
+	// authenticate with SecretCredentials(Secret) (beside User, if set),
+	// and routes authenticate with another pair derived from it. Every
+	// node of a cluster needs the same one. At least MinSecretLen bytes.
+	Secret string
+
+	// InsecureOpen lets the client or route listener accept connections
+	// from beyond loopback without authentication. Without it New refuses
+	// such a config with ErrOpenBus (see OpenListeners). Listeners on
+	// loopback addresses may always be open.
+	InsecureOpen bool
 
 	// TLS, when set, makes the client listener require TLS with this
 	// configuration (its Certificates; with ClientAuth and ClientCAs it
@@ -138,6 +150,24 @@ func (c *Config) fill() ([]*url.URL, error) {
 			return nil, fmt.Errorf("%w: ClientListen: %v", ErrConfig, err)
 		}
 	}
+	if c.Secret != "" && len(c.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("%w: Secret is %d bytes, want at least %d", ErrConfig, len(c.Secret), MinSecretLen)
+	}
+	if c.Secret != "" && c.User == SecretUser {
+		return nil, fmt.Errorf("%w: User %q is the secret's own user; choose another", ErrConfig, c.User)
+	}
+	routes, err := c.fillRoutes()
+	if err != nil {
+		return nil, err
+	}
+	if open := c.OpenListeners(); len(open) > 0 && !c.InsecureOpen {
+		return nil, fmt.Errorf("%w (%s)", ErrOpenBus, strings.Join(open, ", "))
+	}
+	return routes, nil
+}
+
+// fillRoutes validates the cluster fields of c and returns the route URLs.
+func (c *Config) fillRoutes() ([]*url.URL, error) {
 	if c.ClusterListen == "" {
 		if len(c.Peers) > 0 {
 			return nil, fmt.Errorf("%w: Peers given without ClusterListen", ErrConfig)

@@ -8,6 +8,11 @@ var (
 	// ErrConfig wraps every validation error returned by New.
 	ErrConfig = errors.New("cluster: invalid config")
 
+	// ErrOpenBus is returned by New when a client or route listener
+	// reaches beyond loopback without authentication and
+	// Config.InsecureOpen is not set. The message names the listeners.
+	ErrOpenBus = errors.New("cluster: NATS would accept connections from beyond loopback without authentication")
+
 	// ErrNotStarted is returned by methods that need a running server
 	// before Start has succeeded.
 	ErrNotStarted = errors.New("cluster: node not started")

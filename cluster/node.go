@@ -54,7 +54,11 @@ func New(cfg Config) (*Node, error) {
 		opts.Host, opts.Port, _ = splitListen(cfg.ClientListen) // validated by fill
 	}
 	if cfg.User != "" {
-		opts.Username, opts.Password = cfg.User, cfg.Password
+		opts.Users = append(opts.Users, &server.User{Username: cfg.User, Password: cfg.Password})
+	}
+	if cfg.Secret != "" {
+		user, pass := SecretCredentials(cfg.Secret)
+		opts.Users = append(opts.Users, &server.User{Username: user, Password: pass})
 	}
 	if cfg.TLS != nil {
 		opts.TLS, opts.TLSConfig = true, cfg.TLS
@@ -64,10 +68,14 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ClusterListen != "" {
 		opts.Cluster.Name = cfg.ClusterName
 		opts.Cluster.Host, opts.Cluster.Port, _ = splitListen(cfg.ClusterListen)
-		if cfg.User != "" {
-			opts.Cluster.Username, opts.Cluster.Password = cfg.User, cfg.Password
+		user, pass := cfg.User, cfg.Password
+		if cfg.Secret != "" {
+			user, pass = routeCredentials(cfg.Secret)
+		}
+		if user != "" {
+			opts.Cluster.Username, opts.Cluster.Password = user, pass
 			for _, r := range routes {
-				r.User = url.UserPassword(cfg.User, cfg.Password)
+				r.User = url.UserPassword(user, pass)
 			}
 		}
 		opts.Routes = routes

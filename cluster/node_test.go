@@ -153,6 +153,7 @@ func TestNodeUnspecifiedClientURL(t *testing.T) {
 	cfg := testConfig(t, "any")
 	cfg.JetStream = false
 	cfg.ClientListen = "0.0.0.0:0"
+	cfg.Secret = testSecret // beyond loopback: not open
 	n := mustStart(t, cfg)
 	if u := n.ClientURL(); !strings.HasPrefix(u, "nats://127.0.0.1:") {
 		t.Fatalf("ClientURL = %q, want a loopback URL", u)
@@ -281,7 +282,7 @@ func TestNewValidates(t *testing.T) {
 	}
 	// Clustering without JetStream needs no peers.
 	c := base()
-	c.JetStream, c.ClientListen, c.ClusterListen = false, ":0", ":0"
+	c.JetStream, c.ClientListen, c.ClusterListen = false, "127.0.0.1:0", "127.0.0.1:0"
 	if _, err := New(c); err != nil {
 		t.Errorf("cluster without JetStream and peers: %v", err)
 	}

@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/chatd/chatd/cluster/clustertest"
 )
@@ -40,7 +44,9 @@ func TestThreeNodeCluster(t *testing.T) {
 	c.expect("ERROR nickname U0 is taken, choose another")
 }
 
-// The broker role forms a NATS cluster by itself; gateways use it.
+// The broker role forms a NATS cluster by itself, guarded by a cluster
+// secret (given as a flag or a file); gateways with the secret use it, a
+// NATS client without it is refused.
 func TestBrokerRole(t *testing.T) {
 	ports := freePorts(t, 6)
 	var peers, urls []string
@@ -48,14 +54,28 @@ func TestBrokerRole(t *testing.T) {
 		peers = append(peers, "127.0.0.1:"+strconv.Itoa(ports[3+i]))
 		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(ports[i]))
 	}
-	for i := range 3 {
-		mustRunRole(t, RoleBroker, "--name", fmt.Sprintf("b%d", i+1),
-			"--nats-listen", "127.0.0.1:"+strconv.Itoa(ports[i]),
-			"--cluster-listen", "127.0.0.1:"+strconv.Itoa(ports[3+i]),
-			"--peers", strings.Join(peers, ","), "--admin", "127.0.0.1:0")
+	secretFile := filepath.Join(t.TempDir(), "cluster")
+	if code := runSecret([]string{"--init", secretFile}, io.Discard, io.Discard); code != 0 {
+		t.Fatal("chatd secret --init failed")
 	}
-	g1 := mustRunRole(t, RoleGateway, "--nats", urls[0], "--replicas", "3", "--admin", "127.0.0.1:0")
-	g2 := mustRunRole(t, RoleGateway, "--nats", urls[2], "--replicas", "3")
+	data, _ := os.ReadFile(secretFile)
+	secret := strings.TrimSpace(string(data))
+	for i := range 3 {
+		auth := []string{"--cluster-secret", secret}
+		if i == 2 {
+			auth = []string{"--cluster-secret-file", secretFile}
+		}
+		mustRunRole(t, RoleBroker, append([]string{"--name", fmt.Sprintf("b%d", i+1),
+			"--nats-listen", "127.0.0.1:" + strconv.Itoa(ports[i]),
+			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(ports[3+i]),
+			"--peers", strings.Join(peers, ","), "--admin", "127.0.0.1:0"}, auth...)...)
+	}
+	if nc, err := nats.Connect(urls[1], nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("a NATS client without the secret connected to a broker")
+	}
+	g1 := mustRunRole(t, RoleGateway, "--nats", urls[0], "--replicas", "3", "--admin", "127.0.0.1:0", "--cluster-secret", secret)
+	g2 := mustRunRole(t, RoleGateway, "--nats", urls[2], "--replicas", "3", "--cluster-secret-file", secretFile)
 	var out, errOut strings.Builder
 	if code := healthcheck([]string{"--admin", g1.AdminAddr().String()}, &out, &errOut); code != 0 {
 		t.Errorf("healthcheck = %d: %s", code, errOut.String())
@@ -217,8 +237,8 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
-// Single nodes joined with --peers share rooms, nicknames and history, with
-// no other install: the LAN cluster.
+// Single nodes joined with --peers and one cluster secret share rooms,
+// nicknames and history, with no other install: the LAN cluster.
 func TestLANPeers(t *testing.T) {
 	ports := freePorts(t, 3)
 	var peers []string
@@ -235,7 +255,7 @@ func TestLANPeers(t *testing.T) {
 		m.Stdout, m.Stderr = io.Discard, lw
 		t.Cleanup(func() { m.Close(); lw.stop() })
 		err := m.ParseFlags([]string{"--data", dir, "--listen", "127.0.0.1:0", "--http", "", "--name", fmt.Sprintf("laptop%d", i+1),
-			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(p), "--peers", strings.Join(peers, ",")})
+			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(p), "--peers", strings.Join(peers, ","), "--cluster-secret", busSecret})
 		if err != nil {
 			t.Fatal(err)
 		}

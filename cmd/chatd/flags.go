@@ -26,7 +26,9 @@ func (m *Main) ParseFlags(args []string) error {
 	var configFile string
 	fs.StringVar(&configFile, "config", "", "read settings from this file: one 'flag-name = value' per line, # comments; flags and CHAT_* variables win over it")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "serve /healthz and /readyz at this address, e.g. 127.0.0.1:9090 (default off)")
-	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS user name: required of clients by an embedded server that listens; presented by gateways")
+	fs.StringVar(&c.ClusterSecret, "cluster-secret", c.ClusterSecret, "shared secret of the cluster, the same on every node and gateway: nodes require credentials derived from it of NATS clients and routes, gateways present them; prefer CHAT_CLUSTER_SECRET or --cluster-secret-file; 'chatd secret' prints a new one (default none)")
+	fs.StringVar(&c.ClusterSecretFile, "cluster-secret-file", c.ClusterSecretFile, "read --cluster-secret from this file, e.g. one made by 'chatd secret --init FILE' (default none)")
+	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS user name: an embedded server that listens requires it of clients (and of routes, without --cluster-secret); gateways present it")
 	fs.StringVar(&c.NATSPassword, "nats-password", c.NATSPassword, "NATS password (see --nats-user); prefer CHAT_NATS_PASSWORD or --config to keep it off the command line")
 	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", c.NATSTLSCert, "TLS certificate (PEM): served on --nats-listen by a node; presented as a client certificate by a gateway")
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", c.NATSTLSKey, "TLS key (PEM) for --nats-tls-cert")
@@ -60,10 +62,11 @@ func (m *Main) nodeFlags(fs *flag.FlagSet) {
 	c := &m.Config
 	fs.StringVar(&c.Cluster.DataDir, "data", c.Cluster.DataDir, "folder for the embedded NATS server's JetStream data (history, nicknames)")
 	fs.StringVar(&c.Cluster.Name, "name", c.Cluster.Name, "this node's name in its NATS cluster (unique per cluster)")
-	fs.StringVar(&c.Cluster.ClientListen, "nats-listen", c.Cluster.ClientListen, "let NATS clients (gateways) connect to the embedded server at this address (default: in-process only)")
-	fs.StringVar(&c.Cluster.ClusterListen, "cluster-listen", c.Cluster.ClusterListen, "address for routes from the other nodes of the NATS cluster")
+	fs.StringVar(&c.Cluster.ClientListen, "nats-listen", c.Cluster.ClientListen, "let NATS clients (gateways) connect to the embedded server at this address; beyond loopback it needs --cluster-secret or --nats-user (default: in-process only)")
+	fs.StringVar(&c.Cluster.ClusterListen, "cluster-listen", c.Cluster.ClusterListen, "address for routes from the other nodes of the NATS cluster; beyond loopback it needs --cluster-secret or --nats-user")
 	fs.StringVar(&c.Cluster.ClusterName, "cluster-name", c.Cluster.ClusterName, "NATS cluster name, the same on every node")
 	fs.StringVar(&c.Peers, "peers", c.Peers, "comma-separated cluster nodes (host or host:port, route port 6222), this one included; joins the embedded servers by routes")
+	fs.BoolVar(&c.Cluster.InsecureOpen, "insecure-open-bus", c.Cluster.InsecureOpen, "let the embedded NATS server take clients and routes from beyond loopback without authentication, for trials only: anyone who reaches it reads every message and posts as anyone (default false)")
 }
 
 func (m *Main) gatewayFlags(fs *flag.FlagSet) {
@@ -203,6 +206,7 @@ Usage:
                              exit 0 if the node at ADDR is ready (its --admin)
   chatd client [flags] HOST[:PORT]
                              terminal chat client (see chatd client --help)
+  chatd secret [--init FILE] print a new cluster secret (or create FILE with one)
   chatd version              print the version
 
 Every flag can also be set with an environment variable: CHAT_ and the flag

@@ -8,6 +8,7 @@
 //	chatd broker [flags]       one node of a NATS cluster, for gateways
 //	chatd healthcheck [flags]  probe a running node's readiness
 //	chatd client HOST[:PORT]   a terminal chat client (no nc needed)
+//	chatd secret               print a new cluster secret
 //	chatd version              print the version
 package main
 
@@ -33,6 +34,8 @@ func main() {
 			role, args = Role(args[0]), args[1:]
 		case "client":
 			os.Exit(runClient(args[1:]))
+		case "secret":
+			os.Exit(runSecret(args[1:], os.Stdout, os.Stderr))
 		case "healthcheck":
 			os.Exit(healthcheck(args[1:], os.Stdout, os.Stderr))
 		case "version":

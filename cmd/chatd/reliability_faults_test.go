@@ -57,7 +57,8 @@ func (n *faultNode) ready() error {
 }
 
 // faultCluster is three brokers (chatd broker) and three gateways
-// (chatd gateway), each a process of the real binary, on loopback.
+// (chatd gateway), each a process of the real binary, on loopback, with a
+// cluster secret as in production.
 type faultCluster struct {
 	t        *testing.T
 	brokers  []*faultNode
@@ -77,7 +78,8 @@ func startFaultCluster(t *testing.T, lease time.Duration) *faultCluster {
 		n.args = []string{"broker", "--name", n.name, "--data", t.TempDir(),
 			"--nats-listen", "127.0.0.1:" + strconv.Itoa(ports[i]),
 			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(ports[3+i]),
-			"--peers", strings.Join(peers, ","), "--admin", n.admin, "--log-level", "warn"}
+			"--peers", strings.Join(peers, ","), "--admin", n.admin, "--log-level", "warn",
+			"--cluster-secret", busSecret}
 		n.start(t)
 		fc.brokers = append(fc.brokers, n)
 	}
@@ -89,7 +91,7 @@ func startFaultCluster(t *testing.T, lease time.Duration) *faultCluster {
 		n.args = []string{"gateway", "--nats", "nats://127.0.0.1:" + strconv.Itoa(ports[i]),
 			"--listen", "127.0.0.1:" + strconv.Itoa(ports[12+i]), "--admin", n.admin,
 			"--replicas", "3", "--lease", lease.String(), "--rate", "200", "--burst", "200",
-			"--shutdown-timeout", "5s"}
+			"--shutdown-timeout", "5s", "--cluster-secret", busSecret}
 		n.start(t)
 		fc.gateways = append(fc.gateways, n)
 	}

@@ -64,6 +64,10 @@ type Config struct {
 	LogFormat       string
 	Pprof           string // loopback address for net/http/pprof; empty: off
 
+	// The bus's shared secret: nodes require credentials derived from it,
+	// gateways present them. The file, if named, holds it.
+	ClusterSecret, ClusterSecretFile string
+
 	Cluster cluster.Config
 	Bus     bus.Config
 	Gateway gateway.Config
@@ -95,6 +99,8 @@ type Main struct {
 	webDone   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+	secret    string // the cluster secret, resolved by Run
+	started   bool   // Run succeeded
 }
 
 // NewMain returns a Main for role with the default configuration.
@@ -126,9 +132,13 @@ func NewMain(role Role) *Main {
 
 // Run starts every part of the role and returns once it serves. Cancelling
 // ctx does not stop chatd: call Close.
-func (m *Main) Run(ctx context.Context) error {
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() { m.started = err == nil }()
 	log, err := newLogger(m.Stderr, m.Config.LogLevel, m.Config.LogFormat)
 	if err != nil {
+		return err
+	}
+	if m.secret, err = m.clusterSecret(); err != nil {
 		return err
 	}
 	m.log = log.With("role", string(m.Role))
@@ -153,7 +163,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.Role == RoleBroker {
 		m.log.Info("broker started", "name", m.Node.Name(), "clients", m.Config.Cluster.ClientListen,
-			"routes", m.Config.Cluster.ClusterListen, "peers", m.Config.Peers)
+			"routes", m.Config.Cluster.ClusterListen, "peers", m.Config.Peers, "auth", m.busAuth())
 		return nil
 	}
 	return m.printJoin()
@@ -173,19 +183,47 @@ func (m *Main) startNode(ctx context.Context) error {
 		}
 	}
 	ccfg.User, ccfg.Password = m.Config.NATSUser, m.Config.NATSPassword
+	ccfg.Secret = m.secret
 	var err error
 	if m.Config.NATSTLSCert != "" && ccfg.ClientListen != "" {
 		if ccfg.TLS, err = serverTLS(m.Config.NATSTLSCert, m.Config.NATSTLSKey, m.Config.NATSTLSCA); err != nil {
 			return fmt.Errorf("NATS listener: %w", err)
 		}
 	}
-	if m.Node, err = cluster.New(ccfg); err != nil {
+	node, err := cluster.New(ccfg)
+	if errors.Is(err, cluster.ErrOpenBus) {
+		return fmt.Errorf("%w; set CHAT_CLUSTER_SECRET or --cluster-secret to the same secret on every node and gateway "+
+			"(chatd secret prints a new one), or --nats-user and --nats-password; --insecure-open-bus starts it open, for trials only", err)
+	}
+	if err != nil {
 		return err
 	}
+	m.Node = node
 	if err := m.Node.Start(ctx); err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}
+	if open := ccfg.OpenListeners(); len(open) > 0 {
+		m.log.Warn("the NATS bus accepts connections from beyond loopback without authentication: anyone who reaches it "+
+			"reads every message and posts as anyone; drop --insecure-open-bus and set CHAT_CLUSTER_SECRET",
+			"open", strings.Join(open, ", "))
+	}
 	return nil
+}
+
+// busAuth names how the embedded server authenticates clients and routes.
+func (m *Main) busAuth() string {
+	c := m.Config
+	switch {
+	case m.secret != "" && c.NATSUser != "":
+		return "cluster secret, user"
+	case m.secret != "":
+		return "cluster secret"
+	case c.NATSUser != "":
+		return "user"
+	case c.NATSTLSCA != "":
+		return "client certificates"
+	}
+	return "none"
 }
 
 func (m *Main) startGateway(ctx context.Context) error {
@@ -201,6 +239,9 @@ func (m *Main) startGateway(ctx context.Context) error {
 	bcfg.Logger = m.log
 	bcfg.Addr = publicAddr
 	bcfg.User, bcfg.Password = m.Config.NATSUser, m.Config.NATSPassword
+	if bcfg.User == "" && m.secret != "" {
+		bcfg.User, bcfg.Password = cluster.SecretCredentials(m.secret)
+	}
 	bcfg.CredsFile, bcfg.NKeyFile = m.Config.NATSCreds, m.Config.NATSNKey
 	if m.Node == nil && (m.Config.NATSTLSCA != "" || m.Config.NATSTLSCert != "") {
 		if bcfg.TLS, err = clientTLS(m.Config.NATSTLSCA, m.Config.NATSTLSCert, m.Config.NATSTLSKey); err != nil {
@@ -570,7 +611,7 @@ func (m *Main) Close() error {
 		if m.pprof != nil {
 			_ = m.pprof.Close()
 		}
-		if m.log != nil {
+		if m.log != nil && m.started {
 			m.log.Info("chatd stopped")
 		}
 		m.closeErr = errors.Join(errs...)
