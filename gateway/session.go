@@ -36,7 +36,8 @@ type transport interface {
 	// answered, when the client may offer another.
 	nickRefused(s *Session)
 	// writeEarly writes a frame at once, before the session's queue is in
-	// use (the TCP handshake); reader goroutine only.
+	// use (the TCP handshake); reader goroutine only, but for kick's last
+	// line (a write to a net.Conn is never interleaved with another).
 	writeEarly(frame []byte) error
 	// writeBatch writes frames in order within the write deadline already
 	// set. Only the session's writer calls it.

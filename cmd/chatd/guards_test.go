@@ -308,7 +308,7 @@ func TestSendBufferBound(t *testing.T) {
 // them take at least the sum of the delays. Every one is counted and
 // logged with the address.
 func TestPasswordThrottle(t *testing.T) {
-	m := mustRunMain(t, "--password", "letmein", "--auth-delay", "20ms", "--auth-delay-max", "80ms")
+	m := mustRunMain(t, "--password", "letmein", "--auth-delay", "20ms", "--auth-delay-max", "80ms", "--admin", "127.0.0.1:0")
 	addr := m.ChatAddr().String()
 	start := time.Now()
 	for i := range 20 {
@@ -323,8 +323,15 @@ func TestPasswordThrottle(t *testing.T) {
 		t.Errorf("20 wrong passwords answered in %v, want at least %v", elapsed, want)
 	}
 	t.Logf("20 wrong passwords took %v", elapsed.Round(time.Millisecond))
-	if got := m.Gateway.Stats().AuthFailures["tcp"]; got != 20 {
-		t.Errorf("auth failures (tcp) = %d, want 20", got)
+	_, body, err := get("http://" + m.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := metric(body, `chatd_auth_failures_total{transport="tcp"}`); got != 20 {
+		t.Errorf("chatd_auth_failures_total{transport=\"tcp\"} = %v, want 20", got)
+	}
+	if got, _ := metric(body, `chatd_auth_throttled_addresses`); got != 1 {
+		t.Errorf("chatd_auth_throttled_addresses = %v, want 1", got)
 	}
 	warned := 0
 	for _, l := range strings.Split(logsOf(t, m), "\n") {
