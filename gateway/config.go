@@ -44,8 +44,20 @@ type Config struct {
 	// accepted: a private server. TCP clients send it as the line after
 	// their nickname; WebSocket clients in their hello.
 	Password string
+	// AuthDelay and AuthDelayMax throttle password guessing per address
+	// (AddrKey), over every transport: after a wrong password the next
+	// verdict for that address comes AuthDelay later, doubling with each
+	// further wrong password up to AuthDelayMax; an address whose attempts
+	// wait in line for more than AuthDelayMax is refused without a verdict.
+	// An address is forgotten AuthForget after its last wrong password, and
+	// at most AuthMaxAddrs addresses are remembered (guard.go).
+	AuthDelay    time.Duration
+	AuthDelayMax time.Duration
+	AuthForget   time.Duration
+	AuthMaxAddrs int
 
-	// MaxConns and MaxConnsPerIP bound concurrent connections.
+	// MaxConns and MaxConnsPerIP bound concurrent connections; "per IP"
+	// is per AddrKey: an IPv4 address, or an IPv6 /64.
 	MaxConns      int
 	MaxConnsPerIP int
 
@@ -59,6 +71,12 @@ type Config struct {
 	// MaxPending bounds the bytes queued for one client; past it the client
 	// is disconnected as a slow consumer.
 	MaxPending int
+	// SendBuffer is the kernel send buffer (SO_SNDBUF) of every client
+	// connection, at most MaxPending: what a client that stops reading can
+	// hold in the kernel besides its queue (the kernel doubles it for its
+	// bookkeeping). Negative: the kernel's default, autotuned up to
+	// net.ipv4.tcp_wmem's maximum (4 MiB on most systems).
+	SendBuffer int
 	// WriteTimeout bounds one write to a client.
 	WriteTimeout time.Duration
 	// KeepAlive is the TCP keep-alive idle time; a peer that stops answering
@@ -80,6 +98,13 @@ type Config struct {
 	// Content-Security-Policy). Empty: the page uses only the gateway that
 	// served it.
 	WebGateways []string
+	// WebHosts are the host names, besides IP addresses, localhost and the
+	// hosts of WebGateways, under which browsers reach this gateway's web
+	// listener (a reverse proxy's name, the machine's name). A WebSocket
+	// request whose Host header is another name is refused: a page of a
+	// foreign name that resolves to this gateway (DNS rebinding) cannot open
+	// the chat. "*" allows any name.
+	WebHosts []string
 }
 
 // DefaultConfig returns the settings chatd runs with when no flag says otherwise.
@@ -98,6 +123,11 @@ func DefaultConfig() Config {
 		Burst:            10,
 		FloodLimit:       20,
 		MaxPending:       256 << 10,
+		SendBuffer:       64 << 10,
+		AuthDelay:        250 * time.Millisecond,
+		AuthDelayMax:     4 * time.Second,
+		AuthForget:       15 * time.Minute,
+		AuthMaxAddrs:     10000,
 		WriteTimeout:     10 * time.Second,
 		KeepAlive:        30 * time.Second,
 		BusTimeout:       5 * time.Second,
@@ -132,6 +162,15 @@ func (c *Config) fill() error {
 	setDefault(&c.Burst, d.Burst)
 	setDefault(&c.FloodLimit, d.FloodLimit)
 	setDefault(&c.MaxPending, d.MaxPending)
+	if c.SendBuffer == 0 {
+		c.SendBuffer = d.SendBuffer
+	}
+	c.SendBuffer = min(c.SendBuffer, c.MaxPending)
+	setDefault(&c.AuthDelay, d.AuthDelay)
+	setDefault(&c.AuthDelayMax, d.AuthDelayMax)
+	c.AuthDelayMax = max(c.AuthDelayMax, c.AuthDelay)
+	setDefault(&c.AuthForget, d.AuthForget)
+	setDefault(&c.AuthMaxAddrs, d.AuthMaxAddrs)
 	setDefault(&c.WriteTimeout, d.WriteTimeout)
 	setDefault(&c.KeepAlive, d.KeepAlive)
 	setDefault(&c.BusTimeout, d.BusTimeout)

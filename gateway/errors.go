@@ -22,6 +22,8 @@ const (
 	ReasonBusError                     // the bus failed a call the session needed
 	ReasonShutdown                     // the server is shutting down
 	ReasonProtocolError                // WebSocket: too many bad messages, or one too big
+	ReasonBanned                       // the address was banned (a reloaded ban list)
+	ReasonThrottled                    // too many wrong passwords from the address
 )
 
 var reasonNames = [...]string{
@@ -37,6 +39,8 @@ var reasonNames = [...]string{
 	ReasonBusError:         "bus_error",
 	ReasonShutdown:         "shutdown",
 	ReasonProtocolError:    "protocol_error",
+	ReasonBanned:           "banned",
+	ReasonThrottled:        "throttled",
 }
 
 func (r CloseReason) String() string {

@@ -21,17 +21,20 @@ type Server struct {
 	nextID atomic.Uint64
 	stats  stats
 	wg     sync.WaitGroup // session and refusal goroutines
+	auth   *authThrottle  // password attempts, every transport (guard.go)
 
 	// Web: fixed by New.
-	origins   []string // hosts whose pages may open the WebSocket
-	csp       string   // the page's Content-Security-Policy
-	webConfig []byte   // the page's /config.json
+	origins   []string        // hosts whose pages may open the WebSocket
+	webHosts  map[string]bool // names the WebSocket is served under, besides IPs and localhost
+	anyHost   bool            // WebHosts has "*"
+	csp       string          // the page's Content-Security-Policy
+	webConfig []byte          // the page's /config.json
 
 	mu          sync.Mutex
 	listeners   map[net.Listener]struct{}
 	sessions    map[*Session]struct{}
-	perIP       map[netip.Addr]int
-	nicks       map[string]*Session // lower-cased nickname → session on this gateway
+	perIP       map[netip.Prefix]int // sessions by AddrKey
+	nicks       map[string]*Session  // lower-cased nickname → session on this gateway
 	rooms       map[string]*room
 	closing     bool
 	linkDown    bool // the bus link is lost; clients have been told
@@ -55,7 +58,8 @@ func New(cfg Config, b Bus) (*Server, error) {
 		log:       cfg.Logger,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
-		perIP:     make(map[netip.Addr]int),
+		auth:      newAuthThrottle(&cfg),
+		perIP:     make(map[netip.Prefix]int),
 		nicks:     make(map[string]*Session),
 		rooms:     make(map[string]*room),
 		stopSweep: make(chan struct{}),
@@ -106,7 +110,7 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) accept(c net.Conn) {
-	s.keepAlive(c)
+	s.tune(c)
 	sess := newSession(s, newTCPConn(c, &s.cfg, s.poller), c.RemoteAddr().String(), remoteIP(c.RemoteAddr()))
 	if refusal := s.admit(sess); refusal != "" {
 		go func() {
@@ -118,21 +122,6 @@ func (s *Server) accept(c net.Conn) {
 		return
 	}
 	go sess.run() // Done when the session ends (Session.end)
-}
-
-// keepAlive turns on TCP keep-alive probes, so that a peer that vanished is
-// reaped about twice KeepAlive later: by the probes when nothing was on its
-// way to it, by the user timeout when lines were.
-func (s *Server) keepAlive(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{
-			Enable:   true,
-			Idle:     s.cfg.KeepAlive,
-			Interval: s.cfg.KeepAlive / 3,
-			Count:    3,
-		})
-		setUserTimeout(tc, 2*s.cfg.KeepAlive)
-	}
 }
 
 // admit counts sess against the connection limits, whatever its transport,
@@ -149,7 +138,7 @@ func (s *Server) admit(sess *Session) (refusal string) {
 		refusal = "you are banned from this server"
 	case len(s.sessions) >= s.cfg.MaxConns:
 		refusal = "server is full, try again later"
-	case s.perIP[sess.ip] >= s.cfg.MaxConnsPerIP:
+	case s.perIP[sess.key] >= s.cfg.MaxConnsPerIP:
 		refusal = "too many connections from your address, close one and try again"
 	}
 	if refusal != "" {
@@ -157,7 +146,7 @@ func (s *Server) admit(sess *Session) (refusal string) {
 		return refusal
 	}
 	s.sessions[sess] = struct{}{}
-	s.perIP[sess.ip]++
+	s.perIP[sess.key]++
 	return ""
 }
 
@@ -171,8 +160,8 @@ func remoteIP(a net.Addr) netip.Addr {
 func (s *Server) removeSession(sess *Session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
-	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
-		delete(s.perIP, sess.ip)
+	if s.perIP[sess.key]--; s.perIP[sess.key] <= 0 {
+		delete(s.perIP, sess.key)
 	}
 	s.mu.Unlock()
 }
@@ -262,6 +251,28 @@ func (s *Server) Evict(nick, why string) {
 		sess.log.Info("evicted", "nick", nick, "why", why)
 		sess.finish(ReasonBusError, sess.enc.errorMsg("nick_lost", why))
 	}
+}
+
+// ApplyBans closes every session, in the handshake or chatting, whose
+// address Config.Banned now refuses, each with one last error line; the
+// rooms hear them leave as after any close. Call it after the ban list
+// changes. It does not block, and returns how many sessions it closed.
+func (s *Server) ApplyBans() int {
+	if s.cfg.Banned == nil {
+		return 0
+	}
+	s.mu.Lock()
+	sessions := s.sessionList()
+	s.mu.Unlock()
+	n := 0
+	for _, sess := range sessions {
+		if s.cfg.Banned(sess.ip) {
+			sess.log.Info("banned: closing", "nick", sess.nick, "addr", sess.ip.String())
+			sess.kick(ReasonBanned, codeBanned, "you are banned from this server, closing")
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Server) sessionList() []*Session {

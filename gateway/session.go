@@ -36,7 +36,8 @@ type transport interface {
 	// answered, when the client may offer another.
 	nickRefused(s *Session)
 	// writeEarly writes a frame at once, before the session's queue is in
-	// use (the TCP handshake); reader goroutine only.
+	// use (the TCP handshake); reader goroutine only, but for kick's last
+	// line (a write to a net.Conn is never interleaved with another).
 	writeEarly(frame []byte) error
 	// writeBatch writes frames in order within the write deadline already
 	// set. Only the session's writer calls it.
@@ -61,6 +62,7 @@ type Session struct {
 	enc codec // the transport's encoding
 	id  uint64
 	ip  netip.Addr
+	key netip.Prefix // AddrKey(ip): what limits, bans and the password throttle count
 	log *slog.Logger
 
 	// Owned by the reader goroutine.
@@ -101,6 +103,7 @@ func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session
 		enc:     t,
 		id:      id,
 		ip:      ip,
+		key:     AddrKey(ip),
 		log:     sessionLogger(srv.log, id, remote),
 		limiter: rate.NewLimiter(rate.Limit(srv.cfg.Rate), srv.cfg.Burst),
 		started: srv.cfg.Now(),
@@ -221,19 +224,53 @@ func (s *Session) handshakeLine(text string) {
 		}
 		return
 	}
-	if !s.passwordOK(strings.TrimSpace(stripSelfPrefix(text, s.pendingNick))) {
-		s.fail(ReasonHandshakeFailed, codeBadPassword, "wrong password for this server, closing")
+	if !s.checkPassword(strings.TrimSpace(stripSelfPrefix(text, s.pendingNick))) {
 		return
 	}
 	s.authed = true
 	s.hello(s.pendingNick)
 }
 
-// passwordOK compares in constant time; any password is fine on a server
-// without one.
-func (s *Session) passwordOK(pw string) bool {
+// checkPassword judges a password attempt. It waits, on the reader
+// goroutine, for the address's turn (guard.go), then reports whether the
+// client may go on; if not, the client has been told why and the session
+// is closing. Any password is fine on a server without one.
+func (s *Session) checkPassword(pw string) bool {
 	want := s.srv.cfg.Password
-	return want == "" || subtle.ConstantTimeCompare([]byte(pw), []byte(want)) == 1
+	if want == "" {
+		return true
+	}
+	right := subtle.ConstantTimeCompare([]byte(pw), []byte(want)) == 1
+	now := s.srv.cfg.Now()
+	at, fails, judged := s.srv.auth.attempt(s.key, right, now)
+	slot := s.enc.slot()
+	if !judged {
+		s.srv.stats.authThrottled[slot].Add(1)
+		s.log.Warn("password attempt refused: too many wrong passwords from this address",
+			"addr", s.ip.String(), "key", s.key.String(), "failures", fails)
+		s.fail(ReasonThrottled, codeThrottled, "too many wrong passwords from your address; wait a few seconds before trying again, closing")
+		return false
+	}
+	if !right {
+		s.srv.stats.authFailures[slot].Add(1)
+		s.log.Warn("wrong password", "addr", s.ip.String(), "key", s.key.String(), "failures", fails,
+			"answer_in", at.Sub(now))
+	}
+	if wait := at.Sub(now); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.closed: // shutdown, a ban, the handshake timeout
+			t.Stop()
+			s.stopped = true
+			return false
+		}
+	}
+	if !right {
+		s.fail(ReasonHandshakeFailed, codeBadPassword, "wrong password for this server, closing")
+		return false
+	}
+	return true
 }
 
 func (s *Session) refuseNick(code, reason string) {
@@ -260,6 +297,32 @@ func (s *Session) fail(reason CloseReason, code, text string) {
 		s.setReason(reason)
 	}
 	s.stopped = true
+}
+
+// kick closes the session for reason with one last error message. Safe
+// from any goroutine; it never blocks, and the first reason wins.
+func (s *Session) kick(reason CloseReason, code, text string) {
+	frame := s.enc.errorMsg(code, text)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	if s.queued {
+		s.mu.Unlock()
+		s.finish(reason, frame)
+		return
+	}
+	// A TCP client in the handshake: its reader writes to the socket
+	// itself (writeEarly). A write to a net.Conn is never interleaved with
+	// another, so the line arrives whole, before the close.
+	s.reason = reason
+	s.closing = true
+	s.mu.Unlock()
+	go func() {
+		_ = s.t.writeEarly(frame)
+		s.closeConn()
+	}()
 }
 
 // sendEarly sends a frame during the handshake: straight to the socket

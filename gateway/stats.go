@@ -28,6 +28,9 @@ type stats struct {
 	deliveries atomic.Uint64                          // frames queued to members
 	latency    [len(LatencyBuckets) + 1]atomic.Uint64 // the last: above every bucket
 	latencySum atomic.Int64                           // nanoseconds
+
+	authFailures  [numCodecs]atomic.Uint64 // wrong server passwords
+	authThrottled [numCodecs]atomic.Uint64 // password attempts refused unjudged
 }
 
 // observeEvent counts one bus event delivered to n members, sent at at.
@@ -60,6 +63,13 @@ type Stats struct {
 	// those above every bucket. LatencySum is their total.
 	Latency    []uint64
 	LatencySum time.Duration
+	// AuthFailures counts wrong server passwords, by transport;
+	// AuthThrottled the attempts refused without a verdict because their
+	// address had too many in line; AuthTracked is the number of addresses
+	// the password throttle remembers now.
+	AuthFailures  map[string]uint64
+	AuthThrottled map[string]uint64
+	AuthTracked   int
 }
 
 // Stats returns the gateway's counters. Safe for concurrent use.
@@ -74,6 +84,10 @@ func (s *Server) Stats() Stats {
 		Deliveries: st.deliveries.Load(),
 		Latency:    make([]uint64, len(st.latency)),
 		LatencySum: time.Duration(st.latencySum.Load()),
+
+		AuthFailures:  make(map[string]uint64),
+		AuthThrottled: make(map[string]uint64),
+		AuthTracked:   s.auth.tracked(),
 	}
 	for i, name := range transportNames {
 		out.Connected[name] = st.connected[i].Load()
@@ -85,6 +99,8 @@ func (s *Server) Stats() Stats {
 			}
 		}
 		out.Closed[name] = byReason
+		out.AuthFailures[name] = st.authFailures[i].Load()
+		out.AuthThrottled[name] = st.authThrottled[i].Load()
 	}
 	for i := range st.latency {
 		out.Latency[i] = st.latency[i].Load()

@@ -13,7 +13,8 @@ import "time"
 // sweepEvery is how often the server looks for idle sessions' queues.
 const sweepEvery = 2 * time.Second
 
-// sweepLoop runs sweep every sweepEvery until stop is closed.
+// sweepLoop runs sweep every sweepEvery until stop is closed; it also lets
+// the password throttle forget the addresses it no longer needs.
 func (srv *Server) sweepLoop(stop <-chan struct{}) {
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
@@ -23,6 +24,7 @@ func (srv *Server) sweepLoop(stop <-chan struct{}) {
 			return
 		case <-t.C:
 			srv.sweep()
+			srv.auth.prune(srv.cfg.Now())
 		}
 	}
 }

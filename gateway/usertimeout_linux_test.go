@@ -28,8 +28,8 @@ func TestKeepAliveSetsUserTimeout(t *testing.T) {
 	}
 	defer sc.Close()
 
-	srv := &Server{cfg: Config{KeepAlive: 7 * time.Second}}
-	srv.keepAlive(sc)
+	srv := &Server{cfg: Config{KeepAlive: 7 * time.Second, SendBuffer: 32 << 10}}
+	srv.tune(sc)
 	rc, err := sc.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -41,5 +41,12 @@ func TestKeepAliveSetsUserTimeout(t *testing.T) {
 	})
 	if gerr != nil || got != 14000 {
 		t.Fatalf("TCP_USER_TIMEOUT = %d ms (%v), want 14000", got, gerr)
+	}
+	rc.Control(func(fd uintptr) {
+		got, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	})
+	// Linux doubles the value for its bookkeeping.
+	if gerr != nil || got != 64<<10 {
+		t.Fatalf("SO_SNDBUF = %d (%v), want %d", got, gerr, 64<<10)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -57,6 +59,18 @@ func (s *Server) setupWeb() error {
 		connect = append(connect, origin.String())
 		s.origins = append(s.origins, matchLiteral(origin.Host))
 	}
+	s.webHosts = make(map[string]bool)
+	for _, h := range s.cfg.WebHosts {
+		if h == "*" {
+			s.anyHost = true
+		}
+		s.webHosts[normalHost(h)] = true
+	}
+	for _, u := range s.cfg.WebGateways {
+		if origin, err := wsOrigin(u); err == nil {
+			s.webHosts[normalHost(origin.Host)] = true
+		}
+	}
 	s.csp = strings.Join([]string{
 		"default-src 'none'",
 		"script-src 'self'",
@@ -92,6 +106,40 @@ func wsOrigin(raw string) (*url.URL, error) {
 		return nil, errors.New("invalid host")
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// hostAllowed reports whether a request's Host header names this gateway:
+// an IP address (a DNS rebinding attack needs a name of its own, and a
+// port-forwarded public address is not known here), localhost or a name
+// under .localhost (browsers resolve those to loopback themselves), or a
+// name of WebHosts or WebGateways.
+func (s *Server) hostAllowed(hostport string) bool {
+	if s.anyHost {
+		return true
+	}
+	host := normalHost(hostport)
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	return host != "" && s.webHosts[host]
+}
+
+// hostOnly is the host of a Host header, without its port or brackets.
+func hostOnly(hostport string) string {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+}
+
+// normalHost is a host name as compared: lower case, with no port and no
+// final dot.
+func normalHost(hostport string) string {
+	return strings.TrimSuffix(strings.ToLower(hostOnly(hostport)), ".")
 }
 
 // matchLiteral escapes s for path.Match, which the WebSocket library uses

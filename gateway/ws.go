@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -55,6 +56,13 @@ func (s *Server) Handler() http.Handler {
 // serveWS upgrades a request to a WebSocket session and serves it until it
 // ends.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r.Host) {
+		s.log.Info("websocket refused: unknown host name", "remote", r.RemoteAddr, "host", r.Host)
+		http.Error(w, fmt.Sprintf("403 forbidden: this chat is not served under the name %q; "+
+			"if it should be (a reverse proxy's name), its operator can add the name with --web-hosts", hostOnly(r.Host)),
+			http.StatusForbidden)
+		return
+	}
 	hw := &hijackRecorder{ResponseWriter: w}
 	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{OriginPatterns: s.origins})
 	if err != nil {
@@ -66,7 +74,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		c.CloseNow()
 		return
 	}
-	s.keepAlive(hw.conn)
+	s.tune(hw.conn)
 	c.SetReadLimit(wsReadLimit(s.cfg.MaxLine))
 	t := &wsConn{jsonCodec: jsonCodec{maxLine: s.cfg.MaxLine}, c: c, nc: hw.conn, cfg: &s.cfg}
 	sess := newSession(s, t, hw.conn.RemoteAddr().String(), remoteIP(hw.conn.RemoteAddr()))
@@ -178,8 +186,7 @@ func (t *wsConn) message(s *Session, typ websocket.MessageType, data []byte) boo
 			s.refuseNick(codeNickInvalid, "nickname is too long")
 			return false
 		}
-		if !s.passwordOK(m.Password) {
-			s.fail(ReasonHandshakeFailed, codeBadPassword, "wrong password for this server")
+		if !s.checkPassword(m.Password) {
 			return false
 		}
 		s.hello(sanitize([]byte(m.Nick)))
@@ -285,6 +292,10 @@ func wsCloseStatus(r CloseReason) (websocket.StatusCode, string) {
 		return websocket.StatusPolicyViolation, "too many bad messages"
 	case ReasonBusError:
 		return websocket.StatusInternalError, "chat unavailable"
+	case ReasonBanned:
+		return websocket.StatusPolicyViolation, "banned"
+	case ReasonThrottled:
+		return websocket.StatusPolicyViolation, "too many wrong passwords"
 	}
 	return websocket.StatusNormalClosure, ""
 }

@@ -55,6 +55,9 @@ func TestMetrics(t *testing.T) {
 		`chatd_rooms`:                                                1,
 		`chatd_nats_connected`:                                       1,
 		`chatd_clients{transport="websocket"}`:                       0,
+		`chatd_auth_failures_total{transport="tcp"}`:                 0,
+		`chatd_auth_throttled_total{transport="websocket"}`:          0,
+		`chatd_auth_throttled_addresses`:                             0,
 	}
 	checkFor(t, waitFor, func() error {
 		code, body, err := get(url)

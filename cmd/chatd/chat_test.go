@@ -361,7 +361,7 @@ func TestSlowConsumer(t *testing.T) {
 	// would; 15,000 lines of 1 KB are more than any socket buffers hold.
 	const n, window = 15000, 32
 	line := strings.Repeat("z", 1000)
-	talker.conn.SetReadDeadline(time.Time{}) // the run may take a while under -race
+	talker.conn.SetDeadline(time.Time{}) // the run may take a while under -race
 	go func() {
 		echoes := bufio.NewReader(talker.conn)
 		for i := range n {

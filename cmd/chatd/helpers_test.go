@@ -17,11 +17,13 @@ import (
 // waitFor is how long a test waits for something that should happen.
 const waitFor = 10 * time.Second
 
-// testLog sends a Main's logs to t.Log until the test's cleanup has run.
+// testLog sends a Main's logs to t.Log until the test's cleanup has run,
+// and keeps them for logsOf.
 type testLog struct {
 	mu   sync.Mutex
 	t    testing.TB
 	done bool
+	all  strings.Builder
 }
 
 func (w *testLog) Write(p []byte) (int, error) {
@@ -29,8 +31,21 @@ func (w *testLog) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	if !w.done {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
+		w.all.Write(p)
 	}
 	return len(p), nil
+}
+
+// logsOf returns what a Main started by mustRunRole has logged so far.
+func logsOf(t testing.TB, m *Main) string {
+	t.Helper()
+	w, ok := m.Stderr.(*testLog)
+	if !ok {
+		t.Fatal("logsOf: not started by mustRunRole")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.all.String()
 }
 
 func (w *testLog) stop() {
@@ -90,6 +105,19 @@ func dial(t testing.TB, addr string) *client {
 	c, err := net.DialTimeout("tcp", addr, waitFor)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, conn: c, r: bufio.NewReader(c)}
+}
+
+// dialFrom connects to addr from the local address ip (any 127.0.0.0/8
+// address is this machine's), so that a test can be several clients.
+func dialFrom(t testing.TB, ip, addr string) *client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: waitFor}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, ip, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return &client{t: t, conn: c, r: bufio.NewReader(c)}

@@ -30,7 +30,7 @@ var (
 	descOpened = prometheus.NewDesc("chatd_sessions_opened_total",
 		"Sessions that completed the handshake, by transport.", []string{"transport"}, nil)
 	descClosed = prometheus.NewDesc("chatd_sessions_closed_total",
-		"Sessions ended, by transport and reason (quit, client_closed, slow_consumer, flood, handshake_timeout, shutdown, ...).",
+		"Sessions ended, by transport and reason (quit, client_closed, slow_consumer, flood, handshake_timeout, banned, throttled, shutdown, ...).",
 		[]string{"transport", "reason"}, nil)
 	descRooms = prometheus.NewDesc("chatd_rooms",
 		"Rooms with members on this gateway.", nil, nil)
@@ -46,6 +46,12 @@ var (
 		"1 when the link to NATS is up, else 0.", nil, nil)
 	descReconnects = prometheus.NewDesc("chatd_nats_reconnects_total",
 		"Times the link to NATS was re-established.", nil, nil)
+	descAuthFailures = prometheus.NewDesc("chatd_auth_failures_total",
+		"Wrong server passwords (--password), by transport.", []string{"transport"}, nil)
+	descAuthThrottled = prometheus.NewDesc("chatd_auth_throttled_total",
+		"Password attempts refused without a verdict because their address had too many waiting, by transport.", []string{"transport"}, nil)
+	descAuthTracked = prometheus.NewDesc("chatd_auth_throttled_addresses",
+		"Addresses (IPv6: /64s) the password throttle remembers now.", nil, nil)
 )
 
 // chatCollector reads the gateway's and the bus's counters at scrape time.
@@ -53,7 +59,7 @@ type chatCollector struct{ m *Main }
 
 func (c *chatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descOpened, descClosed, descRooms, descLinesIn,
-		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects} {
+		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descAuthFailures, descAuthThrottled, descAuthTracked} {
 		ch <- d
 	}
 }
@@ -78,7 +84,10 @@ func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, reason := range sortedKeys(st.Closed[tr]) {
 			ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Closed[tr][reason]), tr, reason)
 		}
+		ch <- prometheus.MustNewConstMetric(descAuthFailures, prometheus.CounterValue, float64(st.AuthFailures[tr]), tr)
+		ch <- prometheus.MustNewConstMetric(descAuthThrottled, prometheus.CounterValue, float64(st.AuthThrottled[tr]), tr)
 	}
+	ch <- prometheus.MustNewConstMetric(descAuthTracked, prometheus.GaugeValue, float64(st.AuthTracked))
 	ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(st.Rooms))
 	ch <- prometheus.MustNewConstMetric(descLinesIn, prometheus.CounterValue, float64(st.LinesIn))
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(st.Events))

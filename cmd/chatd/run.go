@@ -286,6 +286,7 @@ func (m *Main) startGateway(ctx context.Context) error {
 
 	gcfg := m.Config.Gateway
 	gcfg.Logger = m.log.With("gateway", m.Bus.ID())
+	gcfg.WebHosts = append(m.servedNames(), gcfg.WebHosts...)
 	if m.bans != nil {
 		gcfg.Banned = m.bans.banned
 	}
@@ -434,7 +435,11 @@ func (m *Main) Reload() {
 		m.log.Error("reload bans: keeping the old list", "err", err)
 		return
 	}
-	m.log.Info("bans reloaded", "file", m.bans.file, "entries", n)
+	closed := 0
+	if m.Gateway != nil {
+		closed = m.Gateway.ApplyBans()
+	}
+	m.log.Info("bans reloaded", "file", m.bans.file, "entries", n, "sessions_closed", closed)
 }
 
 // ChatTLSAddr is the address of the TLS chat listener, or nil.
@@ -501,6 +506,35 @@ func (m *Main) publicAddr() (string, error) {
 		return "", fmt.Errorf("advertise address: %w", err)
 	}
 	return net.JoinHostPort(chosen, port), nil
+}
+
+// servedNames are the host names, besides IP addresses and localhost,
+// that browsers may use for this gateway's web listener without
+// --web-hosts: the names of --http, --https-listen, --advertise and
+// --public-addr, and this machine's name (bare and under .local).
+func (m *Main) servedNames() []string {
+	var names []string
+	add := func(hostport string) {
+		host := hostport
+		if h, _, err := net.SplitHostPort(hostport); err == nil {
+			host = h
+		}
+		if host != "" && !strings.ContainsAny(host, "{} ") && net.ParseIP(host) == nil {
+			names = append(names, strings.ToLower(host))
+		}
+	}
+	c := m.Config
+	add(c.HTTP)
+	add(c.HTTPSListen)
+	add(c.Advertise)
+	add(c.PublicAddr)
+	if h, err := os.Hostname(); err == nil && h != "" {
+		add(h)
+		if !strings.Contains(h, ".") {
+			add(h + ".local")
+		}
+	}
+	return names
 }
 
 func (m *Main) natsDesc() string {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/chatd/chatd/gateway"
 )
 
 // serverTLS loads a certificate for a listener; with clientCA set, clients
@@ -71,7 +73,10 @@ func loadCA(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// banList is the set of banned addresses, replaced whole on reload.
+// banList is the set of banned addresses, replaced whole on reload. A
+// client is judged by its gateway.AddrKey, as the connection limits count
+// it: a bare IPv6 address in the file bans its /64, and an entry that
+// covers any address of a client's /64 bans the client.
 type banList struct {
 	file     string
 	prefixes atomic.Pointer[[]netip.Prefix]
@@ -97,7 +102,7 @@ func (b *banList) load() (int, error) {
 			if aerr != nil {
 				return 0, fmt.Errorf("bans: %s:%d: %q is neither an IP address nor a CIDR prefix", b.file, n, line)
 			}
-			p = netip.PrefixFrom(a, a.BitLen())
+			p = gateway.AddrKey(a)
 		}
 		list = append(list, p.Masked())
 	}
@@ -114,9 +119,9 @@ func (b *banList) banned(ip netip.Addr) bool {
 	if list == nil {
 		return false
 	}
-	ip = ip.Unmap()
+	key := gateway.AddrKey(ip)
 	for _, p := range *list {
-		if p.Contains(ip) {
+		if p.Overlaps(key) {
 			return true
 		}
 	}

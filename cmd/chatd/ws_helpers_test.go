@@ -78,6 +78,15 @@ func wsDialOpts(t testing.TB, url string, opts *websocket.DialOptions) *wsClient
 
 func wsDial(t testing.TB, m *Main) *wsClient { return wsDialOpts(t, wsURL(m), nil) }
 
+// wsDialFrom dials the endpoint from the local address ip.
+func wsDialFrom(t testing.TB, m *Main, ip string) *wsClient {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return wsDialOpts(t, wsURL(m), &websocket.DialOptions{HTTPClient: &http.Client{
+		Transport: &http.Transport{DialContext: d.DialContext},
+	}})
+}
+
 // wsJoin connects and completes the handshake as nick.
 func wsJoin(t testing.TB, m *Main, nick string) *wsClient {
 	t.Helper()

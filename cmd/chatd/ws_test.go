@@ -340,6 +340,7 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 	var tcpRead, webRead atomic.Int64
 	stop := make(chan struct{})
 	defer close(stop)
+	talker.conn.SetDeadline(time.Time{}) // join set a write deadline; the run may take a while under -race
 	go io.Copy(io.Discard, talker.conn)
 	go func() {
 		for i := range n {
