@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chatd/chatd/bus"
 	"github.com/chatd/chatd/gateway"
 )
 
@@ -46,6 +47,9 @@ var (
 		"1 when the link to NATS is up, else 0.", nil, nil)
 	descReconnects = prometheus.NewDesc("chatd_nats_reconnects_total",
 		"Times the link to NATS was re-established.", nil, nil)
+	descRejected = prometheus.NewDesc("chatd_bus_rejected_total",
+		"Envelopes received from the bus (room events, private messages, history) and dropped as invalid, by reason "+
+			"(malformed, version, kind, id, room, recipient, nick, text, too_long).", []string{"reason"}, nil)
 )
 
 // chatCollector reads the gateway's and the bus's counters at scrape time.
@@ -53,7 +57,7 @@ type chatCollector struct{ m *Main }
 
 func (c *chatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descOpened, descClosed, descRooms, descLinesIn,
-		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects} {
+		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descRejected} {
 		ch <- d
 	}
 }
@@ -66,6 +70,10 @@ func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descNATSUp, prometheus.GaugeValue, up)
 		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(b.Reconnects()))
+		rejected := b.Rejected()
+		for _, r := range bus.Reasons() {
+			ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(rejected[r]), r.String())
+		}
 	}
 	g := c.m.Gateway
 	if g == nil {
