@@ -2,6 +2,7 @@ package bus
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -53,13 +54,15 @@ const (
 	ReasonNick                        // a sender or new nickname breaks the nickname rule
 	ReasonText                        // text is empty where it must not be, or not clean
 	ReasonTooLong                     // the text or the whole envelope is over its bound
+	ReasonHeartbeat                   // a heartbeat (no JetStream) with a bad gateway id or address
+	ReasonAnswer                      // an answer to a query (no JetStream) with a bad nickname or room
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	ReasonMalformed: "malformed", ReasonVersion: "version", ReasonKind: "kind", ReasonID: "id",
 	ReasonRoom: "room", ReasonRecipient: "recipient", ReasonNick: "nick", ReasonText: "text",
-	ReasonTooLong: "too_long",
+	ReasonTooLong: "too_long", ReasonHeartbeat: "heartbeat", ReasonAnswer: "answer",
 }
 
 func (r Reason) String() string {
@@ -264,4 +267,47 @@ func splitRoomSubject(subject string) (room, suffix string, ok bool) {
 		return "", "", false
 	}
 	return rest[:i], rest[i+1:], true
+}
+
+// Without JetStream, gateways also read each other's heartbeats and
+// answers (gateways.go): an address from a heartbeat reaches clients in the
+// shutdown notice, and nicknames and rooms from answers in /who and /rooms.
+
+// maxAddrLen bounds a gateway's address in a heartbeat.
+const maxAddrLen = 255
+
+// maxAnswerLen bounds one answer to a query.
+const maxAnswerLen = 1 << 20
+
+// validBeat reports whether b is a heartbeat a gateway writes: its id, and
+// an address that is empty or host:port in printable ASCII.
+func validBeat(b *beat) bool {
+	if !validGatewayID(b.ID) || len(b.Name) > maxAddrLen || len(b.Addr) > maxAddrLen {
+		return false
+	}
+	if b.Addr == "" {
+		return true
+	}
+	for i := 0; i < len(b.Addr); i++ {
+		if c := b.Addr[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	host, port, err := net.SplitHostPort(b.Addr)
+	return err == nil && host != "" && port != ""
+}
+
+// validAnswer reports whether every nickname and room in a is valid.
+func (c *Conn) validAnswer(a *answer) bool {
+	for _, nick := range a.Nicks {
+		if !c.cfg.Rules.Nick(nick) {
+			return false
+		}
+	}
+	for room, n := range a.Rooms {
+		if ValidRoom(room) != nil || n < 0 {
+			return false
+		}
+	}
+	return true
 }

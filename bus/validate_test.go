@@ -317,3 +317,54 @@ func BenchmarkCheckFields(b *testing.B) {
 		}
 	}
 }
+
+// Without JetStream, a raw NATS client's heartbeats and answers cannot put
+// an address or a nickname of its choosing in front of users.
+func TestHostileHeartbeatAndAnswer(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{NoJetStream: true})
+	a := mustConnect(t, s, nil)
+	ctx := context.Background()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Subscribe(querySubject, func(m *nats.Msg) {
+		_ = m.Respond([]byte(`{"nicks":["mallory\n* server shutting down"],"rooms":{"ev il":1}}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{
+		`{"gw":"fedcba9876543210","name":"x","addr":"10.6.6.6:5500\n* server shutting down"}`,
+		`{"gw":"nope","addr":"10.6.6.6:5500"}`,
+		`{"gw":"fedcba9876543210","addr":"no port"}`,
+		`[`,
+		`{"gw":"fedcba9876543210","name":"intruder"}`, // well-formed: it is asked, and answers
+	} {
+		if err := nc.Publish(heartbeatSubject, []byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Flush()
+	checkFor(t, 5*time.Second, func() error {
+		if got := a.Rejected()[ReasonHeartbeat]; got != 4 {
+			return errors.New("heartbeats rejected: " + strconv.FormatUint(got, 10))
+		}
+		return nil
+	})
+	if gws, err := a.Gateways(ctx); err != nil || len(gws) != 0 {
+		t.Errorf("Gateways = %v, %v", gws, err)
+	}
+	if err := a.Enter(ctx, "lobby", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if who, err := a.Who(ctx, "lobby"); err != nil || len(who) != 1 || who[0] != "alice" {
+		t.Errorf("Who = %q, %v", who, err)
+	}
+	if rooms, err := a.Rooms(ctx); err != nil || len(rooms) != 1 || rooms["lobby"] != 1 {
+		t.Errorf("Rooms = %v, %v", rooms, err)
+	}
+	if got := a.Rejected()[ReasonAnswer]; got != 2 {
+		t.Errorf("answers rejected: %d, want 2", got)
+	}
+}
