@@ -45,6 +45,7 @@ func mustConnect(t testing.TB, s *server.Server, mod func(*Config)) *Conn {
 	cfg.Name = t.Name()
 	cfg.Logger = testLogger(t)
 	cfg.RequestTimeout = time.Second
+	cfg.Rules = testRules
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -58,6 +58,9 @@ type Config struct {
 	Name string
 	// Logger receives the bus's logs; nil discards them.
 	Logger *slog.Logger
+	// Rules are the content rules every envelope received must pass
+	// (validate.go); required.
+	Rules Rules
 
 	// History is how many chat lines per room the history stream keeps.
 	// Zero turns history off: no stream is created and History calls fn
@@ -130,6 +133,15 @@ func (cfg *Config) fill() error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Rules.Nick == nil || cfg.Rules.Text == nil {
+		return fmt.Errorf("%w: no Rules.Nick or Rules.Text: envelopes from the bus must be checked against the gateway's rules", ErrConfig)
+	}
+	if cfg.Rules.MaxText < 0 {
+		return fmt.Errorf("%w: negative Rules.MaxText", ErrConfig)
+	}
+	if cfg.Rules.MaxText == 0 {
+		cfg.Rules.MaxText = defaultMaxText
+	}
 	return nil
 }
 
@@ -155,6 +167,8 @@ type Conn struct {
 	presence jetstream.KeyValue
 
 	live liveCache
+
+	rejects rejects // envelopes received and dropped (validate.go)
 
 	closing   atomic.Bool   // set first thing in Close
 	done      chan struct{} // closed by Close: stops background goroutines
@@ -421,13 +435,17 @@ func (c *Conn) stamp(e *Envelope) {
 // DeliverFunc receives one room event; it is gateway.DeliverFunc.
 type DeliverFunc = func(id, kind, nick, text string, at time.Time)
 
+// maxSenders bounds the gateways a subscription remembers the last event id
+// of; past it, it forgets them all (a late event may then pass once).
+const maxSenders = 1024
+
 // Subscribe calls deliver for every room event published to room, from one
 // subscription on chat.v1.room.<room>.*, until unsubscribe is called. Events
 // from one publisher arrive in publish order. When Subscribe returns, the
 // server has the subscription (it flushes), so this gateway's own later
 // publishes come back to it. deliver runs on one nats.go goroutine per
-// subscription and must not block; undecodable messages and unknown kinds or
-// versions are skipped.
+// subscription and must not block. Envelopes that break the contract
+// (validate.go) are dropped and counted, never delivered.
 func (c *Conn) Subscribe(room string, deliver func(id, kind, nick, text string, at time.Time)) (unsubscribe func(), err error) {
 	subject, err := RoomSubject(room)
 	if err != nil {
@@ -443,24 +461,22 @@ func (c *Conn) Subscribe(room string, deliver func(id, kind, nick, text string, 
 	// frozen can forward, when it wakes, what a gateway published on a
 	// connection it has since given up (it went on through another server,
 	// and its clients were never shown those lines): such events, late and
-	// out of order, are dropped. The callback runs on one goroutine.
+	// out of order, are dropped. The callback runs on one goroutine. Only
+	// envelopes that passed accept get here, and the map is bounded: ids
+	// cost nothing to make up.
 	last := make(map[string]uint64)
 	sub, err := c.nc.Subscribe(subject, func(m *nats.Msg) {
-		e, err := Decode(m.Data)
-		if err != nil {
-			c.log.Debug("bus: skipping message", "subject", m.Subject, "err", err)
-			return
-		}
-		switch e.Kind {
-		case KindSay, KindMe, KindJoin, KindLeave, KindNick:
-		default:
-			c.log.Debug("bus: skipping message of unknown kind", "subject", m.Subject, "kind", e.Kind)
+		e, ok := c.accept(onRoom, m.Subject, m.Data)
+		if !ok {
 			return
 		}
 		if gw, n, ok := splitID(e.ID); ok {
 			if n <= last[gw] {
 				c.log.Debug("bus: skipping a late message", "subject", m.Subject, "id", e.ID, "last", last[gw])
 				return
+			}
+			if _, known := last[gw]; !known && len(last) >= maxSenders {
+				clear(last)
 			}
 			last[gw] = n
 		}

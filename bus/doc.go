@@ -9,7 +9,10 @@
 //   - chat.v1.user.<nickkey> carries private messages as requests; every
 //     gateway subscribes to chat.v1.user.*, and only the recipient's replies.
 //   - Every message is one JSON Envelope, version 1; readers ignore unknown
-//     fields, writers only ever add fields.
+//     fields, writers only ever add fields. Every envelope received (live,
+//     private, or read back from history) is checked against the contract
+//     and the gateway's content Rules before anything uses it
+//     (validate.go); what fails is dropped and counted (Conn.Rejected).
 //   - Buckets chat_gateways (leases, TTL Lease), chat_nicks (nickkey → owner)
 //     and chat_presence (<room>.<nickkey> → owner). A record whose gateway's
 //     lease has lapsed is stale: it is ignored, taken over or reaped.

@@ -335,7 +335,8 @@ func (c *Conn) startHeartbeats() error {
 	c.beats = make(map[string]beat)
 	if _, err := c.nc.Subscribe(heartbeatSubject, func(m *nats.Msg) {
 		var b beat
-		if json.Unmarshal(m.Data, &b) != nil || b.ID == "" {
+		if len(m.Data) > maxAnswerLen || json.Unmarshal(m.Data, &b) != nil || !validBeat(&b) {
+			c.reject(ReasonHeartbeat, m.Subject, len(m.Data))
 			return
 		}
 		b.at = time.Now()
@@ -446,9 +447,11 @@ func (c *Conn) ask(ctx context.Context, q query) ([]answer, error) {
 			break // the rest did not answer in time: use what came
 		}
 		var a answer
-		if json.Unmarshal(m.Data, &a) == nil {
-			answers = append(answers, a)
+		if len(m.Data) > maxAnswerLen || json.Unmarshal(m.Data, &a) != nil || !c.validAnswer(&a) {
+			c.reject(ReasonAnswer, m.Subject, len(m.Data))
+			continue
 		}
+		answers = append(answers, a)
 	}
 	return answers, nil
 }

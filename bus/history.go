@@ -16,6 +16,8 @@ const maxHistoryBatch = 1000
 // CHAT_HISTORY stream with an ordered consumer and no-wait fetches, so it
 // never waits for lines that do not exist. A room with no lines, or history
 // off (Config.History 0, or no JetStream), means no calls and a nil error.
+// Stored envelopes pass the same check as live ones (validate.go): what
+// fails is skipped and counted.
 func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind, nick, text string, at time.Time)) error {
 	subject, err := historySubject(room)
 	if err != nil {
@@ -62,9 +64,8 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 		got := 0
 		for m := range msgs.Messages() {
 			got++
-			e, err := Decode(m.Data())
-			if err != nil || (e.Kind != KindSay && e.Kind != KindMe) {
-				c.log.Debug("bus: history: skipping message", "subject", subject, "kind", e.Kind, "err", err)
+			e, ok := c.accept(onRoom, m.Subject(), m.Data())
+			if !ok {
 				continue
 			}
 			lines = append(lines, e)

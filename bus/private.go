@@ -76,7 +76,8 @@ func (c *Conn) nickOnline(ctx context.Context, nick string) (bool, error) {
 // deliver for every private message sent to any nick. deliver reports
 // whether the recipient (to, as the sender typed it: compare
 // case-insensitively) is on this gateway and got the message; only then does
-// this gateway reply, and the sender's SendPrivate reports true. deliver runs
+// this gateway reply, and the sender's SendPrivate reports true. Envelopes
+// that break the contract (validate.go) are dropped. deliver runs
 // on one nats.go goroutine and must not block. A gateway calls it once.
 func (c *Conn) ReceivePrivate(deliver func(to, from, text string, at time.Time) bool) (stop func(), err error) {
 	if deliver == nil {
@@ -86,13 +87,8 @@ func (c *Conn) ReceivePrivate(deliver func(to, from, text string, at time.Time) 
 		return nil, ErrClosed
 	}
 	sub, err := c.nc.Subscribe(UserSubjects, func(m *nats.Msg) {
-		e, err := Decode(m.Data)
-		if err != nil || e.Kind != KindMsg {
-			c.log.Debug("bus: skipping private message", "subject", m.Subject, "kind", e.Kind, "err", err)
-			return
-		}
-		if want, err := UserSubject(e.To); err != nil || want != m.Subject {
-			c.log.Debug("bus: skipping private message sent to the wrong subject", "subject", m.Subject)
+		e, ok := c.accept(onUser, m.Subject, m.Data)
+		if !ok {
 			return
 		}
 		if deliver(e.To, e.Nick, e.Text, time.Unix(0, e.TS)) && m.Reply != "" {

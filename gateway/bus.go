@@ -25,6 +25,13 @@ type DeliverFunc = func(id, kind, nick, text string, at time.Time)
 // Every method is safe for concurrent use. Callbacks passed to Bus run on the
 // bus's delivery goroutines and must not block: they only hand data on to
 // sessions' bounded queues.
+//
+// What a Bus hands to those callbacks came from outside the process. An
+// implementation must deliver only what passes this gateway's own rules:
+// nicknames that ValidNickname accepts, text that CleanText accepts and of
+// at most Config.MaxLine characters, kinds above. *bus.Conn checks every
+// envelope against them (cmd/chatd wires them in as bus.Rules) and drops
+// the rest.
 type Bus interface {
 	// Publish sends one event to every member of room on every gateway, this
 	// gateway's own members included (they receive it through Subscribe).

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chatd/chatd/bus"
 	"github.com/chatd/chatd/gateway"
 )
 
@@ -52,6 +53,9 @@ var (
 		"Password attempts refused without a verdict because their address had too many waiting, by transport.", []string{"transport"}, nil)
 	descAuthTracked = prometheus.NewDesc("chatd_auth_throttled_addresses",
 		"Addresses (IPv6: /64s) the password throttle remembers now.", nil, nil)
+	descRejected = prometheus.NewDesc("chatd_bus_rejected_total",
+		"Envelopes received from the bus (room events, private messages, history) and dropped as invalid, by reason "+
+			"(malformed, version, kind, id, room, recipient, nick, text, too_long).", []string{"reason"}, nil)
 )
 
 // chatCollector reads the gateway's and the bus's counters at scrape time.
@@ -59,7 +63,7 @@ type chatCollector struct{ m *Main }
 
 func (c *chatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descOpened, descClosed, descRooms, descLinesIn,
-		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descAuthFailures, descAuthThrottled, descAuthTracked} {
+		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descAuthFailures, descAuthThrottled, descAuthTracked, descRejected} {
 		ch <- d
 	}
 }
@@ -72,6 +76,10 @@ func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descNATSUp, prometheus.GaugeValue, up)
 		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(b.Reconnects()))
+		rejected := b.Rejected()
+		for _, r := range bus.Reasons() {
+			ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(rejected[r]), r.String())
+		}
 	}
 	g := c.m.Gateway
 	if g == nil {

@@ -237,6 +237,9 @@ func (m *Main) startGateway(ctx context.Context) error {
 
 	bcfg := m.Config.Bus
 	bcfg.Logger = m.log
+	// What a gateway accepts from the bus is what it accepts from its own
+	// clients: the gateway owns the rules, the bus applies them.
+	bcfg.Rules = bus.Rules{Nick: gateway.ValidNickname, Text: gateway.CleanText, MaxText: m.Config.Gateway.MaxLine}
 	bcfg.Addr = publicAddr
 	bcfg.User, bcfg.Password = m.Config.NATSUser, m.Config.NATSPassword
 	if bcfg.User == "" && m.secret != "" {
