@@ -207,7 +207,7 @@ func TestHostileEnvelopes(t *testing.T) {
 		}
 	}
 	alice.send("/msg bob private marker\n")
-	checkClean(t, "bob", bob.expect("* private from alice: private marker"))
+	checkClean(t, "bob", bob.expect("*** private from alice: private marker"))
 
 	// A newcomer on each gateway: its replay holds only honest lines.
 	replay := regexp.MustCompile(`^\[[0-9:]{5}\] (\* )?(alice|bob|weba|webb)[: ]`)
@@ -250,7 +250,7 @@ func TestHostileEnvelopes(t *testing.T) {
 		w.expectEvent("say", "bob", "still here")
 	}
 	webB.line("/msg alice all good")
-	alice.expect("* private from webb: all good")
+	alice.expect("*** private from webb: all good")
 
 	// Each gateway counted what it dropped, by reason. Both got every room
 	// and private envelope; each read the stream for its newcomer.
