@@ -1,0 +1,199 @@
+package bus
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/cluster/clustertest"
+)
+
+// cutProxy forwards TCP connections to a NATS server until cut, which
+// closes every connection it carries: the gateway behind it loses its link
+// and reconnects (through the proxy again) while the others chat on.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// seqs returns the numbers of the "n" lines of nick among evs, in order.
+func seqs(evs []event, nick string) []int {
+	var out []int
+	for _, e := range evs {
+		if e.kind == KindSay && e.nick == nick {
+			n, _ := strconv.Atoi(e.text)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// checkExactlyOnce reports what of 1..n is missing, doubled or out of
+// order in got.
+func checkExactlyOnce(got []int, n int) error {
+	var problems []string
+	seen := map[int]int{}
+	prev := 0
+	for _, v := range got {
+		seen[v]++
+		if seen[v] == 2 {
+			problems = append(problems, fmt.Sprintf("%d twice", v))
+		}
+		if v < prev {
+			problems = append(problems, fmt.Sprintf("%d after %d", v, prev))
+		}
+		prev = max(prev, v)
+	}
+	var lost []string
+	for i := 1; i <= n; i++ {
+		if seen[i] == 0 {
+			lost = append(lost, strconv.Itoa(i))
+		}
+	}
+	if len(lost) > 0 {
+		problems = append(problems, fmt.Sprintf("%d lost: %s", len(lost), strings.Join(lost, " ")))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// gapChat has alice (on a direct link) say 1..n+1 in lobby while the link of
+// a subscribed gateway (through a proxy) is cut at line 60; it returns what
+// that gateway delivered once line n+1 is there.
+func gapChat(t *testing.T, n int, mod func(*Config)) []event {
+	s := clustertest.Start(t, clustertest.Options{})
+	proxy := startCutProxy(t, strings.TrimPrefix(s.ClientURL(), "nats://"))
+	var downs, ups sync.WaitGroup
+	downs.Add(1)
+	ups.Add(1)
+	var once1, once2 sync.Once
+	g := mustConnect(t, s, func(cfg *Config) {
+		cfg.Servers = []string{proxy.url()}
+		cfg.InProcess = nil
+		cfg.OnDisconnect = func() { once1.Do(downs.Done) }
+		cfg.OnReconnect = func() { once2.Do(ups.Done) }
+		if mod != nil {
+			mod(cfg)
+		}
+	})
+	sender := mustConnect(t, s, mod)
+	var r recorder
+	unsub, err := g.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+
+	const cutAt = 60
+	for i := 1; i <= n; i++ {
+		if i == cutAt {
+			proxy.cut()
+			downs.Wait()
+		}
+		if err := sender.Publish("lobby", KindSay, "alice", strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // a steady chat, not a wait for anything
+	}
+	ups.Wait()
+	if err := sender.Publish("lobby", KindSay, "alice", strconv.Itoa(n+1)); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 15*time.Second, func() error {
+		got := seqs(r.get(), "alice")
+		if len(got) == 0 || got[len(got)-1] != n+1 {
+			return fmt.Errorf("last line not there yet (%d lines)", len(got))
+		}
+		return nil
+	})
+	return r.get()
+}
+
+// A gateway whose link to NATS drops (its broker died, the network blipped)
+// misses, on core NATS, what the others say until it has reconnected. When
+// the link is back it fills the gap from the room's stream: it ends with
+// every line exactly once and in order, the missed ones before newer ones.
+func TestGapFillAfterReconnect(t *testing.T) {
+	const n = 300
+	evs := gapChat(t, n, nil)
+	if err := checkExactlyOnce(seqs(evs, "alice"), n+1); err != nil {
+		t.Error(err)
+	}
+	for _, e := range evs {
+		if e.kind == KindMissed {
+			t.Errorf("told of missed lines the stream still holds: %+v", e)
+		}
+	}
+}
+
+// When the room's retention window no longer holds the whole gap, what it
+// holds is delivered, in order and once, and the gateway is told once that
+// lines were missed.
+func TestGapFillBeyondRetention(t *testing.T) {
+	const n = 300
+	evs := gapChat(t, n, func(cfg *Config) { cfg.History, cfg.Retain = 10, 0 })
+	got := seqs(evs, "alice")
+	missed := 0
+	for _, e := range evs {
+		if e.kind == KindMissed {
+			missed++
+		}
+	}
+	if missed != 1 {
+		t.Errorf("%d missed notices, want 1", missed)
+	}
+	if err := checkExactlyOnce(got, 0); err != nil { // no line twice, none out of order
+		t.Error(err)
+	}
+	if len(got) < 60 || got[len(got)-1] != n+1 {
+		t.Errorf("got %v", got)
+	}
+}
