@@ -27,6 +27,10 @@ type room struct {
 // member. It never blocks. The bus calls it on one goroutine per room; the
 // event stays on that goroutine, so its lazy fields need no lock.
 func (r *room) deliver(id, kind, nick, text string, at time.Time) {
+	if kind == KindMissed {
+		r.missed(at)
+		return
+	}
 	ev := event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at}
 	if r.quietNotice(&ev) {
 		r.srv.stats.observeEvent(1, at)
@@ -43,6 +47,18 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 	n := len(r.members)
 	r.mu.RUnlock()
 	r.srv.stats.observeEvent(n, at)
+}
+
+// missed tells every local member, once, that lines sent to the room while
+// the bus link was down since at could not all be recovered.
+func (r *room) missed(at time.Time) {
+	text := "some lines sent to " + r.name + " while the chat link was down (from " +
+		at.Format("15:04:05") + ") are no longer stored: you may have missed them"
+	r.mu.RLock()
+	for _, m := range r.members {
+		m.notice(text)
+	}
+	r.mu.RUnlock()
 }
 
 func (r *room) add(s *Session) {
