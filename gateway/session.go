@@ -72,11 +72,16 @@ type Session struct {
 	pendingNick string // held while the server password is asked (TCP)
 	authed      bool   // the server password was given
 	room        string
-	stripPrefix bool // the client may put "<nick>: " before its lines (classic TCP)
-	attempts    int
-	refused     int
-	stopped     bool // no further input is handled
-	started     time.Time
+	stripPrefix bool         // the client may put "<nick>: " before its lines (classic TCP)
+	resume      *resumeToken // the position to resume from at the first join
+	resumeNote  string       // why the client's resume token was not used
+	// What the resume replay left out (resume.go), for endReplay.
+	missedSkipped int
+	missedGone    bool
+	attempts      int
+	refused       int
+	stopped       bool // no further input is handled
+	started       time.Time
 
 	mu        sync.Mutex // guards the fields below
 	queued    bool       // output goes through the queue (after the TCP handshake; always on WebSocket)
@@ -192,11 +197,16 @@ func (s *Session) hello(nick string) {
 	s.mu.Lock()
 	s.queued = true
 	s.mu.Unlock()
-	s.deliver(s.enc.welcome(nick, s.srv.cfg.DefaultRoom), "")
-	if err := s.join(s.srv.cfg.DefaultRoom); err != nil {
+	room := s.firstRoom()
+	s.deliver(s.enc.welcome(nick, room), "")
+	if err := s.join(room); err != nil {
 		s.log.Warn("join default room", "err", err)
 		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
 		return
+	}
+	if s.resumeNote != "" {
+		s.notice(s.resumeNote)
+		s.resumeNote = ""
 	}
 	s.srv.stats.opened[s.enc.slot()].Add(1)
 	s.srv.stats.connected[s.enc.slot()].Add(1)
@@ -209,6 +219,15 @@ func (s *Session) hello(nick string) {
 // held while the next line, the password, is checked; a classic client
 // sends it prefixed with "<nick>: ", like any line.
 func (s *Session) handshakeLine(text string) {
+	if s.pendingNick == "" && s.nick == "" {
+		// The terminal client's extension (resume.go); a plain client
+		// never sends it, and its nickname line is left as it is.
+		if nick, ext, token := takeResume(text); ext {
+			text = nick
+			s.enc = posCodec{}
+			s.setResume(token)
+		}
+	}
 	if s.srv.cfg.Password == "" || s.authed {
 		s.hello(text)
 		return
@@ -364,7 +383,7 @@ func (s *Session) join(room string) error {
 	s.replaying = true
 	s.mu.Unlock()
 	if err := s.srv.enter(s, room); err != nil {
-		s.endReplay(nil)
+		s.endReplay(nil, false)
 		return err
 	}
 	s.room = room
@@ -377,7 +396,12 @@ func (s *Session) join(room string) error {
 		s.log.Warn("publish join", "room", room, "err", err)
 	}
 	var hist []event
-	if n := s.srv.cfg.History; n > 0 {
+	missed := false
+	if t := s.resume; t != nil {
+		s.resume = nil
+		hist, missed = s.missedLines(ctx, room, t)
+	}
+	if n := s.srv.cfg.History; n > 0 && !missed {
 		err := s.srv.bus.History(ctx, room, n, func(id, kind, nick, text string, at time.Time) {
 			if kind == KindSay || kind == KindMe {
 				hist = append(hist, event{id: id, kind: kind, room: room, nick: nick, text: text, at: at})
@@ -387,7 +411,7 @@ func (s *Session) join(room string) error {
 			s.log.Warn("history", "room", room, "err", err)
 		}
 	}
-	s.endReplay(hist)
+	s.endReplay(hist, missed)
 	return nil
 }
 
@@ -406,9 +430,10 @@ func (s *Session) leave() {
 	}
 }
 
-// endReplay queues the replayed history (hist nil: the join failed), then
-// the live frames held while it was read.
-func (s *Session) endReplay(hist []event) {
+// endReplay queues the replayed history (hist nil: the join failed), or
+// with missed the lines a resuming client missed, then the live frames held
+// while it was read.
+func (s *Session) endReplay(hist []event, missed bool) {
 	kept := hist[:0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -421,7 +446,12 @@ func (s *Session) endReplay(hist []event) {
 			kept = append(kept, h)
 		}
 	}
-	if hist != nil || s.room != "" {
+	switch {
+	case missed:
+		for _, f := range s.enc.missed(s.room, kept, s.missedSkipped, s.missedGone, s.srv.cfg.Now()) {
+			s.queueLocked(f)
+		}
+	case hist != nil || s.room != "":
 		for _, f := range s.enc.history(s.room, kept, s.srv.cfg.Now()) {
 			s.queueLocked(f)
 		}
