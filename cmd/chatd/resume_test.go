@@ -165,12 +165,17 @@ func TestResumeTCP(t *testing.T) {
 	bob.expect("alice joined!")
 	bob.send("one\n")
 	bob.expect("bob: one")
-	line := c.expectPrefix("@")
+	var line string
+	c.expectFunc("a positioned line", func(s string) bool { line = s; return strings.HasSuffix(s, " bob: one") })
 	pos, rest, _ := strings.Cut(line, " ")
 	if rest != "bob: one" {
 		t.Fatalf("positioned line %q", line)
 	}
-	id, ms, _ := strings.Cut(pos[1:], "/")
+	f := strings.Split(pos[1:], "/")
+	if len(f) != 3 || f[0] != "lobby" {
+		t.Fatalf("position %q", pos)
+	}
+	id, ms := f[1], f[2]
 	c.conn.Close()
 	bob.expect("alice left!")
 	carol := join(t, addr, "carol")
@@ -192,7 +197,9 @@ func TestResumeTCP(t *testing.T) {
 	}
 	c.expect("--- live ---")
 	bob.send("four\n")
-	if l := c.expectPrefix("@"); !strings.HasSuffix(l, " bob: four") {
+	var l string
+	c.expectFunc("the live line", func(s string) bool { l = s; return strings.HasSuffix(s, "bob: four") })
+	if !strings.HasPrefix(l, "@lobby/") {
 		t.Errorf("live line %q", l)
 	}
 }
