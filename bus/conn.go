@@ -182,6 +182,7 @@ type Conn struct {
 	live liveCache
 
 	fills fills // room subscriptions, for gap-fill (gapfill.go)
+	rings rings // this gateway's own recent lines per room (replay.go)
 
 	rejects rejects // envelopes received and dropped (validate.go)
 
@@ -285,6 +286,10 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := c.setupJetStream(ctx); err != nil {
 		nc.Close()
 		return nil, err
+	}
+	if err := c.serveReplay(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("bus: subscribe %s: %w", ReplaySubjects, err)
 	}
 	if c.js != nil {
 		c.seen = make(map[string]struct{})

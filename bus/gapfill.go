@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -51,8 +52,9 @@ const (
 	// dropped (and reported as missed).
 	maxHeld = PendingMsgsLimit
 	// fillTries is how many times a fill that fails is tried (JetStream may
-	// be electing a leader); the live lines stay held meanwhile.
-	fillTries = 5
+	// be electing a leader), each bounded by RequestTimeout, 250ms apart;
+	// the live lines stay held meanwhile.
+	fillTries = 8
 )
 
 // roomSub is one room subscription's delivery state. Its mutex orders
@@ -183,46 +185,34 @@ func (rs *roomSub) deliverLocked(e *Envelope) {
 			clear(rs.last)
 		}
 		rs.last[gw] = n
+		if gw == rs.c.id && (e.Kind == KindSay || e.Kind == KindMe) {
+			// This gateway's own line came back through the bus: it
+			// reached the server, so it may be replayed to the others
+			// (replay.go). A line published into a link that was dying
+			// never comes back, and is never replayed.
+			rs.c.rings.add(rs.room, n, e.TS, Encode(nil, e))
+		}
 	}
 	rs.deliver(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
 }
 
-// fill recovers from the stream what the subscription may have missed
-// since from, delivers it, then the live events held meanwhile. down is
-// when the link went down.
+// fill recovers what the subscription may have missed since from (from
+// the senders' own lines, replay.go, and the stream), delivers it, then the
+// live events held meanwhile. down is when the link went down.
 func (rs *roomSub) fill(from, down time.Time) {
-	var (
-		lines []storedLine
-		gone  bool
-		err   error
-	)
 	from = later(from, rs.since)
-	for try := 0; try < fillTries; try++ {
-		if rs.c.closing.Load() {
-			return
-		}
-		lines, gone, err = rs.c.readSince(rs.subject, from, maxFill)
-		if err == nil || errors.Is(err, errNoHistory) {
-			break
-		}
-		rs.c.log.Warn("bus: gap-fill: cannot read the room's stream", "room", rs.room, "try", try+1, "err", err)
-		select {
-		case <-rs.c.done:
-			return
-		case <-time.After(time.Duration(try+1) * 500 * time.Millisecond):
-		}
+	rs.mu.Lock()
+	last := maps.Clone(rs.last)
+	rs.mu.Unlock()
+	lines, gone, err := rs.c.recoverLines(rs.room, rs.subject, from, last, rs.since, maxFill)
+	if rs.c.closing.Load() {
+		return
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	recovered := 0
 	for i := range lines {
-		e := &lines[i].e
-		if gw, _, ok := splitID(e.ID); ok {
-			if _, known := rs.last[gw]; !known && lines[i].at.Before(rs.since) {
-				continue // before this subscription: never due here
-			}
-		}
-		if rs.deliverIfNew(e) {
+		if rs.deliverIfNew(&lines[i]) {
 			recovered++
 		}
 	}
@@ -242,6 +232,81 @@ func (rs *roomSub) fill(from, down time.Time) {
 	for i := range held {
 		rs.deliverLocked(&held[i])
 	}
+}
+
+// recoverLines gathers the chat lines of room that someone whose last
+// counter per gateway is last has not delivered: from a gateway absent from
+// last, those after from (and, read from the stream, stored after floor).
+// It asks the gateways for their own lines first; the stream is read for
+// the gateways that do not answer, and tried again while it has no leader
+// unless every live gateway answered. The lines come in delivery order
+// (merge). gone reports that some could not be recovered; err that the
+// stream could not be read when it was needed.
+func (c *Conn) recoverLines(room, subject string, from time.Time, last map[string]uint64, floor time.Time, max int) (lines []Envelope, gone bool, err error) {
+	lines, answered, ringGone := c.askSenders(room, from, last)
+	all := c.allAnswered(answered)
+	tries := fillTries
+	if all {
+		tries = 1
+	}
+	var stored []storedLine
+	var streamGone bool
+	for try := 0; try < tries; try++ {
+		if c.closing.Load() {
+			return nil, false, ErrClosed
+		}
+		stored, streamGone, err = c.readSince(subject, from, max)
+		if err == nil || errors.Is(err, errNoHistory) {
+			break
+		}
+		c.log.Warn("bus: gap-fill: cannot read the room's stream", "room", room, "try", try+1, "err", err)
+		if try+1 < tries {
+			select {
+			case <-c.done:
+				return nil, false, ErrClosed
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+	// silent: a gateway with lines due did not answer, so what the stream
+	// no longer holds may be lost.
+	silent := !all
+	for i := range stored {
+		e := &stored[i].e
+		if gw, n, ok := splitID(e.ID); ok {
+			seen, known := last[gw]
+			if known && n <= seen || !known && stored[i].at.Before(floor) {
+				continue
+			}
+			silent = silent || !answered[gw]
+		}
+		lines = append(lines, *e)
+	}
+	if errors.Is(err, errNoHistory) {
+		err, streamGone = nil, true
+	}
+	if !silent {
+		// Every gateway with lines due gave its own: the stream only
+		// confirmed them.
+		err, streamGone = nil, false
+	}
+	return merge(lines), ringGone || streamGone || err != nil, err
+}
+
+// allAnswered reports whether every gateway alive at the last lease
+// refresh answered a replay request.
+func (c *Conn) allAnswered(answered map[string]bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seen) == 0 {
+		return false
+	}
+	for id := range c.seen {
+		if !answered[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // deliverIfNew is deliverLocked reporting whether it delivered.
@@ -279,7 +344,7 @@ func (c *Conn) readSince(subject string, from time.Time, max int) (lines []store
 	if c.history == nil {
 		return nil, false, errNoHistory
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*c.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 	defer cancel()
 	// The resubscription is in place at the server before the end of the
 	// range is read, so every later line arrives live.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,9 +18,10 @@ import (
 // closes every connection it carries: the gateway behind it loses its link
 // and reconnects (through the proxy again) while the others chat on.
 type cutProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+	refuse atomic.Bool // close connections as they come
+	ln     net.Listener
+	mu     sync.Mutex
+	conns  []net.Conn
 }
 
 func startCutProxy(t *testing.T, target string) *cutProxy {
@@ -35,6 +37,10 @@ func startCutProxy(t *testing.T, target string) *cutProxy {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if p.refuse.Load() {
+				c.Close()
+				continue
 			}
 			up, err := net.Dial("tcp", target)
 			if err != nil {
@@ -125,12 +131,18 @@ func gapChat(t *testing.T, n int, mod func(*Config)) []event {
 		}
 	})
 	sender := mustConnect(t, s, mod)
-	var r recorder
+	var r, own recorder
 	unsub, err := g.Subscribe("lobby", r.deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unsub()
+	// The sender's member is in the room too: its lines come back to it.
+	unsub2, err := sender.Subscribe("lobby", own.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub2()
 
 	const cutAt = 60
 	for i := 1; i <= n; i++ {
@@ -174,15 +186,63 @@ func TestGapFillAfterReconnect(t *testing.T) {
 	}
 }
 
-// When the room's retention window no longer holds the whole gap, what it
-// holds is delivered, in order and once, and the gateway is told once that
-// lines were missed.
+// A gateway that is gone cannot give its own lines; when the room's
+// retention window no longer holds the whole gap either, what it holds is
+// delivered, in order and once, and the gateway is told once that lines
+// were missed.
 func TestGapFillBeyondRetention(t *testing.T) {
-	const n = 300
-	evs := gapChat(t, n, func(cfg *Config) { cfg.History, cfg.Retain = 10, 0 })
-	got := seqs(evs, "alice")
+	s := clustertest.Start(t, clustertest.Options{})
+	proxy := startCutProxy(t, strings.TrimPrefix(s.ClientURL(), "nats://"))
+	ups := make(chan struct{}, 1)
+	mod := func(cfg *Config) { cfg.History, cfg.Retain = 10, 0 }
+	g := mustConnect(t, s, func(cfg *Config) {
+		mod(cfg)
+		cfg.Servers = []string{proxy.url()}
+		cfg.InProcess = nil
+		cfg.OnReconnect = func() {
+			select {
+			case ups <- struct{}{}:
+			default:
+			}
+		}
+	})
+	var r recorder
+	unsub, err := g.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	sender := mustConnect(t, s, mod)
+	say := func(c *Conn, i int) {
+		if err := c.Publish("lobby", KindSay, "alice", strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 5; i++ {
+		say(sender, i)
+	}
+	r.waitN(t, 5)
+	proxy.refuse.Store(true)
+	proxy.cut()
+	for i := 6; i <= 50; i++ {
+		say(sender, i)
+	}
+	if err := sender.Close(); err != nil { // its own lines go with it
+		t.Fatal(err)
+	}
+	proxy.refuse.Store(false)
+	<-ups
+	later := mustConnect(t, s, mod)
+	say(later, 51)
+	checkFor(t, 15*time.Second, func() error {
+		if got := seqs(r.get(), "alice"); len(got) == 0 || got[len(got)-1] != 51 {
+			return fmt.Errorf("last line not there yet: %v", got)
+		}
+		return nil
+	})
+	got := seqs(r.get(), "alice")
 	missed := 0
-	for _, e := range evs {
+	for _, e := range r.get() {
 		if e.kind == KindMissed {
 			missed++
 		}
@@ -193,7 +253,28 @@ func TestGapFillBeyondRetention(t *testing.T) {
 	if err := checkExactlyOnce(got, 0); err != nil { // no line twice, none out of order
 		t.Error(err)
 	}
-	if len(got) < 60 || got[len(got)-1] != n+1 {
-		t.Errorf("got %v", got)
+	// 1-5 live, then what the stream still holds of 6-50 (its last 10
+	// lines, 51 perhaps among them), then 51.
+	ok := len(got) >= 15 && fmt.Sprint(got[:5]) == "[1 2 3 4 5]" && got[5] >= 41 && got[len(got)-1] == 51
+	for i := 6; ok && i < len(got); i++ {
+		ok = got[i] == got[i-1]+1
+	}
+	if !ok {
+		t.Errorf("got %v, want 1-5 then the stream's last lines to 51", got)
+	}
+}
+
+// The stream keeps no line published while it has no leader; a gateway
+// whose link comes back then gets the lines from their senders.
+func TestGapFillFromSenders(t *testing.T) {
+	const n = 300
+	evs := gapChat(t, n, func(cfg *Config) { cfg.History = 0 }) // no stream at all
+	if err := checkExactlyOnce(seqs(evs, "alice"), n+1); err != nil {
+		t.Error(err)
+	}
+	for _, e := range evs {
+		if e.kind == KindMissed {
+			t.Errorf("told of missed lines the sender still holds: %+v", e)
+		}
 	}
 }

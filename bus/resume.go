@@ -26,34 +26,31 @@ func (c *Conn) Missed(ctx context.Context, room string, since time.Time, last ma
 	if c.closing.Load() {
 		return 0, false, ErrClosed
 	}
-	if c.history == nil {
-		return 0, false, errNoHistory
-	}
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
-	lines, gone, err := c.readSince(subject, since.Add(-fillMargin), maxResumeRead)
+	lines, gone, err := c.recoverLines(room, subject, since.Add(-fillMargin), last, since, maxResumeRead)
 	if err != nil {
 		return 0, false, err
 	}
 	sinceNs := since.UnixNano()
 	missed := lines[:0]
-	for _, l := range lines {
-		gw, n, ok := splitID(l.e.ID)
+	for _, e := range lines {
+		gw, n, ok := splitID(e.ID)
 		if !ok {
 			continue
 		}
-		if seen, known := last[gw]; known && n <= seen || !known && l.e.TS <= sinceNs {
+		if seen, known := last[gw]; known && n <= seen || !known && e.TS <= sinceNs {
 			continue
 		}
-		missed = append(missed, l)
+		missed = append(missed, e)
 	}
 	if max > 0 && len(missed) > max {
 		skipped = len(missed) - max
 		missed = missed[skipped:]
 	}
-	for _, l := range missed {
-		fn(l.e.ID, l.e.Kind, l.e.Nick, l.e.Text, time.Unix(0, l.e.TS))
+	for _, e := range missed {
+		fn(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
 	}
 	return skipped, gone, nil
 }
