@@ -151,19 +151,21 @@ func missedLines(room string, evs []event, skipped int, gone bool, line func(*ev
 }
 
 // posCodec is lineCodec for a TCP client that asked for positions (the
-// " +resume" extension, resume.go): each chat line, live or replayed,
-// starts with "@<id>/<unix ms> ", which no user line can (nicknames hold
-// no "@"). Only clients that asked get it.
+// " +resume" extension, resume.go): each room event line, live or
+// replayed, starts with "@<room>/<id>/<unix ms> ", which no user line can
+// (nicknames hold no "@"). Only clients that asked get it.
 type posCodec struct{ lineCodec }
 
 func (posCodec) frameSlot() int { return 2 }
 
 func posPrefix(ev *event, line []byte) []byte {
-	if line == nil || (ev.kind != KindSay && ev.kind != KindMe) || ev.id == "" {
+	if line == nil || ev.id == "" {
 		return line
 	}
-	b := make([]byte, 0, len(ev.id)+24+len(line))
+	b := make([]byte, 0, len(ev.room)+len(ev.id)+24+len(line))
 	b = append(b, '@')
+	b = append(b, ev.room...)
+	b = append(b, '/')
 	b = append(b, ev.id...)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, ev.at.UnixMilli(), 10)

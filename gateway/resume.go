@@ -22,8 +22,8 @@ import (
 // A WebSocket client sends it in hello's "resume"; a TCP client adds
 // " +resume=<token>" to its nickname line (" +resume" alone asks for
 // positions without resuming), which also makes the gateway prefix each
-// chat line it sends that client with "@<id>/<unix ms> ". Plain clients
-// never send it and never see either.
+// room event line it sends that client with "@<room>/<id>/<unix ms> ".
+// Plain clients never send it and never see either.
 //
 // A token is untrusted: one that is malformed, names an invalid room, is
 // older than Config.ResumeAge or from the future gets a normal join (with
