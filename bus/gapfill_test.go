@@ -278,3 +278,32 @@ func TestGapFillFromSenders(t *testing.T) {
 		}
 	}
 }
+
+// History replays the last n lines of a room however many the stream
+// keeps for gap-fill and resume, and whatever other rooms wrote between.
+func TestHistoryWithRetention(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	c := mustConnect(t, s, func(cfg *Config) { cfg.History, cfg.Retain = 5, 1000 })
+	for i := 1; i <= 300; i++ {
+		if err := c.Publish("lobby", KindSay, "alice", strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 { // another room, busier
+			for j := 0; j < 20; j++ {
+				if err := c.Publish("dev", KindSay, "bob", "x"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	want := "[296 297 298 299 300]"
+	checkFor(t, 5*time.Second, func() error {
+		if got := fmt.Sprint(seqs(history(t, c, "lobby", 5), "alice")); got != want {
+			return fmt.Errorf("History(lobby, 5) = %s, want %s", got, want)
+		}
+		return nil
+	})
+	if got := len(history(t, c, "lobby", 250)); got != 250 {
+		t.Errorf("History(lobby, 250): %d lines", got)
+	}
+}
