@@ -151,6 +151,28 @@ func TestResumeBadTokens(t *testing.T) {
 	}
 }
 
+// A valid token only ever selects lines of the room it names: one naming
+// another room (with positions from lobby) yields none of lobby's lines.
+func TestResumeOtherRoom(t *testing.T) {
+	m := mustRunMain(t)
+	bob := join(t, m.ChatAddr().String(), "bob")
+	alice := wsJoin(t, m, "alice")
+	bob.send("in lobby\n")
+	seen := alice.expectSay("bob", "in lobby")
+	bob.send("after\n")
+	bob.expect("bob: after")
+	tok := fmt.Sprintf("dev:%d:%s", seen.TS-60000, "00000000.0")
+	c, h, _ := wsResume(t, m, "carol", tok)
+	if h.Room != "dev" || !h.Missed || len(h.Events) != 0 {
+		t.Errorf("resume in dev: %v, want an empty missed replay of dev", h)
+	}
+	for _, x := range c.sync() {
+		if x.Type == "event" && x.Kind == "say" && x.Nick == "bob" {
+			t.Errorf("a lobby line reached dev: %v", x)
+		}
+	}
+}
+
 // The terminal client's TCP extension: " +resume" after the nickname gives
 // positions on chat lines; " +resume=TOKEN" resumes. A plain client's lines
 // are unchanged.
