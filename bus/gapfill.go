@@ -35,11 +35,21 @@ import (
 // The normal path never reads the stream: a fill runs only after a
 // reconnect.
 
-// KindMissed is not an envelope kind: Subscribe delivers it, once, when the
-// stream no longer holds part of what a gap-fill had to recover (the room's
-// retention window is exceeded, or the stream cannot be read). Its time is
-// when the link went down.
-const KindMissed = "missed"
+// Kinds Subscribe delivers that are not envelope kinds, all with empty id,
+// nick and text.
+const (
+	// KindMissed: what a gap-fill had to recover is not all there (the
+	// room's retention window was exceeded and a sender is gone); once per
+	// fill. Its time is when the link went down.
+	KindMissed = "missed"
+	// KindGap: the link is down; live events are held until KindFilled.
+	// What comes between is what the subscriber missed, then what was held:
+	// a subscriber that adds members to the room meanwhile should wait for
+	// KindFilled (they would get lines from before they came).
+	KindGap = "gap"
+	// KindFilled: the gap is filled; live events follow.
+	KindFilled = "filled"
+)
 
 const (
 	// fillMargin is how much earlier than the link can have gone silent a
@@ -110,7 +120,9 @@ func (c *Conn) linkDown() {
 	c.fills.downAt = time.Now()
 	for rs := range c.fills.subs {
 		rs.mu.Lock()
-		rs.filling++
+		if rs.filling++; rs.filling == 1 {
+			rs.deliver("", KindGap, "", "", c.fills.downAt)
+		}
 		rs.mu.Unlock()
 	}
 }
@@ -232,6 +244,7 @@ func (rs *roomSub) fill(from, down time.Time) {
 	for i := range held {
 		rs.deliverLocked(&held[i])
 	}
+	rs.deliver("", KindFilled, "", "", time.Now())
 }
 
 // recoverLines gathers the chat lines of room that someone whose last

@@ -18,6 +18,13 @@ const (
 	// room's stored lines no longer reach back that far); at is when the
 	// link went down. Members get one notice.
 	KindMissed = "missed"
+	// KindGap and KindFilled are not published either: a Bus delivers
+	// KindGap when its link drops and it starts holding the room's live
+	// events, and KindFilled once it has delivered what the room missed
+	// and what it held. A member added in between would get lines from
+	// before it came: joins wait for KindFilled.
+	KindGap    = "gap"
+	KindFilled = "filled"
 )
 
 // DeliverFunc receives one room event. id is unique per event across the
