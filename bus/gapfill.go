@@ -61,10 +61,16 @@ const (
 	// maxHeld bounds the live events held during a fill; past it they are
 	// dropped (and reported as missed).
 	maxHeld = PendingMsgsLimit
-	// fillTries is how many times a fill that fails is tried (JetStream may
-	// be electing a leader), each bounded by RequestTimeout, 250ms apart;
+	// fillTries bounds how many times reading the stream is tried when a
+	// fill needs it (JetStream may be electing a leader), each try bounded
+	// by RequestTimeout, 250ms apart, all within fillBudget RequestTimeouts:
 	// the live lines stay held meanwhile.
-	fillTries = 8
+	fillTries  = 8
+	fillBudget = 3
+	// allAnsweredRead bounds the one read of the stream when every live
+	// gateway gave its own lines: it only looks for lines of gateways
+	// gone since.
+	allAnsweredRead = 500 * time.Millisecond
 )
 
 // roomSub is one room subscription's delivery state. Its mutex orders
@@ -250,40 +256,43 @@ func (rs *roomSub) fill(from, down time.Time) {
 // recoverLines gathers the chat lines of room that someone whose last
 // counter per gateway is last has not delivered: from a gateway absent from
 // last, those after from (and, read from the stream, stored after floor).
-// It asks the gateways for their own lines first; the stream is read for
-// the gateways that do not answer, and tried again while it has no leader
-// unless every live gateway answered. The lines come in delivery order
-// (merge). gone reports that some could not be recovered; err that the
-// stream could not be read when it was needed.
+// It asks the gateways for their own lines first, then reads the stream for
+// the gateways that did not answer (crashed, or gone since): once and
+// briefly (allAnsweredRead) when every live gateway answered, else tried
+// again while the stream has no leader, for a bounded time. The lines come in delivery order (merge). gone reports
+// that some could not be recovered; err that the stream could not be read
+// when it was needed.
 func (c *Conn) recoverLines(room, subject string, from time.Time, last map[string]uint64, floor time.Time, max int) (lines []Envelope, gone bool, err error) {
 	lines, answered, ringGone := c.askSenders(room, from, last)
 	all := c.allAnswered(answered)
-	tries := fillTries
+	timeout, deadline := c.cfg.RequestTimeout, time.Now().Add(fillBudget*c.cfg.RequestTimeout)
 	if all {
-		tries = 1
+		timeout, deadline = min(timeout, allAnsweredRead), time.Time{}
 	}
 	var stored []storedLine
 	var streamGone bool
-	for try := 0; try < tries; try++ {
+	for try := 0; try < fillTries; try++ {
 		if c.closing.Load() {
 			return nil, false, ErrClosed
 		}
-		stored, streamGone, err = c.readSince(subject, from, max)
+		stored, streamGone, err = c.readSince(subject, from, max, timeout)
 		if err == nil || errors.Is(err, errNoHistory) {
 			break
 		}
 		c.log.Warn("bus: gap-fill: cannot read the room's stream", "room", room, "try", try+1, "err", err)
-		if try+1 < tries {
+		if time.Now().Add(c.cfg.RequestTimeout).Before(deadline) {
 			select {
 			case <-c.done:
 				return nil, false, ErrClosed
 			case <-time.After(250 * time.Millisecond):
 			}
+			continue
 		}
+		break
 	}
 	// silent: a gateway with lines due did not answer, so what the stream
 	// no longer holds may be lost.
-	silent := !all
+	silent := err != nil && !all
 	for i := range stored {
 		e := &stored[i].e
 		if gw, n, ok := splitID(e.ID); ok {
@@ -349,15 +358,15 @@ type storedLine struct {
 var errNoHistory = errors.New("bus: no history stream")
 
 // readSince reads subject's stored lines stored at or after from, up to the
-// stream's last one for subject when called, at most max. gone reports that
+// stream's last one for subject when called, at most max, within timeout. gone reports that
 // the stream may no longer hold lines from the start of that range (the
 // room's retention window was exceeded). Lines that fail the envelope check
 // are skipped and counted.
-func (c *Conn) readSince(subject string, from time.Time, max int) (lines []storedLine, gone bool, err error) {
+func (c *Conn) readSince(subject string, from time.Time, max int, timeout time.Duration) (lines []storedLine, gone bool, err error) {
 	if c.history == nil {
 		return nil, false, errNoHistory
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// The resubscription is in place at the server before the end of the
 	// range is read, so every later line arrives live.
