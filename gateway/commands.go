@@ -121,7 +121,7 @@ func (s *Session) cmdJoin(arg string) {
 		s.noticef("you are already in %s", name)
 		return
 	}
-	if err := s.join(name); err != nil {
+	if err := s.join(name, nil); err != nil {
 		s.log.Warn("join", "room", name, "err", err)
 		s.unavailable("could not join " + name)
 	}

@@ -189,8 +189,9 @@ func (s *Session) hello(nick string) {
 	s.mu.Lock()
 	s.queued = true
 	s.mu.Unlock()
-	s.deliver(s.enc.welcome(nick, s.srv.cfg.DefaultRoom), "")
-	if err := s.join(s.srv.cfg.DefaultRoom); err != nil {
+	// The welcome is queued by join once the room's subscription is in
+	// place: a line published after the client reads it reaches it.
+	if err := s.join(s.srv.cfg.DefaultRoom, s.enc.welcome(nick, s.srv.cfg.DefaultRoom)); err != nil {
 		s.log.Warn("join default room", "err", err)
 		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
 		return
@@ -292,8 +293,12 @@ func (s *Session) say(kind, text string) {
 
 // join moves the session into room: it leaves the current room, starts
 // holding live frames, replays the room's history, then releases the held
-// frames after it, dropping any the replay already showed.
-func (s *Session) join(room string) error {
+// frames after it, dropping any the replay already showed. welcome, if not
+// nil, is queued ahead of everything else as soon as the gateway's
+// subscription to the room is in place (see Bus.Subscribe), never before:
+// the client may take it as the promise that every line published to the
+// room from then on reaches it.
+func (s *Session) join(room string, welcome []byte) error {
 	if s.room != "" {
 		s.leave()
 	}
@@ -303,6 +308,14 @@ func (s *Session) join(room string) error {
 	if err := s.srv.enter(s, room); err != nil {
 		s.endReplay(nil)
 		return err
+	}
+	if welcome != nil {
+		s.mu.Lock()
+		if !s.closing {
+			s.queueLocked(welcome)
+			s.kickLocked()
+		}
+		s.mu.Unlock()
 	}
 	s.room = room
 	ctx, cancel := s.busContext()
