@@ -146,9 +146,6 @@ func TestPublishSubscribe(t *testing.T) {
 	if a.ID() == b.ID() || a.ID() == "" {
 		t.Fatalf("gateway ids %q and %q", a.ID(), b.ID())
 	}
-	if !a.JetStream() {
-		t.Fatal("JetStream() = false on a JetStream server")
-	}
 
 	var ra, rb recorder
 	unsubA, err := a.Subscribe("lobby", ra.deliver)
@@ -603,80 +600,27 @@ func TestInvalidNames(t *testing.T) {
 	}
 }
 
+// A NATS server without JetStream is refused at once, with one line that
+// says how to enable it.
 func TestNoJetStream(t *testing.T) {
 	s := clustertest.Start(t, clustertest.Options{NoJetStream: true})
-	a := mustConnect(t, s, nil)
-	b := mustConnect(t, s, nil)
-	if a.JetStream() {
-		t.Fatal("JetStream() = true without JetStream")
+	cfg := DefaultConfig()
+	cfg.Servers = []string{s.ClientURL()}
+	cfg.Logger = testLogger(t)
+	start := time.Now()
+	c, err := Connect(context.Background(), cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("Connect succeeded without JetStream")
 	}
-	ctx := context.Background()
-	var r recorder
-	unsub, err := b.Subscribe("lobby", r.deliver)
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, ErrNoJetStream) {
+		t.Fatalf("Connect err = %v, want ErrNoJetStream", err)
 	}
-	defer unsub()
-	if err := a.Publish("lobby", KindSay, "alice", "hi"); err != nil {
-		t.Fatal(err)
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "nats-server -js") || !strings.Contains(msg, "chatd broker") {
+		t.Errorf("refusal %q: want one line naming nats-server -js and chatd broker", msg)
 	}
-	if got := texts(r.waitN(t, 1)); !reflect.DeepEqual(got, []string{"say:alice:hi"}) {
-		t.Errorf("got %v", got)
-	}
-	if got := history(t, a, "lobby", 5); len(got) != 0 {
-		t.Errorf("History without JetStream = %v", texts(got))
-	}
-
-	// Gateways ask each other: nicknames are unique across them.
-	for _, step := range []struct {
-		c    *Conn
-		nick string
-		want bool
-	}{{a, "Alice", true}, {a, "alice", false}, {b, "alice", false}, {b, "bob", true}, {a, "BOB", false}} {
-		if ok, err := step.c.ClaimNick(ctx, step.nick); ok != step.want || err != nil {
-			t.Errorf("ClaimNick(%s) = %v, %v; want %v", step.nick, ok, err, step.want)
-		}
-	}
-	if err := a.ReleaseNick(ctx, "ALICE"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := b.ClaimNick(ctx, "alice"); !ok || err != nil {
-		t.Errorf("ClaimNick after release = %v, %v", ok, err)
-	}
-
-	// Who and Rooms gather every gateway's members.
-	for _, e := range []struct {
-		c          *Conn
-		room, nick string
-	}{{a, "lobby", "Carol"}, {b, "lobby", "alice"}, {b, "dev", "bob"}, {a, "dev", "dave"}} {
-		if err := e.c.Enter(ctx, e.room, e.nick); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range []*Conn{a, b} {
-		if who, err := c.Who(ctx, "lobby"); err != nil || !reflect.DeepEqual(who, []string{"alice", "Carol"}) {
-			t.Errorf("Who = %v, %v", who, err)
-		}
-	}
-	if err := a.Leave(ctx, "dev", "dave"); err != nil {
-		t.Fatal(err)
-	}
-	if rooms, err := b.Rooms(ctx); err != nil || !reflect.DeepEqual(rooms, map[string]int{"lobby": 2, "dev": 1}) {
-		t.Errorf("Rooms = %v, %v", rooms, err)
-	}
-	if gws, err := a.Gateways(ctx); err != nil || len(gws) != 0 {
-		t.Errorf("Gateways without addresses = %v, %v", gws, err)
-	}
-
-	// Private messages still cross gateways.
-	in := &inbox{for_: "alice"}
-	stop, err := b.ReceivePrivate(in.deliver)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	if ok, err := a.SendPrivate(ctx, "Alice", "bob", "hey"); !ok || err != nil {
-		t.Errorf("SendPrivate = %v, %v", ok, err)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("refusal took %v", d)
 	}
 }
 

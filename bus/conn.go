@@ -146,8 +146,7 @@ type Conn struct {
 
 	startedAt time.Time
 
-	// JetStream handles; all nil when the server has no JetStream. history
-	// is also nil when Config.History is 0.
+	// JetStream handles; history is nil when Config.History is 0.
 	js       jetstream.JetStream
 	history  jetstream.Stream
 	gateways jetstream.KeyValue
@@ -168,7 +167,6 @@ type Conn struct {
 
 	mu        sync.Mutex
 	seen      map[string]struct{} // gateways alive at the last lease refresh (JetStream)
-	beats     map[string]beat     // gateways heard by heartbeat (without JetStream)
 	held      map[string]string   // nickkey → nick claimed through this Conn ("" while being released)
 	doubtful  map[string]struct{} // nickkeys whose claim failed but may have been applied
 	unwritten map[string]struct{} // presence keys Enter could not write
@@ -178,9 +176,9 @@ type Conn struct {
 	reaping   bool                // a reap goroutine is running
 }
 
-// Connect dials NATS, sets up the JetStream stream and buckets (or falls back
-// to asking the other gateways if the server has no JetStream) and starts this
-// gateway's lease. ctx bounds the JetStream setup.
+// Connect dials NATS, sets up the JetStream stream and buckets and starts
+// this gateway's lease. ctx bounds the JetStream setup. A server without
+// JetStream is refused with ErrNoJetStream.
 func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
@@ -257,21 +255,16 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		nc.Close()
 		return nil, err
 	}
-	if c.js != nil {
-		c.seen = make(map[string]struct{})
-		c.wg.Add(3)
-		go c.leaseLoop()
-		go c.followGateways()
-		go c.sweepLoop()
-	} else if err := c.startHeartbeats(); err != nil {
-		nc.Close()
-		return nil, err
-	}
+	c.seen = make(map[string]struct{})
+	c.wg.Add(3)
+	go c.leaseLoop()
+	go c.followGateways()
+	go c.sweepLoop()
 	url := nc.ConnectedUrlRedacted()
 	if cfg.InProcess != nil {
 		url = "in-process"
 	}
-	c.log.Info("bus: connected", "url", url, "jetstream", c.js != nil, "history", c.history != nil)
+	c.log.Info("bus: connected", "url", url, "history", c.history != nil)
 	return c, nil
 }
 
@@ -298,11 +291,6 @@ func newID() (string, error) {
 
 // ID returns this gateway's id, random per Conn.
 func (c *Conn) ID() string { return c.id }
-
-// JetStream reports whether the server has JetStream. Without it there is no
-// history, and nicknames and presence are kept in this Conn only: unique and
-// listed by asking the other gateways over request/reply: see doc.go.
-func (c *Conn) JetStream() bool { return c.js != nil }
 
 func (c *Conn) onError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	subject := ""
@@ -362,7 +350,7 @@ func (c *Conn) Publish(room, kind, nick, text string) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	if kind == KindLeave && c.js != nil {
+	if kind == KindLeave {
 		// Leave found the user's presence released by another gateway,
 		// which announced the departure: do not announce it twice.
 		if key, err := presenceKey(room, nick); err == nil {
@@ -510,7 +498,7 @@ func (c *Conn) close() error {
 	close(c.done)
 	c.wg.Wait() // lease loop and reapers
 
-	if c.js != nil && !c.nc.IsClosed() {
+	if !c.nc.IsClosed() {
 		c.release()
 	}
 

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -18,26 +17,16 @@ func (c *Conn) Gateways(ctx context.Context) ([]string, error) {
 	if c.closing.Load() {
 		return nil, ErrClosed
 	}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	recs, err := c.leases(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bus: gateways: %w", err)
+	}
 	var addrs []string
-	if c.js == nil {
-		c.mu.Lock()
-		for id, b := range c.beats {
-			if id != c.id && b.Addr != "" && time.Since(b.at) < c.cfg.Lease {
-				addrs = append(addrs, b.Addr)
-			}
-		}
-		c.mu.Unlock()
-	} else {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		recs, err := c.leases(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("bus: gateways: %w", err)
-		}
-		for id, r := range recs {
-			if id != c.id && r.Addr != "" {
-				addrs = append(addrs, r.Addr)
-			}
+	for id, r := range recs {
+		if id != c.id && r.Addr != "" {
+			addrs = append(addrs, r.Addr)
 		}
 	}
 	slices.Sort(addrs)
@@ -300,155 +289,4 @@ func (c *Conn) reassert(ctx context.Context) {
 			_ = c.publish(subject, &env)
 		}
 	}
-}
-
-// Without JetStream, gateways find each other by heartbeat and answer
-// each other's questions about nicknames and presence over request/reply.
-const (
-	heartbeatSubject = "chat.v1.gw.heartbeat"
-	querySubject     = "chat.v1.gw.query"
-)
-
-// beat is one gateway's latest heartbeat.
-type beat struct {
-	ID   string `json:"gw"`
-	Name string `json:"name"`
-	Addr string `json:"addr,omitempty"`
-	at   time.Time
-}
-
-// query asks every gateway about its local state (no-JetStream mode).
-type query struct {
-	From string `json:"gw"`
-	Q    string `json:"q"` // "nick", "who" or "rooms"
-	Nick string `json:"nick,omitempty"`
-	Room string `json:"room,omitempty"`
-}
-
-type answer struct {
-	Held  bool           `json:"held,omitempty"`
-	Nicks []string       `json:"nicks,omitempty"`
-	Rooms map[string]int `json:"rooms,omitempty"`
-}
-
-func (c *Conn) startHeartbeats() error {
-	c.beats = make(map[string]beat)
-	if _, err := c.nc.Subscribe(heartbeatSubject, func(m *nats.Msg) {
-		var b beat
-		if json.Unmarshal(m.Data, &b) != nil || b.ID == "" {
-			return
-		}
-		b.at = time.Now()
-		c.mu.Lock()
-		_, known := c.beats[b.ID]
-		c.beats[b.ID] = b
-		c.mu.Unlock()
-		if !known && b.ID != c.id {
-			c.beat() // a newcomer learns of this gateway at once
-		}
-	}); err != nil {
-		return fmt.Errorf("bus: heartbeats: %w", err)
-	}
-	if _, err := c.nc.Subscribe(querySubject, c.answer); err != nil {
-		return fmt.Errorf("bus: queries: %w", err)
-	}
-	c.flush()
-	c.beat()
-	// Give the gateways already running a moment to answer the first beat,
-	// so the first nickname claims know whom to ask.
-	time.Sleep(discoveryWait)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		t := time.NewTicker(c.cfg.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.done:
-				return
-			case <-t.C:
-				c.beat()
-			}
-		}
-	}()
-	return nil
-}
-
-// discoveryWait is how long Connect waits, without JetStream, for the other
-// gateways' heartbeats.
-const discoveryWait = 200 * time.Millisecond
-
-func (c *Conn) beat() {
-	b, _ := json.Marshal(beat{ID: c.id, Name: c.cfg.Name, Addr: c.cfg.Addr})
-	_ = c.nc.Publish(heartbeatSubject, b)
-}
-
-// answer replies to another gateway's query from this gateway's own state.
-func (c *Conn) answer(m *nats.Msg) {
-	var q query
-	if json.Unmarshal(m.Data, &q) != nil || m.Reply == "" || q.From == c.id {
-		return
-	}
-	var a answer
-	c.mu.Lock()
-	switch q.Q {
-	case "nick":
-		key, _ := NickKey(q.Nick)
-		_, a.Held = c.held[key]
-	case "who":
-		for key, nick := range c.present {
-			if roomOf(key) == q.Room {
-				a.Nicks = append(a.Nicks, nick)
-			}
-		}
-	case "rooms":
-		a.Rooms = make(map[string]int)
-		for key := range c.present {
-			a.Rooms[roomOf(key)]++
-		}
-	}
-	c.mu.Unlock()
-	b, _ := json.Marshal(a)
-	_ = m.Respond(b)
-}
-
-// ask sends q to every other gateway and collects their answers until all
-// gateways heard by heartbeat have answered or the time is up.
-func (c *Conn) ask(ctx context.Context, q query) ([]answer, error) {
-	q.From = c.id
-	c.mu.Lock()
-	want := 0
-	for id, b := range c.beats {
-		if id != c.id && time.Since(b.at) < c.cfg.Lease {
-			want++
-		}
-	}
-	c.mu.Unlock()
-	if want == 0 {
-		return nil, nil
-	}
-	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	data, _ := json.Marshal(q)
-	if err := c.nc.PublishRequest(querySubject, inbox, data); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout/2)
-	defer cancel()
-	var answers []answer
-	for len(answers) < want {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			break // the rest did not answer in time: use what came
-		}
-		var a answer
-		if json.Unmarshal(m.Data, &a) == nil {
-			answers = append(answers, a)
-		}
-	}
-	return answers, nil
 }

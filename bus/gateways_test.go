@@ -483,21 +483,17 @@ func TestNickLostWhileCutOff(t *testing.T) {
 }
 
 func TestGatewayAddresses(t *testing.T) {
-	for _, js := range []bool{true, false} {
-		t.Run(fmt.Sprintf("jetstream=%v", js), func(t *testing.T) {
-			s := clustertest.Start(t, clustertest.Options{NoJetStream: !js})
-			a := mustConnect(t, s, func(c *Config) { c.Addr = "h1:5500" })
-			mustConnect(t, s, func(c *Config) { c.Addr = "h2:5500" })
-			mustConnect(t, s, func(c *Config) { c.Addr = "h3:5500" })
-			checkFor(t, 5*time.Second, func() error {
-				got, err := a.Gateways(context.Background())
-				if err != nil || !slices.Equal(got, []string{"h2:5500", "h3:5500"}) {
-					return fmt.Errorf("Gateways = %v, %v", got, err)
-				}
-				return nil
-			})
-		})
-	}
+	s := clustertest.Start(t, clustertest.Options{})
+	a := mustConnect(t, s, func(c *Config) { c.Addr = "h1:5500" })
+	mustConnect(t, s, func(c *Config) { c.Addr = "h2:5500" })
+	mustConnect(t, s, func(c *Config) { c.Addr = "h3:5500" })
+	checkFor(t, 5*time.Second, func() error {
+		got, err := a.Gateways(context.Background())
+		if err != nil || !slices.Equal(got, []string{"h2:5500", "h3:5500"}) {
+			return fmt.Errorf("Gateways = %v, %v", got, err)
+		}
+		return nil
+	})
 }
 
 // waitLeaseGone waits until gateway id's lease has lapsed, reading the

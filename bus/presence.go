@@ -55,8 +55,7 @@ type liveCache struct {
 }
 
 // setupJetStream creates or updates the stream and buckets and writes this
-// gateway's lease. Without JetStream on the server it logs once and leaves
-// c.js nil.
+// gateway's lease. A server without JetStream is refused (ErrNoJetStream).
 func (c *Conn) setupJetStream(ctx context.Context) error {
 	js, err := jetstream.New(c.nc)
 	if err != nil {
@@ -64,8 +63,7 @@ func (c *Conn) setupJetStream(ctx context.Context) error {
 	}
 	if _, err := js.AccountInfo(ctx); err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			c.log.Warn("bus: NATS has no JetStream: history is off; nickname uniqueness and /who rely on asking the other gateways (weaker: see docs/protocol.md)")
-			return nil
+			return ErrNoJetStream
 		}
 		return fmt.Errorf("bus: jetstream: %w", err)
 	}
@@ -262,9 +260,6 @@ func isConflict(err error) bool {
 // chat_nicks. A record left by a gateway whose lease has lapsed is taken
 // over atomically. It reports false if the nick is held by a live gateway,
 // this one included.
-//
-// Without JetStream it asks the other gateways whether they hold nick; two
-// gateways claiming one nick at the same instant can both succeed.
 func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 	key, err := NickKey(nick)
 	if err != nil {
@@ -272,30 +267,6 @@ func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
 	}
 	if c.closing.Load() {
 		return false, ErrClosed
-	}
-	if c.js == nil {
-		c.mu.Lock()
-		_, taken := c.held[key]
-		c.mu.Unlock()
-		if taken {
-			return false, nil
-		}
-		answers, err := c.ask(ctx, query{Q: "nick", Nick: nick})
-		if err != nil {
-			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
-		}
-		for _, a := range answers {
-			if a.Held {
-				return false, nil
-			}
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if _, taken := c.held[key]; taken {
-			return false, nil
-		}
-		c.held[key] = nick
-		return true, nil
 	}
 	// The key is reserved here while it is claimed, so that a record of
 	// this gateway that no session holds is known to be left over.
@@ -479,12 +450,10 @@ func (c *Conn) ReleaseNick(ctx context.Context, nick string) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	if c.js != nil {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		if err := c.deleteOwned(ctx, c.nicks, key); err != nil {
-			return fmt.Errorf("bus: release nick %q: %w", nick, err)
-		}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	if err := c.deleteOwned(ctx, c.nicks, key); err != nil {
+		return fmt.Errorf("bus: release nick %q: %w", nick, err)
 	}
 	c.mu.Lock()
 	delete(c.held, key)
@@ -513,9 +482,6 @@ func (c *Conn) deleteOwned(ctx context.Context, kv jetstream.KeyValue, key strin
 }
 
 // Enter records in chat_presence that nick is in room.
-//
-// Without JetStream presence is recorded in this Conn, and other gateways
-// ask for it.
 func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 	key, err := presenceKey(room, nick)
 	if err != nil {
@@ -524,20 +490,18 @@ func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	if c.js != nil {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		if err := c.enter(ctx, room, key, nick); err != nil {
-			// Written at the next lease refresh (repairPresence): without
-			// it the user's departure would not be announced if this
-			// gateway crashed.
-			c.mu.Lock()
-			c.present[key] = nick
-			c.unwritten[key] = struct{}{}
-			delete(c.leftover, key)
-			c.mu.Unlock()
-			return fmt.Errorf("bus: enter %s: %w", room, err)
-		}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	if err := c.enter(ctx, room, key, nick); err != nil {
+		// Written at the next lease refresh (repairPresence): without
+		// it the user's departure would not be announced if this
+		// gateway crashed.
+		c.mu.Lock()
+		c.present[key] = nick
+		c.unwritten[key] = struct{}{}
+		delete(c.leftover, key)
+		c.mu.Unlock()
+		return fmt.Errorf("bus: enter %s: %w", room, err)
 	}
 	c.mu.Lock()
 	c.present[key] = nick
@@ -601,26 +565,24 @@ func (c *Conn) Leave(ctx context.Context, room, nick string) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	if c.js != nil {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		announced, err := c.leave(ctx, key)
-		if err != nil {
-			// The user is gone all the same: they must not be claimed
-			// back (reassert) or written (repairPresence); the entry is
-			// deleted at a later lease refresh (deleteLeftover).
-			c.mu.Lock()
-			delete(c.present, key)
-			delete(c.unwritten, key)
-			c.leftover[key] = struct{}{}
-			c.mu.Unlock()
-			return fmt.Errorf("bus: leave %s: %w", room, err)
-		}
-		if announced {
-			c.mu.Lock()
-			c.announced[key] = struct{}{}
-			c.mu.Unlock()
-		}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	announced, err := c.leave(ctx, key)
+	if err != nil {
+		// The user is gone all the same: they must not be claimed
+		// back (reassert) or written (repairPresence); the entry is
+		// deleted at a later lease refresh (deleteLeftover).
+		c.mu.Lock()
+		delete(c.present, key)
+		delete(c.unwritten, key)
+		c.leftover[key] = struct{}{}
+		c.mu.Unlock()
+		return fmt.Errorf("bus: leave %s: %w", room, err)
+	}
+	if announced {
+		c.mu.Lock()
+		c.announced[key] = struct{}{}
+		c.mu.Unlock()
 	}
 	c.mu.Lock()
 	delete(c.present, key)
@@ -673,8 +635,6 @@ type presenceEntry struct {
 // Who lists the nicknames in room whose gateway is alive, sorted
 // case-insensitively. It reads the current chat_presence entries under
 // <room>.*; the set of live gateways it uses may be up to a second old.
-//
-// Without JetStream it asks the other gateways for their members.
 func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 	if err := ValidRoom(room); err != nil {
 		return nil, err
@@ -682,33 +642,15 @@ func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 	if c.closing.Load() {
 		return nil, ErrClosed
 	}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	entries, err := c.livePresence(ctx, room+".*")
+	if err != nil {
+		return nil, fmt.Errorf("bus: who %s: %w", room, err)
+	}
 	var nicks []string
-	if c.js == nil {
-		prefix := room + "."
-		c.mu.Lock()
-		for key, nick := range c.present {
-			if strings.HasPrefix(key, prefix) {
-				nicks = append(nicks, nick)
-			}
-		}
-		c.mu.Unlock()
-		answers, err := c.ask(ctx, query{Q: "who", Room: room})
-		if err != nil {
-			return nil, fmt.Errorf("bus: who %s: %w", room, err)
-		}
-		for _, a := range answers {
-			nicks = append(nicks, a.Nicks...)
-		}
-	} else {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		entries, err := c.livePresence(ctx, room+".*")
-		if err != nil {
-			return nil, fmt.Errorf("bus: who %s: %w", room, err)
-		}
-		for _, e := range entries {
-			nicks = append(nicks, e.Nick)
-		}
+	for _, e := range entries {
+		nicks = append(nicks, e.Nick)
 	}
 	slices.SortFunc(nicks, func(a, b string) int {
 		if c := strings.Compare(strings.ToLower(a), strings.ToLower(b)); c != 0 {
@@ -721,30 +663,11 @@ func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 
 // Rooms counts the members of every room with at least one member whose
 // gateway is alive.
-//
-// Without JetStream it asks the other gateways for their counts.
 func (c *Conn) Rooms(ctx context.Context) (map[string]int, error) {
 	if c.closing.Load() {
 		return nil, ErrClosed
 	}
 	rooms := make(map[string]int)
-	if c.js == nil {
-		c.mu.Lock()
-		for key := range c.present {
-			rooms[roomOf(key)]++
-		}
-		c.mu.Unlock()
-		answers, err := c.ask(ctx, query{Q: "rooms"})
-		if err != nil {
-			return nil, fmt.Errorf("bus: rooms: %w", err)
-		}
-		for _, a := range answers {
-			for room, n := range a.Rooms {
-				rooms[room] += n
-			}
-		}
-		return rooms, nil
-	}
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 	entries, err := c.livePresence(ctx, jetstream.AllKeys)

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +79,34 @@ func TestJoinPromise(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A gateway pointed at a NATS server without JetStream refuses to start,
+// at once, with one line that says how to enable it.
+func TestGatewayRefusesNoJetStream(t *testing.T) {
+	ns := clustertest.Start(t, clustertest.Options{NoJetStream: true})
+	checkRefusesNoJetStream(t, ns.ClientURL())
+}
+
+func checkRefusesNoJetStream(t *testing.T, url string) {
+	t.Helper()
+	m := NewMain(RoleGateway)
+	m.Stdout, m.Stderr = io.Discard, &testLog{t: t}
+	if err := m.ParseFlags([]string{"--nats", url, "--listen", "127.0.0.1:0", "--http", ""}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	start := time.Now()
+	err := m.Run(ctx)
+	m.Close()
+	if err == nil {
+		t.Fatal("Run succeeded on a NATS server without JetStream")
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "nats-server -js") || !strings.Contains(msg, "chatd broker") {
+		t.Errorf("refusal %q: want one line naming nats-server -js and chatd broker", msg)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("refused after %v, want at once", d)
+	}
 }
