@@ -77,6 +77,10 @@ type Config struct {
 	// RequestTimeout bounds each KV operation and each private-message
 	// request.
 	RequestTimeout time.Duration
+	// Sweep is how often this gateway purges, from the nickname and
+	// presence buckets, the delete markers older than Sweep (see sweep.go).
+	// Zero means a minute.
+	Sweep time.Duration
 	// Addr is where chat clients reach this gateway ("host:port"), shared
 	// with the other gateways so that a gateway shutting down can tell its
 	// clients where to go (see Gateways).
@@ -104,6 +108,7 @@ func DefaultConfig() Config {
 		Replicas:       1,
 		Lease:          15 * time.Second,
 		RequestTimeout: 2 * time.Second,
+		Sweep:          time.Minute,
 	}
 }
 
@@ -112,8 +117,11 @@ func (cfg *Config) fill() error {
 	if cfg.InProcess == nil && len(cfg.Servers) == 0 {
 		return fmt.Errorf("%w: no Servers and no InProcess server", ErrConfig)
 	}
-	if cfg.History < 0 || cfg.Replicas < 0 || cfg.Lease < 0 || cfg.RequestTimeout < 0 {
-		return fmt.Errorf("%w: negative History, Replicas, Lease or RequestTimeout", ErrConfig)
+	if cfg.History < 0 || cfg.Replicas < 0 || cfg.Lease < 0 || cfg.RequestTimeout < 0 || cfg.Sweep < 0 {
+		return fmt.Errorf("%w: negative History, Replicas, Lease, RequestTimeout or Sweep", ErrConfig)
+	}
+	if cfg.Sweep == 0 {
+		cfg.Sweep = d.Sweep
 	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = d.Replicas
@@ -164,6 +172,13 @@ type Conn struct {
 	closeErr  error
 
 	disconnected atomic.Int64 // unix nanoseconds of the last disconnect, 0 if none pending
+	// judgeAfter is when this gateway may next judge another gone (unix
+	// nanoseconds): a full lease after its own lease was refreshed again
+	// following a failure or a lapse (see mayJudge); 0 from the start.
+	judgeAfter atomic.Int64
+	// refreshFault, set by tests, fails every lease refresh as if
+	// JetStream could not answer (no quorum), while the server's TTL runs.
+	refreshFault atomic.Bool
 
 	mu        sync.Mutex
 	seen      map[string]struct{} // gateways alive at the last lease refresh (JetStream)

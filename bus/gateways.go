@@ -121,6 +121,10 @@ func (c *Conn) watchGateways(ctx context.Context) {
 	for id := range live {
 		c.seen[id] = struct{}{}
 	}
+	if !c.mayJudge() {
+		c.mu.Unlock()
+		return
+	}
 	for id := range c.seen {
 		if _, ok := live[id]; !ok && id != c.id {
 			gone = append(gone, id)
@@ -147,6 +151,9 @@ func (c *Conn) watchGateways(ctx context.Context) {
 // It reports whether it did (false: the gateway is alive, or the bus did
 // not answer).
 func (c *Conn) cleanupGateway(ctx context.Context, gw string) bool {
+	if !c.mayJudge() {
+		return false
+	}
 	if alive, err := c.gatewayAlive(ctx, gw); err != nil || alive {
 		return false
 	}

@@ -522,3 +522,86 @@ func waitLeaseGone(t *testing.T, s *server.Server, id string) {
 		return nil
 	})
 }
+
+// After JetStream could not answer for longer than the lease (every lease
+// lapsed), the gateways refresh again one after the other, as their
+// tickers come: none is judged gone meanwhile, nobody is announced as
+// leaving or joining, their nicknames stay theirs and /who lists everyone.
+func TestRecoveryAnnouncesNobody(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
+	gws := []*Conn{mustConnect(t, s, short), mustConnect(t, s, short), mustConnect(t, s, short)}
+	a := gws[0]
+	ctx := context.Background()
+	var r recorder
+	unsub, err := a.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	all := []string{"u0", "u1", "u2"}
+	for i, g := range gws {
+		if ok, err := g.ClaimNick(ctx, all[i]); !ok || err != nil {
+			t.Fatalf("ClaimNick = %v, %v", ok, err)
+		}
+		if err := g.Enter(ctx, "lobby", all[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, 5*time.Second, func() error {
+		for _, g := range gws {
+			if !g.mayJudge() {
+				return errors.New("a gateway has not had a full lease yet")
+			}
+		}
+		return nil
+	})
+
+	// JetStream unavailable to every gateway past the lease.
+	for _, g := range gws {
+		g.refreshFault.Store(true)
+	}
+	for _, g := range gws {
+		waitLeaseGone(t, s, g.ID())
+	}
+	// It answers again; the gateways refresh one after the other.
+	refreshed := func(g *Conn, times int) {
+		t.Helper()
+		e, err := a.gateways.Get(ctx, g.ID())
+		var from uint64
+		if err == nil {
+			from = e.Revision()
+		}
+		checkFor(t, 5*time.Second, func() error {
+			e, err := a.gateways.Get(ctx, g.ID())
+			if err != nil || e.Revision() < from+uint64(times) {
+				return fmt.Errorf("lease of %s not refreshed %d times: %v", g.ID(), times, err)
+			}
+			return nil
+		})
+	}
+	for i, g := range gws {
+		g.refreshFault.Store(false)
+		refreshed(g, 2) // and it looked at the others' leases
+		if who, err := a.Who(ctx, "lobby"); err != nil || !slices.Equal(who, all) {
+			t.Errorf("after %d recovered: Who = %v, %v; want %v", i+1, who, err, all)
+		}
+		if i == 0 {
+			if ok, err := a.ClaimNick(ctx, "U2"); ok || err != nil {
+				t.Errorf("ClaimNick of a nickname whose gateway has not refreshed yet = %v, %v; want false", ok, err)
+			}
+		}
+	}
+	for _, g := range gws {
+		refreshed(g, 4) // past a full lease for everyone
+	}
+	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "say:marker:end")
+	for _, g := range gws {
+		if who, err := g.Who(ctx, "lobby"); err != nil || !slices.Equal(who, all) {
+			t.Errorf("Who = %v, %v; want %v", who, err, all)
+		}
+	}
+}

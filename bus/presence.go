@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -153,6 +154,9 @@ func (c *Conn) leadersReady(ctx context.Context) error {
 }
 
 func (c *Conn) putLease(ctx context.Context) error {
+	if c.refreshFault.Load() {
+		return errors.New("bus: lease: refresh fault (test)")
+	}
 	val, _ := json.Marshal(leaseRec{Name: c.cfg.Name, Started: c.startedAt, Addr: c.cfg.Addr})
 	if _, err := c.gateways.Put(ctx, c.id, val); err != nil {
 		return fmt.Errorf("bus: lease: %w", err)
@@ -184,7 +188,20 @@ func (c *Conn) leaseLoop() {
 		if err == nil {
 			last = time.Now()
 		}
-		switch lapsed := c.lapsed() || late; {
+		lapsed := c.lapsed() || late
+		switch {
+		case err != nil:
+			// JetStream does not answer (no quorum, or no link): nobody's
+			// lease can be refreshed, so nobody may be judged gone...
+			c.judgeAfter.Store(math.MaxInt64)
+		case !ok || lapsed:
+			// ...until every gateway has had a full lease to refresh
+			// after JetStream answers again: leases that lapsed meanwhile
+			// all expire at once when it does, and the other gateways
+			// refresh theirs up to a lease/3 later.
+			c.judgeAfter.Store(time.Now().Add(c.cfg.Lease).UnixNano())
+		}
+		switch {
 		case err != nil && ok:
 			c.log.Warn("bus: cannot refresh lease", "err", err)
 		case err == nil && (!ok || lapsed):
@@ -202,6 +219,16 @@ func (c *Conn) leaseLoop() {
 		cancel()
 		ok = err == nil
 	}
+}
+
+// mayJudge reports whether this gateway may take another whose lease is
+// missing for gone: not while its own refreshes fail, and not until a full
+// lease after they succeed again (after JetStream failed to answer, or its
+// own lease lapsed). Until then a missing lease
+// may belong to a gateway that is alive and has not had its turn to
+// refresh, and nobody is announced as gone, reaped or taken over.
+func (c *Conn) mayJudge() bool {
+	return time.Now().UnixNano() >= c.judgeAfter.Load()
 }
 
 // liveGateways returns the ids of the gateways whose lease is current, at
@@ -319,7 +346,7 @@ func (c *Conn) claimNick(ctx context.Context, key, nick string) (bool, error) {
 			if err != nil {
 				return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
 			}
-			if alive {
+			if alive || !c.mayJudge() {
 				return false, nil
 			}
 		}
@@ -713,6 +740,9 @@ read:
 			return nil, ctx.Err()
 		}
 	}
+	if !c.mayJudge() {
+		return entries, nil // see mayJudge: every entry may be current
+	}
 	live, err := c.liveGateways(ctx)
 	if err != nil {
 		return nil, err
@@ -761,6 +791,10 @@ func (c *Conn) reap(stale []presenceEntry) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 			d, checked := dead[e.GW]
+			if !checked && !c.mayJudge() {
+				cancel()
+				return
+			}
 			if !checked {
 				alive, err := c.gatewayAlive(ctx, e.GW)
 				if err != nil {
