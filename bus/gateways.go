@@ -165,7 +165,7 @@ func (c *Conn) cleanupGateway(ctx context.Context, gw string) bool {
 			return false
 		}
 		for _, e := range entries {
-			err := kv.Delete(ctx, e.key, jetstream.LastRevision(e.rev))
+			err := c.kvDelete(ctx, kv, e.key, e.rev)
 			if err != nil {
 				if !isConflict(err) {
 					c.log.Debug("bus: cleanup", "key", e.key, "err", err)
@@ -234,7 +234,7 @@ func (c *Conn) reassert(ctx context.Context) {
 		val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
 		e, err := c.nicks.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			_, err = c.nicks.Create(ctx, key, val)
+			_, err = c.kvCreate(ctx, c.nicks, key, val)
 		} else if err == nil {
 			var owner ownerRec
 			_ = json.Unmarshal(e.Value(), &owner)
@@ -248,7 +248,7 @@ func (c *Conn) reassert(ctx context.Context) {
 			case alive:
 				err = jetstream.ErrKeyExists
 			default:
-				_, err = c.nicks.Update(ctx, key, val, e.Revision())
+				_, err = c.kvUpdate(ctx, c.nicks, key, val, e.Revision())
 			}
 		}
 		if isConflict(err) {
@@ -282,9 +282,9 @@ func (c *Conn) reassert(ctx context.Context) {
 			if alive, aerr := c.gatewayAlive(ctx, owner.GW); aerr != nil || alive {
 				continue
 			}
-			_, err = c.presence.Update(ctx, key, val, e.Revision())
+			_, err = c.kvUpdate(ctx, c.presence, key, val, e.Revision())
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = c.presence.Create(ctx, key, val)
+			_, err = c.kvCreate(ctx, c.presence, key, val)
 		}
 		if err != nil {
 			c.log.Debug("bus: reassert presence", "key", key, "err", err)

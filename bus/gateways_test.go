@@ -403,6 +403,7 @@ func TestReapAnnounces(t *testing.T) {
 		}
 		return nil
 	})
+	r.waitN(t, 1) // the reaper publishes the leave just after its delete
 	if err := b.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}

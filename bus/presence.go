@@ -68,11 +68,15 @@ func (c *Conn) setupJetStream(ctx context.Context) error {
 		}
 		return fmt.Errorf("bus: jetstream: %w", err)
 	}
-	bucket := func(name, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
+	// history is 1 for the leases, which expire by age, and 2 for the
+	// nicknames and presence, whose writes roll their key up (kvwrite.go):
+	// a write is stored beside the revision it replaces, which the rollup
+	// then purges, leaving a tombstone.
+	bucket := func(name, desc string, ttl time.Duration, history uint8) (jetstream.KeyValue, error) {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      name,
 			Description: desc,
-			History:     1,
+			History:     history,
 			TTL:         ttl,
 			Storage:     jetstream.FileStorage,
 			Replicas:    c.cfg.Replicas,
@@ -82,13 +86,13 @@ func (c *Conn) setupJetStream(ctx context.Context) error {
 		}
 		return kv, nil
 	}
-	if c.gateways, err = bucket(GatewaysBucket, "chatd: live gateways (leases)", c.cfg.Lease); err != nil {
+	if c.gateways, err = bucket(GatewaysBucket, "chatd: live gateways (leases)", c.cfg.Lease, 1); err != nil {
 		return err
 	}
-	if c.nicks, err = bucket(NicksBucket, "chatd: nickname owners", 0); err != nil {
+	if c.nicks, err = bucket(NicksBucket, "chatd: nickname owners", 0, 2); err != nil {
 		return err
 	}
-	if c.presence, err = bucket(PresenceBucket, "chatd: room members", 0); err != nil {
+	if c.presence, err = bucket(PresenceBucket, "chatd: room members", 0, 2); err != nil {
 		return err
 	}
 	if c.cfg.History > 0 {
@@ -324,7 +328,7 @@ func (c *Conn) claimNick(ctx context.Context, key, nick string) (bool, error) {
 	defer cancel()
 	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
 	for range 3 { // retried when the record changes between the steps
-		_, err := c.nicks.Create(ctx, key, val)
+		_, err := c.kvCreate(ctx, c.nicks, key, val)
 		if err == nil {
 			return true, nil
 		}
@@ -353,7 +357,7 @@ func (c *Conn) claimNick(ctx context.Context, key, nick string) (bool, error) {
 		// Stale: its gateway is gone. Take it over unless the record changed
 		// meanwhile (released by a clean-up, or claimed by someone else):
 		// then look again.
-		if _, err := c.nicks.Update(ctx, key, val, e.Revision()); err != nil {
+		if _, err := c.kvUpdate(ctx, c.nicks, key, val, e.Revision()); err != nil {
 			if isConflict(err) {
 				continue
 			}
@@ -406,13 +410,13 @@ func (c *Conn) enterQuiet(ctx context.Context, key, nick string) error {
 	var old ownerRec
 	if err == nil && json.Unmarshal(e.Value(), &old) == nil && old.GW != c.id && old.GW != "" {
 		took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
-		_, err := c.presence.Update(ctx, key, took, e.Revision())
+		_, err := c.kvUpdate(ctx, c.presence, key, took, e.Revision())
 		if err == nil || !isConflict(err) {
 			return err
 		}
 	}
 	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-	_, err = c.presence.Put(ctx, key, val)
+	_, err = c.kvPut(ctx, c.presence, key, val)
 	return err
 }
 
@@ -502,7 +506,7 @@ func (c *Conn) deleteOwned(ctx context.Context, kv jetstream.KeyValue, key strin
 	if json.Unmarshal(e.Value(), &owner) != nil || owner.GW != c.id {
 		return nil
 	}
-	if err := kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+	if err := c.kvDelete(ctx, kv, key, e.Revision()); err != nil && !isConflict(err) {
 		return err
 	}
 	return nil
@@ -557,7 +561,7 @@ func (c *Conn) enter(ctx context.Context, room, key, nick string) error {
 	var old ownerRec
 	if err == nil && json.Unmarshal(e.Value(), &old) == nil && old.GW != c.id && old.GW != "" {
 		took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
-		_, err := c.presence.Update(ctx, key, took, e.Revision())
+		_, err := c.kvUpdate(ctx, c.presence, key, took, e.Revision())
 		if err == nil {
 			subject, err := EventSubject(room, KindLeave)
 			if err != nil {
@@ -576,7 +580,7 @@ func (c *Conn) enter(ctx context.Context, room, key, nick string) error {
 		// announced the departure.
 	}
 	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-	_, err = c.presence.Put(ctx, key, val)
+	_, err = c.kvPut(ctx, c.presence, key, val)
 	return err
 }
 
@@ -641,7 +645,7 @@ func (c *Conn) leave(ctx context.Context, key string) (announced bool, err error
 		if owner.GW != c.id {
 			return owner.Took == c.id, nil
 		}
-		err = c.presence.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		err = c.kvDelete(ctx, c.presence, key, e.Revision())
 		if err == nil {
 			return false, nil
 		}
@@ -806,7 +810,7 @@ func (c *Conn) reap(stale []presenceEntry) {
 				dead[e.GW] = d
 			}
 			if d {
-				err := c.presence.Delete(ctx, e.key, jetstream.LastRevision(e.rev))
+				err := c.kvDelete(ctx, c.presence, e.key, e.rev)
 				if err != nil && !isConflict(err) {
 					cancel()
 					c.log.Debug("bus: reap presence", "key", e.key, "err", err)

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"os/exec"
+	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +115,140 @@ func checkRefusesNoJetStream(t *testing.T, url string) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("refused after %v, want at once", d)
 	}
+}
+
+// watchLog passes a process's log to t.Log and reports when a line holds
+// a given text.
+type watchLog struct {
+	testLog
+	mu    sync.Mutex
+	text  string
+	found chan struct{}
+}
+
+func (w *watchLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if w.found != nil && bytes.Contains(p, []byte(w.text)) {
+		close(w.found)
+		w.found = nil
+	}
+	w.mu.Unlock()
+	return w.testLog.Write(p)
+}
+
+// await returns a channel closed when a later log line holds text.
+func (w *watchLog) await(text string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.text, w.found = text, make(chan struct{})
+	return w.found
+}
+
+// A crash never brings anyone back: users who quit before chatd was killed
+// with SIGKILL, after the sweep of delete markers had run, are neither in
+// /who nor holding their nicknames after a restart on the same data, and
+// the users connected at the crash are announced left! once.
+func TestNoGhostsAfterCrash(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGKILL")
+	}
+	data := t.TempDir()
+	args := []string{"--listen", "127.0.0.1:0", "--data", data, "--sweep", "1s", "--lease", "3s", "--log-level", "debug", "--history", "0"}
+	p, log := startWatched(t, args...)
+
+	stay := join(t, p.addr, "stay")
+	var gone []string
+	for i := range 12 {
+		nick := fmt.Sprintf("gone%d", i)
+		c := join(t, p.addr, nick)
+		stay.expect(nick + " joined!")
+		c.send("/quit\n")
+		stay.expect(nick + " left!")
+		gone = append(gone, nick)
+	}
+	// A sweep purges the markers those quits left, once they are older
+	// than the sweep interval; then a second one runs, with nothing left.
+	for range 2 {
+		select {
+		case <-log.await("bus: swept delete markers"):
+		case <-time.After(20 * time.Second):
+			t.Fatal("no sweep of delete markers within 20s")
+		}
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	p.exited <- nil
+
+	p2, _ := startWatched(t, args...)
+	watcher := join(t, p2.addr, "watcher")
+	watcher.send("/who\n")
+	who := watcher.expectPrefix("* in lobby")
+	for _, g := range gone {
+		if strings.Contains(who, g+",") || strings.HasSuffix(who, g) {
+			t.Errorf("after the crash %s, who had quit, is back: %q", g, who)
+		}
+	}
+	for _, g := range gone[:3] {
+		c := dial(t, p2.addr)
+		c.expectName()
+		c.send(g + "\n")
+		c.nick = g
+		c.expectFunc("Connected to server! for "+g, func(s string) bool {
+			if strings.HasPrefix(s, "ERROR") {
+				t.Errorf("nickname %s, whose user quit before the crash: %s", g, s)
+				return true
+			}
+			return s == "Connected to server!"
+		})
+		c.send("/quit\n")
+	}
+	// The user connected at the crash is announced gone once its old
+	// gateway's lease lapses; nobody who had quit is announced again.
+	skipped := watcher.expect("stay left!")
+	for _, g := range gone {
+		if count(skipped, g+" left!") > 1 {
+			t.Errorf("%s left! announced again after the crash: %q", g, skipped)
+		}
+	}
+	lines := watcher.sync()
+	if n := count(lines, "stay left!"); n > 0 {
+		t.Errorf("stay left! announced again: %q", lines)
+	}
+}
+
+func startWatched(t *testing.T, args ...string) (*process, *watchLog) {
+	t.Helper()
+	cmd := exec.Command(chatdBinary(t), append(args, "--http", "127.0.0.1:0")...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := &watchLog{testLog: testLog{t: t}}
+	cmd.Stderr = lw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		err := <-p.exited
+		p.exited <- err
+		lw.stop()
+	})
+	addrRE := regexp.MustCompile(`nc (127\.0\.0\.1) (\d+)`)
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+			p.addr = m[1] + ":" + m[2]
+			break
+		}
+	}
+	if p.addr == "" {
+		t.Fatal("chatd printed no nc line")
+	}
+	go io.Copy(io.Discard, stdout)
+	return p, lw
 }
