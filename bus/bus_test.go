@@ -219,7 +219,7 @@ func TestOrderPerSender(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range n {
-				if err := x.c.Publish("order", kinds[i%len(kinds)], x.nick, strconv.Itoa(i)); err != nil {
+				if err := publishAny(x.c, "order", kinds[i%len(kinds)], x.nick, strconv.Itoa(i)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -265,7 +265,7 @@ func TestHistory(t *testing.T) {
 		{KindSay, "4"}, {KindLeave, "bye"}, {KindSay, "5"}, {KindSay, "6"},
 	}
 	for _, p := range pub {
-		if err := c.Publish("hist", p[0], "bob", p[1]); err != nil {
+		if err := publishAny(c, "hist", p[0], "bob", p[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -369,10 +369,10 @@ func TestStaleNickTakeover(t *testing.T) {
 	if ok, err := a.ClaimNick(ctx, "Carol"); !ok || err != nil {
 		t.Fatalf("a.ClaimNick = %v, %v", ok, err)
 	}
-	if err := a.Enter(ctx, "lobby", "Carol"); err != nil {
+	if err := a.Join(ctx, "lobby", "Carol"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Enter(ctx, "lobby", "dave"); err != nil {
+	if err := b.Join(ctx, "lobby", "dave"); err != nil {
 		t.Fatal(err)
 	}
 	// While a refreshes its lease, the nick stays a's, past one lease period:
@@ -434,7 +434,7 @@ func TestWhoRooms(t *testing.T) {
 	ctx := context.Background()
 	enter := func(c *Conn, room, nick string) {
 		t.Helper()
-		if err := c.Enter(ctx, room, nick); err != nil {
+		if err := c.Join(ctx, room, nick); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -462,14 +462,14 @@ func TestWhoRooms(t *testing.T) {
 	check(b, "dev", []string{"Dave"}, map[string]int{"lobby": 3, "dev": 1})
 	check(b, "empty", nil, map[string]int{"lobby": 3, "dev": 1})
 
-	if err := a.Leave(ctx, "lobby", "bob"); err != nil {
+	if err := a.Part(ctx, "lobby", "bob", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Leave(ctx, "lobby", "Alice"); err != nil { // not b's: ignored
+	if err := b.Part(ctx, "lobby", "Alice", ""); err != nil { // not b's: ignored
 		t.Fatal(err)
 	}
 	check(b, "lobby", []string{"Alice", "carol"}, map[string]int{"lobby": 2, "dev": 1})
-	if err := b.Leave(ctx, "dev", "dave"); err != nil {
+	if err := b.Part(ctx, "dev", "dave", ""); err != nil {
 		t.Fatal(err)
 	}
 	check(a, "lobby", []string{"Alice", "carol"}, map[string]int{"lobby": 2})
@@ -481,7 +481,7 @@ func TestWhoRooms(t *testing.T) {
 	if _, err := b.Who(ctx, "Lobby"); !errors.Is(err, ErrInvalidRoom) {
 		t.Errorf("Who(Lobby) err = %v", err)
 	}
-	if err := a.Enter(ctx, "lobby", "x"); !errors.Is(err, ErrClosed) {
+	if err := a.Join(ctx, "lobby", "x"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Enter after Close err = %v", err)
 	}
 }
@@ -586,7 +586,7 @@ func TestInvalidNames(t *testing.T) {
 		if err := c.History(ctx, room, 5, nop); !errors.Is(err, ErrInvalidRoom) {
 			t.Errorf("History(%q) err = %v", room, err)
 		}
-		if err := c.Enter(ctx, room, "x"); !errors.Is(err, ErrInvalidRoom) {
+		if err := c.Join(ctx, room, "x"); !errors.Is(err, ErrInvalidRoom) {
 			t.Errorf("Enter(%q) err = %v", room, err)
 		}
 	}
@@ -595,7 +595,7 @@ func TestInvalidNames(t *testing.T) {
 			t.Errorf("Publish(kind %q) err = %v", kind, err)
 		}
 	}
-	if err := c.Enter(ctx, "lobby", ""); !errors.Is(err, ErrInvalidNick) {
+	if err := c.Join(ctx, "lobby", ""); !errors.Is(err, ErrInvalidNick) {
 		t.Errorf("Enter(nick \"\") err = %v", err)
 	}
 }
@@ -629,7 +629,7 @@ func TestInProcessAndClose(t *testing.T) {
 	c := mustConnect(t, s, func(c *Config) { c.Servers = nil; c.InProcess = s })
 	other := mustConnect(t, s, nil)
 	ctx := context.Background()
-	if ok, err := other.gatewayAlive(ctx, c.ID()); !ok || err != nil {
+	if ok, err := other.m.gatewayAlive(ctx, c.ID()); !ok || err != nil {
 		t.Fatalf("lease of the in-process Conn: %v, %v", ok, err)
 	}
 	var r recorder
@@ -647,7 +647,7 @@ func TestInProcessAndClose(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if ok, err := other.gatewayAlive(ctx, c.ID()); ok || err != nil {
+	if ok, err := other.m.gatewayAlive(ctx, c.ID()); ok || err != nil {
 		t.Errorf("lease after Close: %v, %v", ok, err)
 	}
 	if err := c.Publish("lobby", KindSay, "x", "y"); !errors.Is(err, ErrClosed) {
@@ -660,4 +660,13 @@ func TestInProcessAndClose(t *testing.T) {
 	if _, err := Connect(ctx, Config{}); !errors.Is(err, ErrConfig) {
 		t.Errorf("Connect(Config{}) err = %v", err)
 	}
+}
+
+// publishAny publishes an event of any kind, as Publish and, for joins and
+// departures, as Join and Part announce them.
+func publishAny(c *Conn, room, kind, nick, text string) error {
+	if kind == KindJoin || kind == KindLeave {
+		return c.m.announce(room, kind, nick, text)
+	}
+	return c.Publish(room, kind, nick, text)
 }

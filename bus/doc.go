@@ -13,6 +13,10 @@
 //   - Buckets chat_gateways (leases, TTL Lease), chat_nicks (nickkey → owner)
 //     and chat_presence (<room>.<nickkey> → owner). A record whose gateway's
 //     lease has lapsed is stale: it is ignored, taken over or reaped.
+//   - Membership (leases, nickname claims, presence, reaping) has one owner,
+//     membership (members.go: the states of an entry and their transitions),
+//     and it alone publishes join and leave events: Join and Part announce,
+//     Publish refuses those kinds.
 //
 // All Conn methods are safe for concurrent use. Callbacks given to Subscribe
 // and ReceivePrivate, and the OnDisconnect/OnReconnect hooks, run on nats.go

@@ -28,10 +28,10 @@ func TestSweepMarkers(t *testing.T) {
 		if ok, err := c.ClaimNick(ctx, nick); !ok || err != nil {
 			t.Fatalf("claim %s: %v %v", nick, ok, err)
 		}
-		if err := c.Enter(ctx, "lobby", nick); err != nil {
+		if err := c.Join(ctx, "lobby", nick); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Leave(ctx, "lobby", nick); err != nil {
+		if err := c.Part(ctx, "lobby", nick, ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.ReleaseNick(ctx, nick); err != nil {
@@ -94,20 +94,20 @@ func TestNothingComesBackAfterCrash(t *testing.T) {
 		if ok, err := c.ClaimNick(ctx, nick); !ok || err != nil {
 			t.Fatalf("claim %s: %v %v", nick, ok, err)
 		}
-		if err := c.Enter(ctx, "lobby", nick); err != nil {
+		if err := c.Join(ctx, "lobby", nick); err != nil {
 			t.Fatal(err)
 		}
 		// Another gateway's entry replaced by this one's (a user back
 		// here): a record overwritten, then deleted.
 		if i == 0 {
-			if err := other.Enter(ctx, "lobby", nick); err != nil {
+			if err := other.Join(ctx, "lobby", nick); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Enter(ctx, "lobby", nick); err != nil {
+			if err := c.Join(ctx, "lobby", nick); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := c.Leave(ctx, "lobby", nick); err != nil {
+		if err := c.Part(ctx, "lobby", nick, ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.ReleaseNick(ctx, nick); err != nil {
@@ -117,7 +117,7 @@ func TestNothingComesBackAfterCrash(t *testing.T) {
 	if ok, err := c.ClaimNick(ctx, "stay"); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	if err := c.Enter(ctx, "lobby", "stay"); err != nil {
+	if err := c.Join(ctx, "lobby", "stay"); err != nil {
 		t.Fatal(err)
 	}
 	for _, kv := range []jetstream.KeyValue{c.nicks, c.presence} {

@@ -320,11 +320,8 @@ func (s *Session) join(room string, welcome []byte) error {
 	s.room = room
 	ctx, cancel := s.busContext()
 	defer cancel()
-	if err := s.srv.bus.Enter(ctx, room, s.nick); err != nil {
-		s.log.Warn("presence enter", "room", room, "err", err)
-	}
-	if err := s.srv.bus.Publish(room, KindJoin, s.nick, ""); err != nil {
-		s.log.Warn("publish join", "room", room, "err", err)
+	if err := s.srv.bus.Join(ctx, room, s.nick); err != nil {
+		s.log.Warn("join", "room", room, "err", err)
 	}
 	var hist []event
 	if n := s.srv.cfg.History; n > 0 {
@@ -348,11 +345,8 @@ func (s *Session) leave() {
 	s.srv.exit(s, room)
 	ctx, cancel := s.busContext()
 	defer cancel()
-	if err := s.srv.bus.Leave(ctx, room, s.nick); err != nil {
-		s.log.Warn("presence leave", "room", room, "err", err)
-	}
-	if err := s.srv.bus.Publish(room, KindLeave, s.nick, ""); err != nil {
-		s.log.Warn("publish leave", "room", room, "err", err)
+	if err := s.srv.bus.Part(ctx, room, s.nick, ""); err != nil {
+		s.log.Warn("part", "room", room, "err", err)
 	}
 }
 
