@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -155,11 +157,77 @@ func isConflict(err error) bool {
 }
 
 // readRecord decodes a chat_nicks or chat_presence record and reports
-// whether it is one this gateway can use.
+// whether it is one a chatd gateway wrote (see checkRecord). Any other is
+// foreign or corrupt: it is logged once per revision and ignored for the
+// user, and the code that finds it repairs it: a claim or a join writes
+// over it, Who and Rooms delete it.
 func (m *membership) readRecord(kv jetstream.KeyValue, e jetstream.KeyValueEntry) (ownerRec, bool) {
-	var r ownerRec
-	if json.Unmarshal(e.Value(), &r) != nil || r.Nick == "" || r.GW == "" {
-		return r, false
+	r, reason := checkRecord(kv.Bucket(), e.Key(), e.Value())
+	if reason == "" {
+		return r, true
 	}
-	return r, true
+	m.mu.Lock()
+	id := kv.Bucket() + "/" + e.Key()
+	logged := m.bad[id] == e.Revision()
+	if !logged {
+		if len(m.bad) >= maxBadLogged {
+			clear(m.bad)
+		}
+		m.bad[id] = e.Revision()
+	}
+	m.mu.Unlock()
+	if !logged {
+		m.c.log.Warn("bus: ignoring a record chatd did not write", "bucket", kv.Bucket(), "key", e.Key(), "revision", e.Revision(), "why", reason)
+	}
+	return r, false
+}
+
+// maxBadLogged bounds how many foreign records are remembered as logged.
+const maxBadLogged = 4096
+
+// checkRecord decodes the value of key in bucket (chat_nicks or
+// chat_presence) and says what is wrong with it, if anything: it must be a
+// JSON object with a nickname whose key is the record's (for presence,
+// <room>.<nickkey>), with no control or space characters, and gateway ids
+// (gw, and took if set) of 16 lower-case hex digits. Fields it does not
+// know are allowed: later versions may add some.
+func checkRecord(bucket, key string, val []byte) (ownerRec, string) {
+	var r ownerRec
+	if err := json.Unmarshal(val, &r); err != nil {
+		return r, "not a JSON record"
+	}
+	want := key
+	if bucket == PresenceBucket {
+		room, nickKey, ok := strings.Cut(key, ".")
+		if !ok || ValidRoom(room) != nil {
+			return r, "not a <room>.<nickkey> key"
+		}
+		want = nickKey
+	}
+	switch k, err := NickKey(r.Nick); {
+	case err != nil:
+		return r, "no valid nickname"
+	case k != want:
+		return r, "nickname does not match the key"
+	case strings.IndexFunc(r.Nick, func(c rune) bool { return !unicode.IsGraphic(c) || unicode.IsSpace(c) }) >= 0:
+		return r, "nickname with control or space characters"
+	case !validGatewayID(r.GW):
+		return r, "no valid gateway id"
+	case r.Took != "" && !validGatewayID(r.Took):
+		return r, "no valid gateway id in took"
+	}
+	return r, ""
+}
+
+// validGatewayID reports whether id is a gateway id as newID makes them.
+func validGatewayID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -144,6 +144,7 @@ type membership struct {
 	entries map[string]*entry   // presence key → entry
 	seen    map[string]struct{} // gateways seen taking a lease
 	reaping bool                // a reap goroutine is running
+	bad     map[string]uint64   // bucket/key → revision of a foreign record logged
 }
 
 func newMembership(c *Conn) *membership {
@@ -152,6 +153,7 @@ func newMembership(c *Conn) *membership {
 		claims:  make(map[string]*claim),
 		entries: make(map[string]*entry),
 		seen:    make(map[string]struct{}),
+		bad:     make(map[string]uint64),
 	}
 }
 

@@ -409,7 +409,8 @@ func roomOf(presenceKey string) string {
 }
 
 // livePresence returns the chat_presence entries matching filter whose
-// gateway is alive, and hands the others to a reaper.
+// gateway is alive, and hands the others to a reaper: the records of
+// gateways that are gone, and those chatd did not write (readRecord).
 func (m *membership) livePresence(ctx context.Context, filter string) ([]presenceEntry, error) {
 	c := m.c
 	w, err := c.presence.Watch(ctx, filter, jetstream.IgnoreDeletes())
@@ -417,7 +418,7 @@ func (m *membership) livePresence(ctx context.Context, filter string) ([]presenc
 		return nil, err
 	}
 	defer func() { _ = w.Stop() }()
-	var entries []presenceEntry
+	var entries, foreign []presenceEntry
 read:
 	for {
 		select {
@@ -430,6 +431,7 @@ read:
 			}
 			rec, valid := m.readRecord(c.presence, e)
 			if !valid {
+				foreign = append(foreign, presenceEntry{key: e.Key(), rev: e.Revision()})
 				continue
 			}
 			entries = append(entries, presenceEntry{key: e.Key(), rev: e.Revision(), ownerRec: rec})
@@ -438,6 +440,7 @@ read:
 		}
 	}
 	if !m.mayJudge() {
+		m.reap(nil, foreign)
 		return entries, nil // see mayJudge: every entry may be current
 	}
 	live, err := m.liveGateways(ctx)
@@ -453,6 +456,6 @@ read:
 			stale = append(stale, e)
 		}
 	}
-	m.reap(stale)
+	m.reap(stale, foreign)
 	return kept, nil
 }

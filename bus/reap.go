@@ -123,9 +123,12 @@ func (m *membership) ownedBy(ctx context.Context, kv jetstream.KeyValue, gw stri
 // removes, after checking each gateway's lease again. Without the
 // announcement, a gateway whose lease lapsed (JetStream without a quorum)
 // and which claims its users back would announce them joining again with no
-// leave between. One reaper runs at a time; Close waits for it.
-func (m *membership) reap(stale []presenceEntry) {
-	if len(stale) == 0 {
+// leave between. It also removes, announcing nothing, the foreign records:
+// those chatd did not write (readRecord). Each record is removed with a
+// compare-and-delete, so a record written since stays. One reaper runs at
+// a time; Close waits for it.
+func (m *membership) reap(stale, foreign []presenceEntry) {
+	if len(stale) == 0 && len(foreign) == 0 {
 		return
 	}
 	c := m.c
@@ -144,6 +147,15 @@ func (m *membership) reap(stale []presenceEntry) {
 			m.reaping = false
 			m.mu.Unlock()
 		}()
+		for _, e := range foreign {
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
+			err := c.kvDelete(ctx, c.presence, e.key, e.rev)
+			cancel()
+			if err != nil && !isConflict(err) {
+				c.log.Debug("bus: delete foreign record", "key", e.key, "err", err)
+				return
+			}
+		}
 		dead := make(map[string]bool)
 		for _, e := range stale {
 			select {
