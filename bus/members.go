@@ -90,8 +90,9 @@ import (
 // departure. No gateway is judged gone while this gateway cannot refresh
 // its own lease, nor for a full lease after it can again (mayJudge).
 //
-// Lock order: Conn.pubMu may be taken with mu held (announce); mu is
-// never held during a bus round trip.
+// Locking: mu guards claims, entries, seen, reaping and bad; it is never
+// held during a bus round trip or a publish, and no other lock is taken
+// under it. live.mu guards the cache of live gateways only.
 
 // entryState is the state of an entry kept in membership.entries.
 type entryState uint8
