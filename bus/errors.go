@@ -21,6 +21,9 @@ var (
 	ErrMalformed = errors.New("bus: malformed envelope")
 	// ErrConfig: Connect was given an unusable Config.
 	ErrConfig = errors.New("bus: invalid config")
+	// ErrNoJetStream: the NATS server has no JetStream, which the bus
+	// needs (nicknames, presence, leases and history live in it).
+	ErrNoJetStream = errors.New("bus: the NATS server has no JetStream, which chatd needs: start it with `nats-server -js`, or run `chatd broker`")
 	// ErrClosed: the Conn has been closed.
 	ErrClosed = errors.New("bus: connection closed")
 )

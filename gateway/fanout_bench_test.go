@@ -49,10 +49,17 @@ func (b *memBus) Subscribe(room string, d DeliverFunc) (func(), error) {
 func (b *memBus) History(context.Context, string, int, DeliverFunc) error { return nil }
 func (b *memBus) ClaimNick(context.Context, string) (bool, error)         { return true, nil }
 func (b *memBus) ReleaseNick(context.Context, string) error               { return nil }
-func (b *memBus) Enter(context.Context, string, string) error             { return nil }
-func (b *memBus) Leave(context.Context, string, string) error             { return nil }
-func (b *memBus) Who(context.Context, string) ([]string, error)           { return nil, nil }
-func (b *memBus) Rooms(context.Context) (map[string]int, error)           { return nil, nil }
+func (b *memBus) Join(_ context.Context, room, nick string) error {
+	return b.Publish(room, KindJoin, nick, "")
+}
+func (b *memBus) Part(_ context.Context, room, nick, reason string) error {
+	return b.Publish(room, KindLeave, nick, reason)
+}
+func (b *memBus) Rename(_ context.Context, room, nick, newNick string) error {
+	return b.Publish(room, KindNick, nick, newNick)
+}
+func (b *memBus) Who(context.Context, string) ([]string, error) { return nil, nil }
+func (b *memBus) Rooms(context.Context) (map[string]int, error) { return nil, nil }
 func (b *memBus) SendPrivate(context.Context, string, string, string) (bool, error) {
 	return false, nil
 }

@@ -192,8 +192,9 @@ func (s *Session) hello(nick string) {
 	s.mu.Lock()
 	s.queued = true
 	s.mu.Unlock()
-	s.deliver(s.enc.welcome(nick, s.srv.cfg.DefaultRoom), "")
-	if err := s.join(s.srv.cfg.DefaultRoom); err != nil {
+	// The welcome is queued by join once the room's subscription is in
+	// place: a line published after the client reads it reaches it.
+	if err := s.join(s.srv.cfg.DefaultRoom, s.enc.welcome(nick, s.srv.cfg.DefaultRoom)); err != nil {
 		s.log.Warn("join default room", "err", err)
 		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
 		return
@@ -355,8 +356,12 @@ func (s *Session) say(kind, text string) {
 
 // join moves the session into room: it leaves the current room, starts
 // holding live frames, replays the room's history, then releases the held
-// frames after it, dropping any the replay already showed.
-func (s *Session) join(room string) error {
+// frames after it, dropping any the replay already showed. welcome, if not
+// nil, is queued ahead of everything else as soon as the gateway's
+// subscription to the room is in place (see Bus.Subscribe), never before:
+// the client may take it as the promise that every line published to the
+// room from then on reaches it.
+func (s *Session) join(room string, welcome []byte) error {
 	if s.room != "" {
 		s.leave()
 	}
@@ -367,14 +372,19 @@ func (s *Session) join(room string) error {
 		s.endReplay(nil)
 		return err
 	}
+	if welcome != nil {
+		s.mu.Lock()
+		if !s.closing {
+			s.queueLocked(welcome)
+			s.kickLocked()
+		}
+		s.mu.Unlock()
+	}
 	s.room = room
 	ctx, cancel := s.busContext()
 	defer cancel()
-	if err := s.srv.bus.Enter(ctx, room, s.nick); err != nil {
-		s.log.Warn("presence enter", "room", room, "err", err)
-	}
-	if err := s.srv.bus.Publish(room, KindJoin, s.nick, ""); err != nil {
-		s.log.Warn("publish join", "room", room, "err", err)
+	if err := s.srv.bus.Join(ctx, room, s.nick); err != nil {
+		s.log.Warn("join", "room", room, "err", err)
 	}
 	var hist []event
 	if n := s.srv.cfg.History; n > 0 {
@@ -398,11 +408,8 @@ func (s *Session) leave() {
 	s.srv.exit(s, room)
 	ctx, cancel := s.busContext()
 	defer cancel()
-	if err := s.srv.bus.Leave(ctx, room, s.nick); err != nil {
-		s.log.Warn("presence leave", "room", room, "err", err)
-	}
-	if err := s.srv.bus.Publish(room, KindLeave, s.nick, ""); err != nil {
-		s.log.Warn("publish leave", "room", room, "err", err)
+	if err := s.srv.bus.Part(ctx, room, s.nick, ""); err != nil {
+		s.log.Warn("part", "room", room, "err", err)
 	}
 }
 

@@ -94,6 +94,7 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BansFile, "bans", c.BansFile, "file of banned IP addresses and CIDR prefixes, one per line (an IPv6 address bans its /64); re-read on SIGHUP, which also closes the open sessions it now bans")
 	fs.IntVar(&c.Bus.Replicas, "replicas", c.Bus.Replicas, "JetStream replicas for history and nickname data: 1, or 3 on a 3-broker cluster (default: 1, or up to 3 with --peers)")
 	fs.DurationVar(&c.Bus.Lease, "lease", c.Bus.Lease, "a gateway not heard from for this long is taken as gone: its users are announced as left and their nicknames freed")
+	fs.DurationVar(&c.Bus.Sweep, "sweep", c.Bus.Sweep, "how often a gateway purges the nickname and presence buckets' delete markers older than this")
 
 	g := &c.Gateway
 	fs.IntVar(&g.History, "history", g.History, "lines of a room's history kept and replayed on joining it (0 turns history off)")

@@ -322,7 +322,7 @@ func (m *Main) startGateway(ctx context.Context) error {
 		}
 	}
 	m.log.Info("chatd started", "listen", m.ln.Addr().String(), "http", m.Config.HTTP, "public", publicAddr,
-		"nats", m.natsDesc(), "jetstream", m.Bus.JetStream(), "history", bcfg.History > 0 && m.Bus.JetStream())
+		"nats", m.natsDesc(), "history", bcfg.History > 0)
 	return nil
 }
 
@@ -479,7 +479,8 @@ func connectBus(ctx context.Context, cfg bus.Config, retry bool, log *slog.Logge
 func permanent(err error) bool {
 	var unknownCA x509.UnknownAuthorityError
 	var verify *tls.CertificateVerificationError
-	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+	return errors.Is(err, bus.ErrNoJetStream) ||
+		errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
 		errors.As(err, &unknownCA) || errors.As(err, &verify) ||
 		strings.Contains(err.Error(), "authorization violation")
 }
