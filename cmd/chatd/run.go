@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"github.com/chatd/chatd/bus"
 	"github.com/chatd/chatd/cluster"
 	"github.com/chatd/chatd/gateway"
-	"github.com/nats-io/nats.go"
 )
 
 // The bus must give the gateway everything it needs.
@@ -461,7 +459,7 @@ func connectBus(ctx context.Context, cfg bus.Config, retry bool, log *slog.Logge
 		if err == nil {
 			return c, nil
 		}
-		if !retry || permanent(err) {
+		if !retry || bus.IsFatalConnectError(err) {
 			return nil, fmt.Errorf("connect to NATS: %w", err)
 		}
 		log.Warn("NATS not ready yet (brokers down, or fewer than a majority of peers up); retrying",
@@ -472,16 +470,6 @@ func connectBus(ctx context.Context, cfg bus.Config, retry bool, log *slog.Logge
 		case <-time.After(wait):
 		}
 	}
-}
-
-// permanent reports connection errors that retrying cannot mend: refused
-// credentials, an untrusted certificate.
-func permanent(err error) bool {
-	var unknownCA x509.UnknownAuthorityError
-	var verify *tls.CertificateVerificationError
-	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
-		errors.As(err, &unknownCA) || errors.As(err, &verify) ||
-		strings.Contains(err.Error(), "authorization violation")
 }
 
 // replicas is the JetStream replica count: 1 for a single embedded server,
