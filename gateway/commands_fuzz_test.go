@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/chatd/chatd/internal/textsafe"
 	"github.com/coder/websocket"
 )
 
@@ -200,7 +201,7 @@ func FuzzCommand(f *testing.F) {
 			if s.stopped {
 				break
 			}
-			if text := sanitize(l); text != "" {
+			if text := textsafe.Sanitize(l); text != "" {
 				s.handle(text)
 			}
 		}
@@ -275,7 +276,7 @@ func checkClean(t *testing.T, in []byte, what, s string) {
 		t.Fatalf("input %q: %s %q is not valid UTF-8", in, what, s)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || isBidiControl(r) {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || textsafe.IsBidiControl(r) {
 			t.Fatalf("input %q: %s %q holds %U", in, what, s, r)
 		}
 	}

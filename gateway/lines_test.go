@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatd/chatd/internal/textsafe"
 	"github.com/coder/websocket"
 )
 
@@ -80,7 +81,7 @@ func isGrammarNick(s string) bool {
 // hasControl reports whether s holds a character no line may hold.
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool {
-		return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || isBidiControl(r)
+		return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || textsafe.IsBidiControl(r)
 	})
 }
 
