@@ -322,24 +322,35 @@ func (b *chatBus) ReleaseNick(_ context.Context, nick string) error {
 	return nil
 }
 
-func (b *chatBus) Enter(_ context.Context, room, nick string) error {
+func (b *chatBus) Join(_ context.Context, room, nick string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.members[room] == nil {
 		b.members[room] = map[string]bool{}
 	}
 	b.members[room][nick] = true
-	return nil
+	b.mu.Unlock()
+	return b.Publish(room, KindJoin, nick, "")
 }
 
-func (b *chatBus) Leave(_ context.Context, room, nick string) error {
+func (b *chatBus) Part(_ context.Context, room, nick, reason string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	delete(b.members[room], nick)
 	if len(b.members[room]) == 0 {
 		delete(b.members, room)
 	}
-	return nil
+	b.mu.Unlock()
+	return b.Publish(room, KindLeave, nick, reason)
+}
+
+func (b *chatBus) Rename(_ context.Context, room, nick, newNick string) error {
+	b.mu.Lock()
+	delete(b.members[room], nick)
+	if b.members[room] == nil {
+		b.members[room] = map[string]bool{}
+	}
+	b.members[room][newNick] = true
+	b.mu.Unlock()
+	return b.Publish(room, KindNick, nick, newNick)
 }
 
 func (b *chatBus) Who(_ context.Context, room string) ([]string, error) {
