@@ -608,6 +608,7 @@ func TestNoJetStream(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Servers = []string{s.ClientURL()}
 	cfg.Logger = testLogger(t)
+	cfg.Rules = testRules
 	start := time.Now()
 	c, err := Connect(context.Background(), cfg)
 	if err == nil {

@@ -36,13 +36,14 @@ var (
 )
 
 // IsFatalConnectError reports whether err, from Connect, is one that
-// retrying cannot mend: the servers refused the credentials, or their
-// certificate is not trusted. Other errors (no server up yet, JetStream
-// without a majority) may pass as the cluster comes up.
+// retrying cannot mend: the server has no JetStream, the servers refused
+// the credentials, or their certificate is not trusted. Other errors (no
+// server up yet, JetStream without a majority) may pass as the cluster
+// comes up.
 func IsFatalConnectError(err error) bool {
 	var unknownCA x509.UnknownAuthorityError
 	var verify *tls.CertificateVerificationError
-	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+	return errors.Is(err, ErrNoJetStream) || errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
 		errors.As(err, &unknownCA) || errors.As(err, &verify) ||
 		strings.Contains(err.Error(), "authorization violation")
 }

@@ -21,6 +21,7 @@ func TestIsFatalConnectError(t *testing.T) {
 		{fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), true},
 		{&tls.CertificateVerificationError{Err: errors.New("expired")}, true},
 		{errors.New("jetstream: authorization violation for account"), true},
+		{fmt.Errorf("connect: %w", ErrNoJetStream), true},
 		{nats.ErrNoServers, false},
 		{context.DeadlineExceeded, false},
 		{errors.New("nats: JetStream not enabled"), false},

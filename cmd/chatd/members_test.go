@@ -184,7 +184,7 @@ func TestNoGhostsAfterCrash(t *testing.T) {
 	p2, _ := startWatched(t, args...)
 	watcher := join(t, p2.addr, "watcher")
 	watcher.send("/who\n")
-	who := watcher.expectPrefix("* in lobby")
+	who := watcher.expectPrefix("*** in lobby")
 	for _, g := range gone {
 		if strings.Contains(who, g+",") || strings.HasSuffix(who, g) {
 			t.Errorf("after the crash %s, who had quit, is back: %q", g, who)
