@@ -55,7 +55,7 @@ const (
 )
 
 // numCodecs is the number of codecs, the size of event.frames.
-const numCodecs = 2
+const numCodecs = 3
 
 // event is one room event on its way to a room's local members. The room's
 // bus callback builds one per event and asks it for each member's frame:

@@ -83,6 +83,11 @@ func New(cfg Config, b Bus) (*Server, error) {
 // accept errors (such as running out of file descriptors) are retried with
 // a back-off.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, s.accept)
+}
+
+// serve accepts connections on ln and hands each to accept.
+func (s *Server) serve(ln net.Listener, accept func(net.Conn)) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -105,7 +110,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		s.accept(c)
+		accept(c)
 	}
 }
 

@@ -72,7 +72,9 @@ type Session struct {
 	pendingNick string // held while the server password is asked (TCP)
 	authed      bool   // the server password was given
 	room        string
-	stripPrefix bool // the client may put "<nick>: " before its lines (classic TCP)
+	chans       []string // rooms of a client that is in several at once (IRC, multiroom.go); room stays ""
+	partText    string   // what its rooms are told when the session ends, if not the close reason (IRC QUIT)
+	stripPrefix bool     // the client may put "<nick>: " before its lines (classic TCP)
 	attempts    int
 	refused     int
 	stopped     bool // no further input is handled
@@ -171,27 +173,9 @@ func (s *Session) allow() bool {
 
 // hello handles a nickname the client offers in its handshake (sanitized).
 func (s *Session) hello(nick string) {
-	if reason := validNick(nick); reason != "" {
-		s.refuseNick(codeNickInvalid, reason)
+	if !s.claim(nick) {
 		return
 	}
-	ctx, cancel := s.busContext()
-	ok, err := s.srv.bus.ClaimNick(ctx, nick)
-	cancel()
-	if err != nil {
-		s.log.Warn("claim nickname", "err", err)
-		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
-		return
-	}
-	if !ok {
-		s.refuseNick(codeNickTaken, "nickname "+nick+" is taken")
-		return
-	}
-	s.nick, s.firstNick = nick, nick
-	s.srv.addNick(s)
-	s.mu.Lock()
-	s.queued = true
-	s.mu.Unlock()
 	// The welcome is queued by join once the room's subscription is in
 	// place: a line published after the client reads it reaches it.
 	if err := s.join(s.srv.cfg.DefaultRoom, s.enc.welcome(nick, s.srv.cfg.DefaultRoom)); err != nil {
@@ -204,7 +188,34 @@ func (s *Session) hello(nick string) {
 	s.log.Info("session started", "nick", nick)
 }
 
-// refuseNick answers a refused nickname; after the last attempt it closes.
+// claim makes nick the session's, cluster-wide, and reports whether it
+// did; if not, the client has been told why (refuseNick), or the session
+// is closing.
+func (s *Session) claim(nick string) bool {
+	if reason := validNick(nick); reason != "" {
+		s.refuseNick(codeNickInvalid, reason)
+		return false
+	}
+	ctx, cancel := s.busContext()
+	ok, err := s.srv.bus.ClaimNick(ctx, nick)
+	cancel()
+	if err != nil {
+		s.log.Warn("claim nickname", "err", err)
+		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
+		return false
+	}
+	if !ok {
+		s.refuseNick(codeNickTaken, "nickname "+nick+" is taken")
+		return false
+	}
+	s.nick, s.firstNick = nick, nick
+	s.srv.addNick(s)
+	s.mu.Lock()
+	s.queued = true
+	s.mu.Unlock()
+	return true
+}
+
 // handshakeLine handles a TCP client's line before its nickname is
 // accepted. On a server with a password, the first acceptable nickname is
 // held while the next line, the password, is checked; a classic client
@@ -274,6 +285,7 @@ func (s *Session) checkPassword(pw string) bool {
 	return true
 }
 
+// refuseNick answers a refused nickname; after the last attempt it closes.
 func (s *Session) refuseNick(code, reason string) {
 	s.attempts++
 	if s.attempts >= s.srv.cfg.NickAttempts {
@@ -343,12 +355,15 @@ func (s *Session) isQueued() bool {
 }
 
 // say publishes a chat line to the session's room.
-func (s *Session) say(kind, text string) {
+func (s *Session) say(kind, text string) { s.sayTo(s.room, kind, text) }
+
+// sayTo publishes a chat line to room.
+func (s *Session) sayTo(room, kind, text string) {
 	if text == "" {
 		return
 	}
 	s.srv.stats.linesIn.Add(1)
-	if err := s.srv.bus.Publish(s.room, kind, s.nick, text); err != nil {
+	if err := s.srv.bus.Publish(room, kind, s.nick, text); err != nil {
 		s.log.Warn("publish", "err", err)
 		s.errorf(codeUnavailable, "your line was not sent: the chat link is down")
 	}
@@ -365,11 +380,21 @@ func (s *Session) join(room string, welcome []byte) error {
 	if s.room != "" {
 		s.leave()
 	}
+	if err := s.enter(room, welcome); err != nil {
+		return err
+	}
+	s.room = room
+	return nil
+}
+
+// enter is join without leaving a room first: the session is in room
+// besides any it was in.
+func (s *Session) enter(room string, welcome []byte) error {
 	s.mu.Lock()
 	s.replaying = true
 	s.mu.Unlock()
 	if err := s.srv.enter(s, room); err != nil {
-		s.endReplay(nil)
+		s.endReplay("", nil)
 		return err
 	}
 	if welcome != nil {
@@ -380,7 +405,6 @@ func (s *Session) join(room string, welcome []byte) error {
 		}
 		s.mu.Unlock()
 	}
-	s.room = room
 	ctx, cancel := s.busContext()
 	defer cancel()
 	if err := s.srv.bus.Join(ctx, room, s.nick); err != nil {
@@ -397,7 +421,7 @@ func (s *Session) join(room string, welcome []byte) error {
 			s.log.Warn("history", "room", room, "err", err)
 		}
 	}
-	s.endReplay(hist)
+	s.endReplay(room, hist)
 	return nil
 }
 
@@ -405,17 +429,23 @@ func (s *Session) join(room string, welcome []byte) error {
 func (s *Session) leave() {
 	room := s.room
 	s.room = ""
+	s.exit(room, "")
+}
+
+// exit takes the session out of room and tells the room, with reason (a
+// session that ended) or without (a user who left only this room).
+func (s *Session) exit(room, reason string) {
 	s.srv.exit(s, room)
 	ctx, cancel := s.busContext()
 	defer cancel()
-	if err := s.srv.bus.Part(ctx, room, s.nick, ""); err != nil {
+	if err := s.srv.bus.Part(ctx, room, s.nick, reason); err != nil {
 		s.log.Warn("part", "room", room, "err", err)
 	}
 }
 
-// endReplay queues the replayed history (hist nil: the join failed), then
-// the live frames held while it was read.
-func (s *Session) endReplay(hist []event) {
+// endReplay queues the replayed history of room (room "": the join
+// failed), then the live frames held while it was read.
+func (s *Session) endReplay(room string, hist []event) {
 	kept := hist[:0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -428,8 +458,8 @@ func (s *Session) endReplay(hist []event) {
 			kept = append(kept, h)
 		}
 	}
-	if hist != nil || s.room != "" {
-		for _, f := range s.enc.history(s.room, kept, s.srv.cfg.Now()) {
+	if room != "" {
+		for _, f := range s.enc.history(room, kept, s.srv.cfg.Now()) {
 			s.queueLocked(f)
 		}
 	}
@@ -451,6 +481,12 @@ func containsString(list []string, v string) bool {
 // teardown runs once, on the reader goroutine, when the reader is done. The
 // room hears "left!" here and nowhere else, so exactly once.
 func (s *Session) teardown() {
+	s.mu.Lock()
+	why := s.reason.quitText()
+	s.mu.Unlock()
+	if s.partText != "" {
+		why = s.partText
+	}
 	if s.nick != "" {
 		// Free the nickname before the room hears "left!", so whoever
 		// reads that can take the name at once.
@@ -461,8 +497,14 @@ func (s *Session) teardown() {
 		cancel()
 		s.srv.dropNick(s)
 		if s.room != "" {
-			s.leave()
+			room := s.room
+			s.room = ""
+			s.exit(room, why)
 		}
+		for _, room := range s.chans {
+			s.exit(room, why)
+		}
+		s.chans = nil
 	}
 	// Let the writer flush a final frame, but not for long.
 	s.mu.Lock()

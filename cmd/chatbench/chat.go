@@ -33,6 +33,7 @@ type chatConfig struct {
 	sources    int
 	during     func(ctx context.Context, stop <-chan struct{}) // runs while lines are sent
 	drainLimit time.Duration
+	irc        bool // the clients speak IRC
 }
 
 // chatResult is the outcome of one chat run, as it appears in the summary.
@@ -87,7 +88,7 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	var measureFrom atomic.Int64 // unix ns; lines sent before are not timed
 	measureFrom.Store(1<<63 - 1)
 
-	cn := &connector{sources: sources(cfg.sources), timeout: 30 * time.Second, bufSize: 64 << 10}
+	cn := &connector{sources: sources(cfg.sources), timeout: 30 * time.Second, bufSize: 64 << 10, irc: cfg.irc}
 	cn.handle = func(c *client, line []byte) {
 		s, seq, ts, ok := parseBench(line)
 		if !ok || s >= cfg.senders {
@@ -302,7 +303,7 @@ func sendWindowed(c *client, idx int, sd *sender, cfg chatConfig, budget *atomic
 		buf = buf[:0]
 		ts := time.Now().UnixNano()
 		for k := range n {
-			buf = appendBench(buf, idx, seq+k, ts, cfg.size)
+			buf = c.appendLine(buf, idx, seq+k, ts, cfg.size)
 		}
 		_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.conn.Write(buf); err != nil {
@@ -338,7 +339,7 @@ func sendPaced(c *client, idx int, sd *sender, cfg chatConfig, budget *atomic.In
 		if take(budget, 1) == 0 {
 			return errStopped
 		}
-		buf = appendBench(buf[:0], idx, seq, time.Now().UnixNano(), cfg.size)
+		buf = c.appendLine(buf[:0], idx, seq, time.Now().UnixNano(), cfg.size)
 		_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.conn.Write(buf); err != nil {
 			return err

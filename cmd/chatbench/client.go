@@ -21,6 +21,7 @@ type client struct {
 	nick string
 	conn net.Conn
 	r    *bufio.Reader
+	irc  string // IRC: the channel it is in; "": a classic client
 
 	// Counters the reader updates; others may read them atomically.
 	lines atomic.Int64 // every line received after the handshake
@@ -47,6 +48,7 @@ type connector struct {
 	setup    func(c *client) // called before the reader starts
 	readers  sync.WaitGroup  // reader goroutines
 	joinHist hist            // handshake durations, ns
+	irc      bool            // speak IRC (chatd's --irc port) instead of the classic protocol
 	mu       sync.Mutex
 }
 
@@ -65,7 +67,11 @@ func (cn *connector) connect(ctx context.Context, id int, addr, nick, room strin
 		return nil, err
 	}
 	c := &client{id: id, nick: nick, conn: conn, r: bufio.NewReaderSize(conn, cn.bufSize)}
-	if err := c.handshake(room, start.Add(cn.timeout)); err != nil {
+	handshake := c.handshake
+	if cn.irc {
+		handshake = c.ircHandshake
+	}
+	if err := handshake(room, start.Add(cn.timeout)); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%s: %w", nick, err)
 	}
@@ -104,6 +110,48 @@ func (c *client) handshake(room string, deadline time.Time) error {
 		return err
 	}
 	return c.waitFor(joined)
+}
+
+// ircHandshake registers over IRC, asking for echo-message (a sender
+// counts its own lines as every client does), and joins #room.
+func (c *client) ircHandshake(room string, deadline time.Time) error {
+	_ = c.conn.SetDeadline(deadline)
+	if room == "" {
+		room = "lobby"
+	}
+	c.irc = "#" + room
+	if _, err := io.WriteString(c.conn, "CAP REQ :echo-message\r\nNICK "+c.nick+"\r\nUSER "+c.nick+
+		" 0 * :chatbench\r\nCAP END\r\nJOIN "+c.irc+"\r\n"); err != nil {
+		return err
+	}
+	end := []byte(" 366 " + c.nick + " " + c.irc + " ")
+	for {
+		line, err := readLine(c.r)
+		if err != nil {
+			return fmt.Errorf("waiting for the end of NAMES: %w", err)
+		}
+		if bytes.Contains(line, end) {
+			return nil
+		}
+		if bytes.HasPrefix(line, []byte("ERROR")) || bytes.Contains(line, []byte(" 433 ")) {
+			return fmt.Errorf("server said %q", line)
+		}
+		c.lines.Add(1)
+	}
+}
+
+// appendLine appends one bench line as c sends it: as is on the classic
+// protocol, as a PRIVMSG to its channel over IRC. The IRC text starts with
+// ": " so that the line a receiver gets holds ": B ", as a classic one does.
+func (c *client) appendLine(dst []byte, sender int, seq int64, ts int64, size int) []byte {
+	if c.irc == "" {
+		return appendBench(dst, sender, seq, ts, size)
+	}
+	dst = append(dst, "PRIVMSG "...)
+	dst = append(dst, c.irc...)
+	dst = append(dst, " :: "...)
+	dst = appendBench(dst, sender, seq, ts, size-2)
+	return append(dst[:len(dst)-1], "\r\n"...)
 }
 
 // waitFor reads lines until one equals want. An ERROR line fails it.

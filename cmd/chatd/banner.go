@@ -41,6 +41,11 @@ func (m *Main) printJoin() error {
 			fmt.Fprintf(w, "Browsers open http://%s/\n", net.JoinHostPort(chosen, webPort))
 		}
 	}
+	if m.ircLn != nil {
+		if _, ircPort, err := net.SplitHostPort(m.ircLn.Addr().String()); err == nil {
+			fmt.Fprintf(w, "IRC clients: irssi -c %s -p %s  (rooms are channels: /join #%s)\n", chosen, ircPort, m.Config.Gateway.DefaultRoom)
+		}
+	}
 	if ip := net.ParseIP(chosen); ip != nil && ip.IsLoopback() {
 		fmt.Fprintf(w, "Only this machine can join: the chat listens on a loopback address (use --listen :%s for your network).\n", port)
 		return nil

@@ -100,23 +100,57 @@ func (m *Main) listen() error {
 	if c.ProxyProtocol {
 		m.ln = withProxyProtocol(m.ln)
 	}
-	if c.TLSListen == "" {
-		return nil
+	if c.IRC != "" {
+		if m.ircLn, err = listenTCP(c.IRC, c.Gateway.KeepAlive); err != nil {
+			return fmt.Errorf("IRC listener: %w", err)
+		}
+		if c.ProxyProtocol {
+			m.ircLn = withProxyProtocol(m.ircLn)
+		}
+	}
+	if m.tlsLn, err = m.listenTLS("chat", c.TLSListen); err != nil {
+		return err
+	}
+	m.ircTLSLn, err = m.listenTLS("IRC", c.IRCTLSListen)
+	return err
+}
+
+// listenTLS opens a TLS listener for what (chat, IRC) at addr, behind the
+// PROXY protocol if asked; nil when addr is empty.
+func (m *Main) listenTLS(what, addr string) (net.Listener, error) {
+	c := m.Config
+	if addr == "" {
+		return nil, nil
 	}
 	cfg, err := serverTLS(c.TLSCert, c.TLSKey, "")
 	if err != nil {
-		return fmt.Errorf("chat TLS listener: %w", err)
+		return nil, fmt.Errorf("%s TLS listener: %w", what, err)
 	}
-	ln, err := listenTCP(c.TLSListen, c.Gateway.KeepAlive)
+	ln, err := listenTCP(addr, c.Gateway.KeepAlive)
 	if err != nil {
-		return fmt.Errorf("chat TLS listener: %w", err)
+		return nil, fmt.Errorf("%s TLS listener: %w", what, err)
 	}
 	if c.ProxyProtocol {
 		ln = withProxyProtocol(ln)
 	}
-	m.tlsLn = tls.NewListener(ln, cfg)
-	m.log.Info("chat TLS listener", "addr", ln.Addr().String())
-	return nil
+	m.log.Info(what+" TLS listener", "addr", ln.Addr().String())
+	return tls.NewListener(ln, cfg), nil
+}
+
+// IRCAddr is the address of the IRC listener, or nil when it is off.
+func (m *Main) IRCAddr() net.Addr {
+	if m.ircLn == nil {
+		return nil
+	}
+	return m.ircLn.Addr()
+}
+
+// IRCTLSAddr is the address of the IRC TLS listener, or nil.
+func (m *Main) IRCTLSAddr() net.Addr {
+	if m.ircTLSLn == nil {
+		return nil
+	}
+	return m.ircTLSLn.Addr()
 }
 
 // ChatTLSAddr is the address of the TLS chat listener, or nil.

@@ -49,6 +49,8 @@ type Config struct {
 	Peers           string // comma-separated cluster peers of the embedded server
 	Admin           string // health endpoints listener; empty turns it off
 	TLSListen       string // chat over TLS; empty turns it off
+	IRC             string // IRC listener; empty turns it off
+	IRCTLSListen    string // IRC over TLS; empty turns it off
 	TLSCert         string
 	TLSKey          string
 	ProxyProtocol   bool   // chat listeners expect a PROXY protocol header
@@ -89,6 +91,8 @@ type Main struct {
 	log       *slog.Logger
 	ln        net.Listener
 	tlsLn     net.Listener
+	ircLn     net.Listener
+	ircTLSLn  net.Listener
 	bans      *banList
 	admin     *http.Server
 	pprof     *http.Server
@@ -111,6 +115,7 @@ func NewMain(role Role) *Main {
 		Config: Config{
 			Listen:          ":5500",
 			HTTP:            ":8080",
+			IRC:             ":6667",
 			ShutdownTimeout: 10 * time.Second,
 			LogLevel:        "info",
 			LogFormat:       "text",
@@ -218,7 +223,7 @@ func (m *Main) Close() error {
 				<-m.serveDone
 			}
 		} else {
-			for _, ln := range []net.Listener{m.ln, m.tlsLn} {
+			for _, ln := range []net.Listener{m.ln, m.tlsLn, m.ircLn, m.ircTLSLn} {
 				if ln != nil {
 					ln.Close()
 				}

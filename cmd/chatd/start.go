@@ -153,13 +153,16 @@ func (m *Main) startGateway(ctx context.Context) error {
 
 	m.serveDone = make(chan struct{})
 	var serving sync.WaitGroup
-	for _, ln := range []net.Listener{m.ln, m.tlsLn} {
-		if ln == nil {
+	for _, l := range []struct {
+		ln    net.Listener
+		serve func(net.Listener) error
+	}{{m.ln, m.Gateway.Serve}, {m.tlsLn, m.Gateway.Serve}, {m.ircLn, m.Gateway.ServeIRC}, {m.ircTLSLn, m.Gateway.ServeIRC}} {
+		if l.ln == nil {
 			continue
 		}
 		serving.Go(func() {
-			if err := m.Gateway.Serve(ln); err != nil && !errors.Is(err, gateway.ErrServerClosed) {
-				m.log.Error("serve", "addr", ln.Addr().String(), "err", err)
+			if err := l.serve(l.ln); err != nil && !errors.Is(err, gateway.ErrServerClosed) {
+				m.log.Error("serve", "addr", l.ln.Addr().String(), "err", err)
 			}
 		})
 	}
@@ -172,7 +175,7 @@ func (m *Main) startGateway(ctx context.Context) error {
 			return err
 		}
 	}
-	m.log.Info("chatd started", "listen", m.ln.Addr().String(), "http", m.Config.HTTP, "public", publicAddr,
+	m.log.Info("chatd started", "listen", m.ln.Addr().String(), "http", m.Config.HTTP, "irc", m.Config.IRC, "public", publicAddr,
 		"nats", m.natsDesc(), "history", bcfg.History > 0)
 	return nil
 }
