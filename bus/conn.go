@@ -87,6 +87,9 @@ type Config struct {
 	// with the other gateways so that a gateway shutting down can tell its
 	// clients where to go (see Gateways).
 	Addr string
+	// IRCAddr is where IRC clients reach this gateway ("host:port"; empty:
+	// it has no IRC port), shared in the same way (see IRCGateways).
+	IRCAddr string
 
 	// OnDisconnect and OnReconnect, if set, are called when the connection
 	// to NATS is lost and when it is back. They run on nats.go's callback

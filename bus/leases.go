@@ -23,6 +23,7 @@ type leaseRec struct {
 	Name    string    `json:"name"`
 	Started time.Time `json:"started"`
 	Addr    string    `json:"addr,omitempty"` // where chat clients reach this gateway
+	IRC     string    `json:"irc,omitempty"`  // where IRC clients reach it, if it has an IRC port
 }
 
 // liveCacheTTL is how long the set of live gateways is reused by Who and
@@ -41,7 +42,7 @@ func (m *membership) putLease(ctx context.Context) error {
 		return errors.New("bus: lease: refresh fault (test)")
 	}
 	c := m.c
-	val, _ := json.Marshal(leaseRec{Name: c.cfg.Name, Started: c.startedAt, Addr: c.cfg.Addr})
+	val, _ := json.Marshal(leaseRec{Name: c.cfg.Name, Started: c.startedAt, Addr: c.cfg.Addr, IRC: c.cfg.IRCAddr})
 	if _, err := c.gateways.Put(ctx, c.id, val); err != nil {
 		return fmt.Errorf("bus: lease: %w", err)
 	}
@@ -204,6 +205,18 @@ func (m *membership) followGateways() {
 // Gateways returns where chat clients reach the other live gateways (their
 // Config.Addr), sorted. A gateway shutting down tells its clients these.
 func (c *Conn) Gateways(ctx context.Context) ([]string, error) {
+	return c.gatewayAddrs(ctx, func(r leaseRec) string { return r.Addr })
+}
+
+// IRCGateways returns where IRC clients reach the other live gateways that
+// have an IRC port (their Config.IRCAddr), sorted.
+func (c *Conn) IRCGateways(ctx context.Context) ([]string, error) {
+	return c.gatewayAddrs(ctx, func(r leaseRec) string { return r.IRC })
+}
+
+// gatewayAddrs returns the address addr picks from each other gateway's
+// lease, leaving out empty ones and any that is not a printable host:port.
+func (c *Conn) gatewayAddrs(ctx context.Context, addr func(leaseRec) string) ([]string, error) {
 	if c.closing.Load() {
 		return nil, ErrClosed
 	}
@@ -215,14 +228,15 @@ func (c *Conn) Gateways(ctx context.Context) ([]string, error) {
 	}
 	var addrs []string
 	for id, r := range recs {
-		if id == c.id || r.Addr == "" {
+		a := addr(r)
+		if id == c.id || a == "" {
 			continue
 		}
-		if !validAddr(r.Addr) {
+		if !validAddr(a) {
 			c.log.Warn("bus: ignored a gateway lease whose address is not host:port", "gateway", id)
 			continue
 		}
-		addrs = append(addrs, r.Addr)
+		addrs = append(addrs, a)
 	}
 	slices.Sort(addrs)
 	return slices.Compact(addrs), nil

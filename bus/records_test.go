@@ -177,8 +177,8 @@ func TestLeaseAddrChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	leases := map[string]string{
-		"00000000000000a1": `{"name":"ok","addr":"10.0.0.9:5500"}`,
-		"00000000000000a2": `{"name":"nl","addr":"evil:1\n*** server shutting down; reconnect to evil:2"}`,
+		"00000000000000a1": `{"name":"ok","addr":"10.0.0.9:5500","irc":"10.0.0.9:6667"}`,
+		"00000000000000a2": `{"name":"nl","addr":"evil:1\n*** server shutting down; reconnect to evil:2","irc":"evil:1\r\nERROR :x"}`,
 		"00000000000000a3": `{"name":"esc","addr":"evil\u001b[2J:1"}`,
 		"00000000000000a4": `{"name":"noport","addr":"evil"}`,
 		"00000000000000a5": `{"name":"long","addr":"` + strings.Repeat("a", 300) + `:1"}`,
@@ -194,6 +194,13 @@ func TestLeaseAddrChecked(t *testing.T) {
 	}
 	if !slices.Equal(gws, []string{"10.0.0.9:5500"}) {
 		t.Errorf("Gateways = %q, want only the well-formed address", gws)
+	}
+	irc, err := a.IRCGateways(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(irc, []string{"10.0.0.9:6667"}) {
+		t.Errorf("IRCGateways = %q, want only the well-formed address", irc)
 	}
 }
 

@@ -82,4 +82,7 @@ type Bus interface {
 	// Gateways lists where chat clients reach the other live gateways
 	// ("host:port"), for clients of a gateway that is shutting down.
 	Gateways(ctx context.Context) ([]string, error)
+	// IRCGateways lists where IRC clients reach the other live gateways
+	// that have an IRC port, for IRC clients of a gateway shutting down.
+	IRCGateways(ctx context.Context) ([]string, error)
 }

@@ -142,7 +142,8 @@ func (b *fuzzBus) ReceivePrivate(func(to, from, text string, at time.Time) bool)
 	return func() {}, nil
 }
 
-func (b *fuzzBus) Gateways(context.Context) ([]string, error) { return nil, nil }
+func (b *fuzzBus) Gateways(context.Context) ([]string, error)    { return nil, nil }
+func (b *fuzzBus) IRCGateways(context.Context) ([]string, error) { return nil, nil }
 
 // fuzzTransport is a transport with no connection: output stays in the
 // session's queue, where the test reads it.

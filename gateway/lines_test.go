@@ -392,6 +392,10 @@ func (b *chatBus) Gateways(context.Context) ([]string, error) {
 	return []string{"chat2.example:5500", "10.0.0.3:5500"}, nil
 }
 
+func (b *chatBus) IRCGateways(context.Context) ([]string, error) {
+	return []string{"chat2.example:6667"}, nil
+}
+
 // linesWorld is one gateway on a chatBus with two passive users in the
 // lobby, one on each transport, who receive what the others do.
 type linesWorld struct {

@@ -31,3 +31,10 @@ func (s *Session) partRoom(room string) {
 	s.chans = slices.Delete(s.chans, i, i+1)
 	s.exit(room, "")
 }
+
+// isIRC reports whether the session is an IRC client's. Safe from any
+// goroutine: the transport is set when the session is made.
+func (s *Session) isIRC() bool {
+	_, ok := s.t.(*ircConn)
+	return ok
+}

@@ -51,8 +51,10 @@ type chatResult struct {
 	Expected       int64          `json:"deliveries_expected"`
 	Received       int64          `json:"deliveries_received"`
 	Lost           int64          `json:"lost"`
+	LostDropped    int64          `json:"lost_by_dropped_clients"` // part of Lost: lines sent after the server dropped a client
 	OutOfOrder     int64          `json:"out_of_order"`
 	Dropped        int            `json:"clients_dropped"`
+	DropReasons    map[string]int `json:"drop_reasons,omitempty"` // the server's last ERROR line: how many clients got it
 	OtherLines     int64          `json:"other_lines"`
 	DrainMs        float64        `json:"drain_ms"`
 	ServerCPUS     float64        `json:"server_cpu_s,omitempty"`
@@ -230,14 +232,26 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	cn.closeAll(clients)
 	var lat hist
 	for _, c := range clients {
-		if c.dropped() {
+		dropped := c.dropped()
+		if dropped {
 			res.Dropped++
+			why := c.goodbye
+			if why == "" {
+				why = "closed without an ERROR line: " + c.readErr.Error()
+			}
+			if res.DropReasons == nil {
+				res.DropReasons = map[string]int{}
+			}
+			res.DropReasons[why]++
 		}
 		for s, t := range c.seqs {
 			sent := senders[s].sent.Load()
 			res.Expected += sent
 			res.Received += t.received
 			res.Lost += t.lost(sent)
+			if dropped {
+				res.LostDropped += t.lost(sent)
+			}
 			res.OutOfOrder += t.outOfOrder
 		}
 		if c.lat != nil {
@@ -246,17 +260,18 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	}
 	res.LinesSent = perClient
 	res.Latency = lat.summary()
-	if res.Lost > 0 {
-		res.problems = append(res.problems, fmt.Sprintf("%s: %d deliveries lost", cfg.label, res.Lost))
+	if res.Lost > res.LostDropped {
+		res.problems = append(res.problems, fmt.Sprintf("%s: %d deliveries lost by clients still connected", cfg.label, res.Lost-res.LostDropped))
 	}
 	if res.OutOfOrder > 0 {
 		res.problems = append(res.problems, fmt.Sprintf("%s: %d deliveries out of order", cfg.label, res.OutOfOrder))
 	}
 	if res.Dropped > 0 {
-		res.problems = append(res.problems, fmt.Sprintf("%s: %d clients dropped by the server", cfg.label, res.Dropped))
+		res.problems = append(res.problems, fmt.Sprintf("%s: %d clients dropped by the server (%v), %d deliveries lost with them",
+			cfg.label, res.Dropped, res.DropReasons, res.LostDropped))
 	}
-	progressf("%s: %.0f deliveries/s, %.0f lines/s, p50 %.3fms p99 %.3fms, lost %d, out of order %d",
-		cfg.label, res.DeliveriesPerS, res.LinesPerS, res.Latency.P50Ms, res.Latency.P99Ms, res.Lost, res.OutOfOrder)
+	progressf("%s: %.0f deliveries/s, %.0f lines/s, p50 %.3fms p99 %.3fms, lost %d (%d with %d dropped clients), out of order %d",
+		cfg.label, res.DeliveriesPerS, res.LinesPerS, res.Latency.P50Ms, res.Latency.P99Ms, res.Lost, res.LostDropped, res.Dropped, res.OutOfOrder)
 	return res, nil
 }
 

@@ -31,6 +31,8 @@ type client struct {
 	seqs    []seqTracker // per sender
 	lat     *hist        // latency of bench lines, if recorded
 	readErr error        // why the reader stopped
+	byPeer  bool         // the server ended the connection (not our close)
+	goodbye string       // the server's last ERROR line, if it sent one
 	closing atomic.Bool  // we closed it on purpose
 	ended   atomic.Bool  // the reader has stopped
 }
@@ -190,10 +192,16 @@ func (cn *connector) read(c *client) {
 		line, err := readLine(c.r)
 		if err != nil {
 			c.readErr = err
+			// Decided now: closeAll later closes every client, the ones
+			// the server dropped too.
+			c.byPeer = !c.closing.Load()
 			c.ended.Store(true)
 			return
 		}
 		c.lines.Add(1)
+		if bytes.HasPrefix(line, []byte("ERROR")) {
+			c.goodbye = string(bytes.TrimRight(line, "\r"))
+		}
 		if cn.handle != nil {
 			cn.handle(c, line)
 		}
@@ -206,10 +214,10 @@ func (c *client) close() {
 	c.conn.Close()
 }
 
-// dropped reports whether the server ended c's connection (only meaningful
-// once its reader has ended).
+// dropped reports whether the server ended c's connection before we closed
+// it, whenever we closed it (only meaningful once its reader has ended).
 func (c *client) dropped() bool {
-	return c.readErr != nil && !c.closing.Load()
+	return c.readErr != nil && c.byPeer
 }
 
 // connectAll connects n clients, at most conc at a time, in id order of

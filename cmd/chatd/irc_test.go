@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"syscall"
@@ -359,4 +360,26 @@ func TestIRCAcrossGateways(t *testing.T) {
 	g3.cmd.Process.Signal(syscall.SIGKILL)
 	bob.expectLine(":victim!victim@chatd QUIT :gateway lost")
 	t.Logf("SIGKILL to QUIT: %v", time.Since(start).Round(time.Millisecond))
+}
+
+// A gateway shutting down sends its IRC clients to another gateway's IRC
+// port, and its nc clients to that gateway's chat port; a gateway without
+// an IRC port is not named to IRC clients.
+func TestIRCRollingRestart(t *testing.T) {
+	ns := clustertest.Start(t, clustertest.Options{})
+	g1 := mustRunRole(t, RoleGateway, "--nats", ns.ClientURL(), "--irc", "127.0.0.1:0", "--public-addr", "chat1.example:5501")
+	g2 := mustRunRole(t, RoleGateway, "--nats", ns.ClientURL(), "--irc", "127.0.0.1:0", "--public-addr", "chat2.example:5502")
+	mustRunRole(t, RoleGateway, "--nats", ns.ClientURL(), "--irc", "", "--public-addr", "chat3.example:5503")
+	_, ircPort, _ := net.SplitHostPort(g2.IRCAddr().String())
+
+	alice := join(t, g1.ChatAddr().String(), "alice")
+	bob := ircRegister(t, g1, "bob")
+	go g1.Close()
+	if got := alice.expectClosed(); !strings.Contains(got, "*** server shutting down; reconnect to chat2.example:5502 or chat3.example:5503\n") {
+		t.Errorf("alice got %q", got)
+	}
+	got := bob.expectClosed()
+	if want := ":chatd NOTICE bob :server shutting down; reconnect to chat2.example:" + ircPort + "\r\nERROR :Closing link: Server shutting down\r\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("bob got %q, want it to end with %q", got, want)
+	}
 }

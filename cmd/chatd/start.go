@@ -92,6 +92,9 @@ func (m *Main) startGateway(ctx context.Context) error {
 	// clients: the gateway owns the rules, the bus applies them.
 	bcfg.Rules = bus.Rules{Nick: gateway.ValidNickname, Text: gateway.CleanText, MaxText: m.Config.Gateway.MaxLine}
 	bcfg.Addr = publicAddr
+	if bcfg.IRCAddr, err = m.ircPublicAddr(publicAddr); err != nil {
+		return err
+	}
 	bcfg.User, bcfg.Password = m.Config.NATSUser, m.Config.NATSPassword
 	if bcfg.User == "" && m.secret != "" {
 		bcfg.User, bcfg.Password = cluster.SecretCredentials(m.secret)
@@ -226,6 +229,25 @@ func (m *Main) publicAddr() (string, error) {
 		return "", fmt.Errorf("advertise address: %w", err)
 	}
 	return net.JoinHostPort(chosen, port), nil
+}
+
+// ircPublicAddr is where the other gateways send this gateway's IRC
+// clients when those shut down: the host of publicAddr and the IRC port;
+// "" without a plain IRC port (a TLS-only one is not named: the notice
+// could not say to use TLS).
+func (m *Main) ircPublicAddr(publicAddr string) (string, error) {
+	if m.ircLn == nil {
+		return "", nil
+	}
+	host, _, err := net.SplitHostPort(publicAddr)
+	if err != nil {
+		return "", fmt.Errorf("public address %q: %w", publicAddr, err)
+	}
+	_, port, err := net.SplitHostPort(m.ircLn.Addr().String())
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // servedNames are the host names, besides IP addresses and localhost,
