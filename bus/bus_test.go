@@ -147,9 +147,6 @@ func TestPublishSubscribe(t *testing.T) {
 	if a.ID() == b.ID() || a.ID() == "" {
 		t.Fatalf("gateway ids %q and %q", a.ID(), b.ID())
 	}
-	if !a.JetStream() {
-		t.Fatal("JetStream() = false on a JetStream server")
-	}
 
 	var ra, rb recorder
 	unsubA, err := a.Subscribe("lobby", ra.deliver)
@@ -223,7 +220,7 @@ func TestOrderPerSender(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range n {
-				if err := x.c.Publish("order", kinds[i%len(kinds)], x.nick, strconv.Itoa(i)); err != nil {
+				if err := publishAny(x.c, "order", kinds[i%len(kinds)], x.nick, strconv.Itoa(i)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -269,7 +266,7 @@ func TestHistory(t *testing.T) {
 		{KindSay, "4"}, {KindLeave, "bye"}, {KindSay, "5"}, {KindSay, "6"},
 	}
 	for _, p := range pub {
-		if err := c.Publish("hist", p[0], "bob", p[1]); err != nil {
+		if err := publishAny(c, "hist", p[0], "bob", p[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -373,10 +370,10 @@ func TestStaleNickTakeover(t *testing.T) {
 	if ok, err := a.ClaimNick(ctx, "Carol"); !ok || err != nil {
 		t.Fatalf("a.ClaimNick = %v, %v", ok, err)
 	}
-	if err := a.Enter(ctx, "lobby", "Carol"); err != nil {
+	if err := a.Join(ctx, "lobby", "Carol"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Enter(ctx, "lobby", "dave"); err != nil {
+	if err := b.Join(ctx, "lobby", "dave"); err != nil {
 		t.Fatal(err)
 	}
 	// While a refreshes its lease, the nick stays a's, past one lease period:
@@ -438,7 +435,7 @@ func TestWhoRooms(t *testing.T) {
 	ctx := context.Background()
 	enter := func(c *Conn, room, nick string) {
 		t.Helper()
-		if err := c.Enter(ctx, room, nick); err != nil {
+		if err := c.Join(ctx, room, nick); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -466,14 +463,14 @@ func TestWhoRooms(t *testing.T) {
 	check(b, "dev", []string{"Dave"}, map[string]int{"lobby": 3, "dev": 1})
 	check(b, "empty", nil, map[string]int{"lobby": 3, "dev": 1})
 
-	if err := a.Leave(ctx, "lobby", "bob"); err != nil {
+	if err := a.Part(ctx, "lobby", "bob", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Leave(ctx, "lobby", "Alice"); err != nil { // not b's: ignored
+	if err := b.Part(ctx, "lobby", "Alice", ""); err != nil { // not b's: ignored
 		t.Fatal(err)
 	}
 	check(b, "lobby", []string{"Alice", "carol"}, map[string]int{"lobby": 2, "dev": 1})
-	if err := b.Leave(ctx, "dev", "dave"); err != nil {
+	if err := b.Part(ctx, "dev", "dave", ""); err != nil {
 		t.Fatal(err)
 	}
 	check(a, "lobby", []string{"Alice", "carol"}, map[string]int{"lobby": 2})
@@ -485,7 +482,7 @@ func TestWhoRooms(t *testing.T) {
 	if _, err := b.Who(ctx, "Lobby"); !errors.Is(err, ErrInvalidRoom) {
 		t.Errorf("Who(Lobby) err = %v", err)
 	}
-	if err := a.Enter(ctx, "lobby", "x"); !errors.Is(err, ErrClosed) {
+	if err := a.Join(ctx, "lobby", "x"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Enter after Close err = %v", err)
 	}
 }
@@ -590,7 +587,7 @@ func TestInvalidNames(t *testing.T) {
 		if err := c.History(ctx, room, 5, nop); !errors.Is(err, ErrInvalidRoom) {
 			t.Errorf("History(%q) err = %v", room, err)
 		}
-		if err := c.Enter(ctx, room, "x"); !errors.Is(err, ErrInvalidRoom) {
+		if err := c.Join(ctx, room, "x"); !errors.Is(err, ErrInvalidRoom) {
 			t.Errorf("Enter(%q) err = %v", room, err)
 		}
 	}
@@ -599,85 +596,33 @@ func TestInvalidNames(t *testing.T) {
 			t.Errorf("Publish(kind %q) err = %v", kind, err)
 		}
 	}
-	if err := c.Enter(ctx, "lobby", ""); !errors.Is(err, ErrInvalidNick) {
+	if err := c.Join(ctx, "lobby", ""); !errors.Is(err, ErrInvalidNick) {
 		t.Errorf("Enter(nick \"\") err = %v", err)
 	}
 }
 
+// A NATS server without JetStream is refused at once, with one line that
+// says how to enable it.
 func TestNoJetStream(t *testing.T) {
 	s := clustertest.Start(t, clustertest.Options{NoJetStream: true})
-	a := mustConnect(t, s, nil)
-	b := mustConnect(t, s, nil)
-	if a.JetStream() {
-		t.Fatal("JetStream() = true without JetStream")
+	cfg := DefaultConfig()
+	cfg.Servers = []string{s.ClientURL()}
+	cfg.Logger = testLogger(t)
+	cfg.Rules = testRules
+	start := time.Now()
+	c, err := Connect(context.Background(), cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("Connect succeeded without JetStream")
 	}
-	ctx := context.Background()
-	var r recorder
-	unsub, err := b.Subscribe("lobby", r.deliver)
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, ErrNoJetStream) {
+		t.Fatalf("Connect err = %v, want ErrNoJetStream", err)
 	}
-	defer unsub()
-	if err := a.Publish("lobby", KindSay, "alice", "hi"); err != nil {
-		t.Fatal(err)
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "nats-server -js") || !strings.Contains(msg, "chatd broker") {
+		t.Errorf("refusal %q: want one line naming nats-server -js and chatd broker", msg)
 	}
-	if got := texts(r.waitN(t, 1)); !reflect.DeepEqual(got, []string{"say:alice:hi"}) {
-		t.Errorf("got %v", got)
-	}
-	if got := history(t, a, "lobby", 5); len(got) != 0 {
-		t.Errorf("History without JetStream = %v", texts(got))
-	}
-
-	// Gateways ask each other: nicknames are unique across them.
-	for _, step := range []struct {
-		c    *Conn
-		nick string
-		want bool
-	}{{a, "Alice", true}, {a, "alice", false}, {b, "alice", false}, {b, "bob", true}, {a, "BOB", false}} {
-		if ok, err := step.c.ClaimNick(ctx, step.nick); ok != step.want || err != nil {
-			t.Errorf("ClaimNick(%s) = %v, %v; want %v", step.nick, ok, err, step.want)
-		}
-	}
-	if err := a.ReleaseNick(ctx, "ALICE"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := b.ClaimNick(ctx, "alice"); !ok || err != nil {
-		t.Errorf("ClaimNick after release = %v, %v", ok, err)
-	}
-
-	// Who and Rooms gather every gateway's members.
-	for _, e := range []struct {
-		c          *Conn
-		room, nick string
-	}{{a, "lobby", "Carol"}, {b, "lobby", "alice"}, {b, "dev", "bob"}, {a, "dev", "dave"}} {
-		if err := e.c.Enter(ctx, e.room, e.nick); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range []*Conn{a, b} {
-		if who, err := c.Who(ctx, "lobby"); err != nil || !reflect.DeepEqual(who, []string{"alice", "Carol"}) {
-			t.Errorf("Who = %v, %v", who, err)
-		}
-	}
-	if err := a.Leave(ctx, "dev", "dave"); err != nil {
-		t.Fatal(err)
-	}
-	if rooms, err := b.Rooms(ctx); err != nil || !reflect.DeepEqual(rooms, map[string]int{"lobby": 2, "dev": 1}) {
-		t.Errorf("Rooms = %v, %v", rooms, err)
-	}
-	if gws, err := a.Gateways(ctx); err != nil || len(gws) != 0 {
-		t.Errorf("Gateways without addresses = %v, %v", gws, err)
-	}
-
-	// Private messages still cross gateways.
-	in := &inbox{for_: "alice"}
-	stop, err := b.ReceivePrivate(in.deliver)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	if ok, err := a.SendPrivate(ctx, "Alice", "bob", "hey"); !ok || err != nil {
-		t.Errorf("SendPrivate = %v, %v", ok, err)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("refusal took %v", d)
 	}
 }
 
@@ -686,7 +631,7 @@ func TestInProcessAndClose(t *testing.T) {
 	c := mustConnect(t, s, func(c *Config) { c.Servers = nil; c.InProcess = s })
 	other := mustConnect(t, s, nil)
 	ctx := context.Background()
-	if ok, err := other.gatewayAlive(ctx, c.ID()); !ok || err != nil {
+	if ok, err := other.m.gatewayAlive(ctx, c.ID()); !ok || err != nil {
 		t.Fatalf("lease of the in-process Conn: %v, %v", ok, err)
 	}
 	var r recorder
@@ -704,7 +649,7 @@ func TestInProcessAndClose(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if ok, err := other.gatewayAlive(ctx, c.ID()); ok || err != nil {
+	if ok, err := other.m.gatewayAlive(ctx, c.ID()); ok || err != nil {
 		t.Errorf("lease after Close: %v, %v", ok, err)
 	}
 	if err := c.Publish("lobby", KindSay, "x", "y"); !errors.Is(err, ErrClosed) {
@@ -717,4 +662,13 @@ func TestInProcessAndClose(t *testing.T) {
 	if _, err := Connect(ctx, Config{}); !errors.Is(err, ErrConfig) {
 		t.Errorf("Connect(Config{}) err = %v", err)
 	}
+}
+
+// publishAny publishes an event of any kind, as Publish and, for joins and
+// departures, as Join and Part announce them.
+func publishAny(c *Conn, room, kind, nick, text string) error {
+	if kind == KindJoin || kind == KindLeave {
+		return c.m.announce(room, kind, nick, text)
+	}
+	return c.Publish(room, kind, nick, text)
 }

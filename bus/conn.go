@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,10 +87,17 @@ type Config struct {
 	// RequestTimeout bounds each KV operation and each private-message
 	// request.
 	RequestTimeout time.Duration
+	// Sweep is how often this gateway purges, from the nickname and
+	// presence buckets, the delete markers older than Sweep (see sweep.go).
+	// Zero means a minute.
+	Sweep time.Duration
 	// Addr is where chat clients reach this gateway ("host:port"), shared
 	// with the other gateways so that a gateway shutting down can tell its
 	// clients where to go (see Gateways).
 	Addr string
+	// IRCAddr is where IRC clients reach this gateway ("host:port"; empty:
+	// it has no IRC port), shared in the same way (see IRCGateways).
+	IRCAddr string
 
 	// OnDisconnect and OnReconnect, if set, are called when the connection
 	// to NATS is lost and when it is back. They run on nats.go's callback
@@ -120,6 +126,7 @@ func DefaultConfig() Config {
 		Replicas:       1,
 		Lease:          15 * time.Second,
 		RequestTimeout: 2 * time.Second,
+		Sweep:          time.Minute,
 	}
 }
 
@@ -128,8 +135,11 @@ func (cfg *Config) fill() error {
 	if cfg.InProcess == nil && len(cfg.Servers) == 0 {
 		return fmt.Errorf("%w: no Servers and no InProcess server", ErrConfig)
 	}
-	if cfg.History < 0 || cfg.Retain < 0 || cfg.RetainAge < 0 || cfg.Replicas < 0 || cfg.Lease < 0 || cfg.RequestTimeout < 0 {
-		return fmt.Errorf("%w: negative History, Retain, RetainAge, Replicas, Lease or RequestTimeout", ErrConfig)
+	if cfg.History < 0 || cfg.Retain < 0 || cfg.RetainAge < 0 || cfg.Replicas < 0 || cfg.Lease < 0 || cfg.RequestTimeout < 0 || cfg.Sweep < 0 {
+		return fmt.Errorf("%w: negative History, Retain, RetainAge, Replicas, Lease, RequestTimeout or Sweep", ErrConfig)
+	}
+	if cfg.Sweep == 0 {
+		cfg.Sweep = d.Sweep
 	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = d.Replicas
@@ -171,15 +181,14 @@ type Conn struct {
 
 	startedAt time.Time
 
-	// JetStream handles; all nil when the server has no JetStream. history
-	// is also nil when Config.History is 0.
+	// JetStream handles; history is nil when Config.History is 0.
 	js       jetstream.JetStream
 	history  jetstream.Stream
 	gateways jetstream.KeyValue
 	nicks    jetstream.KeyValue
 	presence jetstream.KeyValue
 
-	live liveCache
+	m *membership // leases, nicknames, presence, reaping: see members.go
 
 	fills fills // room subscriptions, for gap-fill (gapfill.go)
 	rings rings // this gateway's own recent lines per room (replay.go)
@@ -195,22 +204,11 @@ type Conn struct {
 	closeErr  error
 
 	disconnected atomic.Int64 // unix nanoseconds of the last disconnect, 0 if none pending
-
-	mu        sync.Mutex
-	seen      map[string]struct{} // gateways alive at the last lease refresh (JetStream)
-	beats     map[string]beat     // gateways heard by heartbeat (without JetStream)
-	held      map[string]string   // nickkey → nick claimed through this Conn ("" while being released)
-	doubtful  map[string]struct{} // nickkeys whose claim failed but may have been applied
-	unwritten map[string]struct{} // presence keys Enter could not write
-	leftover  map[string]struct{} // presence keys Leave could not delete
-	announced map[string]struct{} // presence keys whose departure another gateway announced
-	present   map[string]string   // presence key → nick entered through this Conn
-	reaping   bool                // a reap goroutine is running
 }
 
-// Connect dials NATS, sets up the JetStream stream and buckets (or falls back
-// to asking the other gateways if the server has no JetStream) and starts this
-// gateway's lease. ctx bounds the JetStream setup.
+// Connect dials NATS, sets up the JetStream stream and buckets and starts
+// this gateway's lease. ctx bounds the JetStream setup. A server without
+// JetStream is refused with ErrNoJetStream.
 func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
@@ -227,13 +225,8 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		done:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		natsDone:  make(chan struct{}),
-		held:      make(map[string]string),
-		doubtful:  make(map[string]struct{}),
-		unwritten: make(map[string]struct{}),
-		leftover:  make(map[string]struct{}),
-		announced: make(map[string]struct{}),
-		present:   make(map[string]string),
 	}
+	c.m = newMembership(c)
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -291,21 +284,15 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("bus: subscribe %s: %w", ReplaySubjects, err)
 	}
-	if c.js != nil {
-		c.seen = make(map[string]struct{})
-		c.wg.Add(3)
-		go c.leaseLoop()
-		go c.followGateways()
-		go c.sweepLoop()
-	} else if err := c.startHeartbeats(); err != nil {
-		nc.Close()
-		return nil, err
-	}
+	c.wg.Add(3)
+	go c.m.leaseLoop()
+	go c.m.followGateways()
+	go c.sweepLoop()
 	url := nc.ConnectedUrlRedacted()
 	if cfg.InProcess != nil {
 		url = "in-process"
 	}
-	c.log.Info("bus: connected", "url", url, "jetstream", c.js != nil, "history", c.history != nil)
+	c.log.Info("bus: connected", "url", url, "history", c.history != nil)
 	return c, nil
 }
 
@@ -332,11 +319,6 @@ func newID() (string, error) {
 
 // ID returns this gateway's id, random per Conn.
 func (c *Conn) ID() string { return c.id }
-
-// JetStream reports whether the server has JetStream. Without it there is no
-// history, and nicknames and presence are kept in this Conn only: unique and
-// listed by asking the other gateways over request/reply: see doc.go.
-func (c *Conn) JetStream() bool { return c.js != nil }
 
 func (c *Conn) onError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	subject := ""
@@ -386,30 +368,23 @@ func (c *Conn) opContext(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, c.cfg.RequestTimeout)
 }
 
-// Publish sends one room event (KindSay, KindMe, KindJoin, KindLeave or
-// KindNick) with a core NATS publish; it does not wait for the server. Chat
+// Publish sends one chat line (KindSay or KindMe) or a nickname change
+// (KindNick) with a core NATS publish; it does not wait for the server. Chat
 // lines go to chat.v1.room.<room>.msg, where the history stream captures
-// them, notices to chat.v1.room.<room>.event.
+// them, notices to chat.v1.room.<room>.event. Joins and departures are
+// announced by Join and Part only (KindJoin and KindLeave are refused
+// here), and a change of nickname is better made with Rename, which moves
+// the user's presence too.
 func (c *Conn) Publish(room, kind, nick, text string) error {
 	subject, err := EventSubject(room, kind)
 	if err != nil {
 		return err
 	}
+	if kind == KindJoin || kind == KindLeave {
+		return fmt.Errorf("%w: %s is announced by Join and Part", ErrInvalidKind, kind)
+	}
 	if c.closing.Load() {
 		return ErrClosed
-	}
-	if kind == KindLeave && c.js != nil {
-		// Leave found the user's presence released by another gateway,
-		// which announced the departure: do not announce it twice.
-		if key, err := presenceKey(room, nick); err == nil {
-			c.mu.Lock()
-			_, done := c.announced[key]
-			delete(c.announced, key)
-			c.mu.Unlock()
-			if done {
-				return nil
-			}
-		}
 	}
 	e := Envelope{Kind: kind, Room: room, Nick: nick, Text: text}
 	return c.publish(subject, &e)
@@ -532,14 +507,14 @@ func (c *Conn) Close() error {
 }
 
 func (c *Conn) close() error {
-	c.mu.Lock() // so that no reaper starts after wg.Wait below
+	c.m.mu.Lock() // so that no reaper starts after wg.Wait below
 	c.closing.Store(true)
-	c.mu.Unlock()
+	c.m.mu.Unlock()
 	close(c.done)
 	c.wg.Wait() // lease loop and reapers
 
-	if c.js != nil && !c.nc.IsClosed() {
-		c.release()
+	if !c.nc.IsClosed() {
+		c.m.release()
 	}
 
 	if c.nc.IsClosed() {
@@ -559,61 +534,6 @@ func (c *Conn) close() error {
 	}
 	c.log.Info("bus: closed")
 	return nil
-}
-
-// release deletes, at Close, the presence entries and nicknames still held
-// and then the lease. JetStream may be electing a leader for a moment (a
-// broker restarting): failed deletes are retried for up to twice
-// RequestTimeout, because an entry left behind would be announced as a
-// departure again when its user comes back.
-func (c *Conn) release() {
-	c.mu.Lock()
-	present := make([]string, 0, len(c.present)+len(c.leftover))
-	for k := range c.present {
-		present = append(present, k)
-	}
-	for k := range c.leftover {
-		present = append(present, k)
-	}
-	held := make([]string, 0, len(c.held))
-	for k := range c.held {
-		held = append(held, k)
-	}
-	c.mu.Unlock()
-	deadline := time.Now().Add(2 * c.cfg.RequestTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
-		var failed []error
-		present = slices.DeleteFunc(present, func(key string) bool {
-			err := c.deleteOwned(ctx, c.presence, key)
-			if err != nil {
-				failed = append(failed, fmt.Errorf("leave %s: %w", key, err))
-			}
-			return err == nil
-		})
-		held = slices.DeleteFunc(held, func(key string) bool {
-			err := c.deleteOwned(ctx, c.nicks, key)
-			if err != nil {
-				failed = append(failed, fmt.Errorf("release nick %s: %w", key, err))
-			}
-			return err == nil
-		})
-		cancel()
-		if len(failed) == 0 || time.Now().After(deadline) {
-			if len(failed) > 0 {
-				c.log.Warn("bus: close: could not release", "err", errors.Join(failed...))
-			}
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	// Deleted even if some entries are left: a lease left to lapse would
-	// have the other gateways announce every user's departure again.
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
-	defer cancel()
-	if err := c.gateways.Delete(ctx, c.id); err != nil {
-		c.log.Debug("bus: close: delete lease", "err", err)
-	}
 }
 
 // Connected reports whether the connection to NATS is up.

@@ -16,13 +16,13 @@
 //   - Buckets chat_gateways (leases, TTL Lease), chat_nicks (nickkey → owner)
 //     and chat_presence (<room>.<nickkey> → owner). A record whose gateway's
 //     lease has lapsed is stale: it is ignored, taken over or reaped.
+//   - Membership (leases, nickname claims, presence, reaping) has one owner,
+//     membership (members.go: the states of an entry and their transitions),
+//     and it alone publishes join and leave events: Join and Part announce,
+//     Publish refuses those kinds.
 //
 // All Conn methods are safe for concurrent use. Callbacks given to Subscribe
 // and ReceivePrivate, and the OnDisconnect/OnReconnect hooks, run on nats.go
-// goroutines and must not block. Without JetStream on the server, history is
-// off; gateways find each other by heartbeat on chat.v1.gw.heartbeat and ask
-// each other (chat.v1.gw.query) whether a nickname is held and who is in a
-// room. That is weaker than the KV buckets: two gateways claiming one
-// nickname at the same instant can both succeed, and a crashed gateway's
-// users are not announced as gone.
+// goroutines and must not block. The server must have JetStream: Connect
+// refuses one without it (ErrNoJetStream).
 package bus

@@ -150,8 +150,8 @@ func (c *Conn) linkUp() {
 	// The link may have been silent for up to the ping timeout before it
 	// was declared down.
 	from := down.Add(-time.Duration(maxPingsOut+1)*pingInterval(c.cfg.Lease) - fillMargin)
-	c.mu.Lock() // no fill starts once Close waits for them
-	defer c.mu.Unlock()
+	c.m.mu.Lock() // no fill starts once Close waits for them
+	defer c.m.mu.Unlock()
 	if c.closing.Load() {
 		return
 	}
@@ -318,12 +318,12 @@ func (c *Conn) recoverLines(room, subject string, from time.Time, last map[strin
 // allAnswered reports whether every gateway alive at the last lease
 // refresh answered a replay request.
 func (c *Conn) allAnswered(answered map[string]bool) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.seen) == 0 {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	if len(c.m.seen) == 0 {
 		return false
 	}
-	for id := range c.seen {
+	for id := range c.m.seen {
 		if !answered[id] {
 			return false
 		}

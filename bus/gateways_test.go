@@ -29,6 +29,15 @@ func TestGatewayCrash(t *testing.T) {
 	crashed := mustConnect(t, s, short)
 	ctx := context.Background()
 
+	if ok, err := crashed.ClaimNick(ctx, "Zed"); !ok || err != nil {
+		t.Fatalf("ClaimNick = %v, %v", ok, err)
+	}
+	if err := crashed.Join(ctx, "lobby", "Zed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := crashed.nc.Flush(); err != nil { // its join is out before r listens
+		t.Fatal(err)
+	}
 	var ra, rb recorder
 	for _, x := range []struct {
 		c *Conn
@@ -39,12 +48,6 @@ func TestGatewayCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer unsub()
-	}
-	if ok, err := crashed.ClaimNick(ctx, "Zed"); !ok || err != nil {
-		t.Fatalf("ClaimNick = %v, %v", ok, err)
-	}
-	if err := crashed.Enter(ctx, "lobby", "Zed"); err != nil {
-		t.Fatal(err)
 	}
 	// Let a and b see the crashed gateway alive at one lease refresh.
 	checkFor(t, 5*time.Second, func() error {
@@ -58,9 +61,9 @@ func TestGatewayCrash(t *testing.T) {
 	// a and b have seen the crashed gateway take its lease.
 	checkFor(t, 5*time.Second, func() error {
 		for _, c := range []*Conn{a, b} {
-			c.mu.Lock()
-			_, ok := c.seen[crashed.id]
-			c.mu.Unlock()
+			c.m.mu.Lock()
+			_, ok := c.m.seen[crashed.id]
+			c.m.mu.Unlock()
 			if !ok {
 				return fmt.Errorf("%s has not seen the gateway", c.id)
 			}
@@ -112,7 +115,7 @@ func TestRejoinBeforeCleanup(t *testing.T) {
 	if ok, err := crashed.ClaimNick(ctx, "Zed"); !ok || err != nil {
 		t.Fatalf("ClaimNick = %v, %v", ok, err)
 	}
-	if err := crashed.Enter(ctx, "lobby", "Zed"); err != nil {
+	if err := crashed.Join(ctx, "lobby", "Zed"); err != nil {
 		t.Fatal(err)
 	}
 	crashed.nc.Close() // no lease refresh, no clean-up: as if killed
@@ -131,10 +134,7 @@ func TestRejoinBeforeCleanup(t *testing.T) {
 	if ok, err := b.ClaimNick(ctx, "zed"); !ok || err != nil {
 		t.Fatalf("ClaimNick after the crash = %v, %v", ok, err)
 	}
-	if err := b.Enter(ctx, "lobby", "zed"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish("lobby", KindJoin, "zed", ""); err != nil {
+	if err := b.Join(ctx, "lobby", "zed"); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Publish("lobby", KindSay, "marker", "end"); err != nil {
@@ -166,9 +166,9 @@ func TestLeftoverClaim(t *testing.T) {
 	if ok, err := a.ClaimNick(ctx, "GHOST"); ok || err != nil {
 		t.Fatalf("ClaimNick(GHOST) = %v, %v; want false", ok, err)
 	}
-	a.mu.Lock()
-	a.doubtful["spook"] = struct{}{} // its claim failed
-	a.mu.Unlock()
+	a.m.mu.Lock()
+	a.m.claims["spook"] = &claim{nick: "spook", state: claimDoubtful} // its claim failed
+	a.m.mu.Unlock()
 	checkFor(t, 5*time.Second, func() error {
 		if _, err := a.nicks.Get(ctx, "spook"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("spook still claimed: %v", err)
@@ -187,10 +187,9 @@ func TestPresenceRepaired(t *testing.T) {
 	s := clustertest.Start(t, clustertest.Options{})
 	a := mustConnect(t, s, func(c *Config) { c.Lease = 900 * time.Millisecond })
 	ctx := context.Background()
-	a.mu.Lock() // as Enter leaves it when the write fails
-	a.present["lobby.kim"] = "Kim"
-	a.unwritten["lobby.kim"] = struct{}{}
-	a.mu.Unlock()
+	a.m.mu.Lock() // as Join leaves it when the write fails
+	a.m.entries["lobby.kim"] = &entry{room: "lobby", nick: "Kim", state: entryUnwritten}
+	a.m.mu.Unlock()
 	checkFor(t, 5*time.Second, func() error {
 		if who, err := a.Who(ctx, "lobby"); err != nil || !slices.Equal(who, []string{"Kim"}) {
 			return fmt.Errorf("who = %v, %v", who, err)
@@ -212,27 +211,26 @@ func TestLeaveAnnouncedOnce(t *testing.T) {
 	}
 	defer unsub()
 	ctx := context.Background()
-	if err := a.Enter(ctx, "lobby", "Kim"); err != nil {
+	if err := a.Join(ctx, "lobby", "Kim"); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.presence.Delete(ctx, "lobby.kim"); err != nil { // as a clean-up would
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := a.Leave(ctx, "lobby", "Kim"); err != nil {
+		if err := a.Part(ctx, "lobby", "Kim", ""); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.Publish("lobby", KindLeave, "Kim", ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Enter(ctx, "lobby", "Kim"); err != nil {
+		if err := a.Join(ctx, "lobby", "Kim"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
-	r.expect(t, "leave:Kim:", "say:marker:end")
+	// Joined; reaped (no leave: the clean-up would have announced it);
+	// joined again; left; joined again.
+	r.expect(t, "join:Kim:", "join:Kim:", "leave:Kim:", "join:Kim:", "say:marker:end")
 }
 
 // A user who comes back on another live gateway before the first one has
@@ -244,29 +242,26 @@ func TestLeaveAfterRejoinElsewhere(t *testing.T) {
 	s := clustertest.Start(t, clustertest.Options{})
 	a := mustConnect(t, s, nil)
 	b := mustConnect(t, s, nil)
+	ctx := context.Background()
+	if err := a.Join(ctx, "lobby", "Kim"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.nc.Flush(); err != nil { // its join is out before r listens
+		t.Fatal(err)
+	}
 	var r recorder
 	unsub, err := b.Subscribe("lobby", r.deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unsub()
-	ctx := context.Background()
-	if err := a.Enter(ctx, "lobby", "Kim"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Enter(ctx, "lobby", "Kim"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish("lobby", KindJoin, "Kim", ""); err != nil {
+	if err := b.Join(ctx, "lobby", "Kim"); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.nc.Flush(); err != nil { // b's events reach r before a's
 		t.Fatal(err)
 	}
-	if err := a.Leave(ctx, "lobby", "Kim"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Publish("lobby", KindLeave, "Kim", ""); err != nil {
+	if err := a.Part(ctx, "lobby", "Kim", ""); err != nil {
 		t.Fatal(err)
 	}
 	// a's events, if any, reach r before its marker.
@@ -289,28 +284,28 @@ func TestRejoinBeforeLeaseLapses(t *testing.T) {
 	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
 	crashed := mustConnect(t, s, short)
 	b := mustConnect(t, s, short)
+	ctx := context.Background()
+	if err := crashed.Join(ctx, "lobby", "Zed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := crashed.nc.Flush(); err != nil { // its join is out before r listens
+		t.Fatal(err)
+	}
+	crashed.nc.Close() // as if killed; its lease runs on
 	var r recorder
 	unsub, err := b.Subscribe("lobby", r.deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unsub()
-	ctx := context.Background()
-	if err := crashed.Enter(ctx, "lobby", "Zed"); err != nil {
-		t.Fatal(err)
-	}
-	crashed.nc.Close() // as if killed; its lease runs on
-	if alive, err := b.gatewayAlive(ctx, crashed.ID()); !alive || err != nil {
+	if alive, err := b.m.gatewayAlive(ctx, crashed.ID()); !alive || err != nil {
 		t.Fatalf("crashed gateway's lease: alive=%v, %v; want it current", alive, err)
 	}
-	if err := b.Enter(ctx, "lobby", "Zed"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish("lobby", KindJoin, "Zed", ""); err != nil {
+	if err := b.Join(ctx, "lobby", "Zed"); err != nil {
 		t.Fatal(err)
 	}
 	checkFor(t, 10*time.Second, func() error {
-		if !b.cleanupGateway(ctx, crashed.ID()) {
+		if !b.m.cleanupGateway(ctx, crashed.ID()) {
 			return errors.New("crashed gateway not cleaned up yet")
 		}
 		return nil
@@ -341,25 +336,22 @@ func TestUnwrittenNotReasserted(t *testing.T) {
 	}
 	defer unsub()
 	ctx := context.Background()
-	if err := old.Enter(ctx, "lobby", "Kim"); err != nil {
+	if err := old.Join(ctx, "lobby", "Kim"); err != nil {
 		t.Fatal(err)
 	}
 	old.nc.Close() // its Leave failed: the entry stays
 	checkFor(t, 10*time.Second, func() error {
-		if alive, err := a.gatewayAlive(ctx, old.ID()); alive || err != nil {
+		if alive, err := a.m.gatewayAlive(ctx, old.ID()); alive || err != nil {
 			return fmt.Errorf("old gateway alive=%v, %v", alive, err)
 		}
 		return nil
 	})
-	a.mu.Lock() // as Enter leaves it when the write fails
-	a.present["lobby.kim"] = "Kim"
-	a.unwritten["lobby.kim"] = struct{}{}
-	a.mu.Unlock()
-	if err := a.Publish("lobby", KindJoin, "Kim", ""); err != nil {
-		t.Fatal(err)
-	}
-	a.reassert(ctx)
-	a.repairPresence(ctx)
+	a.m.mu.Lock() // as Join leaves it when the write fails
+	a.m.entries["lobby.kim"] = &entry{room: "lobby", nick: "Kim", state: entryUnwritten}
+	a.m.mu.Unlock()
+	a.m.reassertNicks(ctx)
+	a.m.reassertPresence(ctx)
+	a.m.repairPresence(ctx)
 	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +373,7 @@ func TestReapAnnounces(t *testing.T) {
 	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
 	gone := mustConnect(t, s, short)
 	ctx := context.Background()
-	if err := gone.Enter(ctx, "lobby", "Kim"); err != nil {
+	if err := gone.Join(ctx, "lobby", "Kim"); err != nil {
 		t.Fatal(err)
 	}
 	gone.nc.Close()
@@ -403,6 +395,7 @@ func TestReapAnnounces(t *testing.T) {
 		}
 		return nil
 	})
+	r.waitN(t, 1) // the reaper publishes the leave just after its delete
 	if err := b.Publish("lobby", KindSay, "marker", "end"); err != nil {
 		t.Fatal(err)
 	}
@@ -417,23 +410,26 @@ func TestReassertAfterLapse(t *testing.T) {
 	a := mustConnect(t, s, short)
 	b := mustConnect(t, s, short)
 	ctx := context.Background()
+	if ok, err := a.ClaimNick(ctx, "amy"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := a.Join(ctx, "lobby", "amy"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.nc.Flush(); err != nil { // its join is out before rb listens
+		t.Fatal(err)
+	}
 	var rb recorder
 	unsub, err := b.Subscribe("lobby", rb.deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unsub()
-	if ok, err := a.ClaimNick(ctx, "amy"); !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	if err := a.Enter(ctx, "lobby", "amy"); err != nil {
-		t.Fatal(err)
-	}
 	// As if the link was down past the lease: the others release amy.
 	if err := a.gateways.Delete(ctx, a.id); err != nil {
 		t.Fatal(err)
 	}
-	b.cleanupGateway(ctx, a.id)
+	b.m.cleanupGateway(ctx, a.id)
 	if got := texts(rb.waitN(t, 1)); !reflect.DeepEqual(got, []string{"leave:amy:gateway lost"}) {
 		t.Fatalf("got %v", got)
 	}
@@ -483,21 +479,17 @@ func TestNickLostWhileCutOff(t *testing.T) {
 }
 
 func TestGatewayAddresses(t *testing.T) {
-	for _, js := range []bool{true, false} {
-		t.Run(fmt.Sprintf("jetstream=%v", js), func(t *testing.T) {
-			s := clustertest.Start(t, clustertest.Options{NoJetStream: !js})
-			a := mustConnect(t, s, func(c *Config) { c.Addr = "h1:5500" })
-			mustConnect(t, s, func(c *Config) { c.Addr = "h2:5500" })
-			mustConnect(t, s, func(c *Config) { c.Addr = "h3:5500" })
-			checkFor(t, 5*time.Second, func() error {
-				got, err := a.Gateways(context.Background())
-				if err != nil || !slices.Equal(got, []string{"h2:5500", "h3:5500"}) {
-					return fmt.Errorf("Gateways = %v, %v", got, err)
-				}
-				return nil
-			})
-		})
-	}
+	s := clustertest.Start(t, clustertest.Options{})
+	a := mustConnect(t, s, func(c *Config) { c.Addr = "h1:5500" })
+	mustConnect(t, s, func(c *Config) { c.Addr = "h2:5500" })
+	mustConnect(t, s, func(c *Config) { c.Addr = "h3:5500" })
+	checkFor(t, 5*time.Second, func() error {
+		got, err := a.Gateways(context.Background())
+		if err != nil || !slices.Equal(got, []string{"h2:5500", "h3:5500"}) {
+			return fmt.Errorf("Gateways = %v, %v", got, err)
+		}
+		return nil
+	})
 }
 
 // waitLeaseGone waits until gateway id's lease has lapsed, reading the
@@ -525,4 +517,90 @@ func waitLeaseGone(t *testing.T, s *server.Server, id string) {
 		}
 		return nil
 	})
+}
+
+// After JetStream could not answer for longer than the lease (every lease
+// lapsed), the gateways refresh again one after the other, as their
+// tickers come: none is judged gone meanwhile, nobody is announced as
+// leaving or joining, their nicknames stay theirs and /who lists everyone.
+func TestRecoveryAnnouncesNobody(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
+	gws := []*Conn{mustConnect(t, s, short), mustConnect(t, s, short), mustConnect(t, s, short)}
+	a := gws[0]
+	ctx := context.Background()
+	all := []string{"u0", "u1", "u2"}
+	for i, g := range gws {
+		if ok, err := g.ClaimNick(ctx, all[i]); !ok || err != nil {
+			t.Fatalf("ClaimNick = %v, %v", ok, err)
+		}
+		if err := g.Join(ctx, "lobby", all[i]); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.nc.Flush(); err != nil { // its join is out before r listens
+			t.Fatal(err)
+		}
+	}
+	var r recorder
+	unsub, err := a.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	checkFor(t, 5*time.Second, func() error {
+		for _, g := range gws {
+			if !g.m.mayJudge() {
+				return errors.New("a gateway has not had a full lease yet")
+			}
+		}
+		return nil
+	})
+
+	// JetStream unavailable to every gateway past the lease.
+	for _, g := range gws {
+		g.m.refreshFault.Store(true)
+	}
+	for _, g := range gws {
+		waitLeaseGone(t, s, g.ID())
+	}
+	// It answers again; the gateways refresh one after the other.
+	refreshed := func(g *Conn, times int) {
+		t.Helper()
+		e, err := a.gateways.Get(ctx, g.ID())
+		var from uint64
+		if err == nil {
+			from = e.Revision()
+		}
+		checkFor(t, 5*time.Second, func() error {
+			e, err := a.gateways.Get(ctx, g.ID())
+			if err != nil || e.Revision() < from+uint64(times) {
+				return fmt.Errorf("lease of %s not refreshed %d times: %v", g.ID(), times, err)
+			}
+			return nil
+		})
+	}
+	for i, g := range gws {
+		g.m.refreshFault.Store(false)
+		refreshed(g, 2) // and it looked at the others' leases
+		if who, err := a.Who(ctx, "lobby"); err != nil || !slices.Equal(who, all) {
+			t.Errorf("after %d recovered: Who = %v, %v; want %v", i+1, who, err, all)
+		}
+		if i == 0 {
+			if ok, err := a.ClaimNick(ctx, "U2"); ok || err != nil {
+				t.Errorf("ClaimNick of a nickname whose gateway has not refreshed yet = %v, %v; want false", ok, err)
+			}
+		}
+	}
+	for _, g := range gws {
+		refreshed(g, 4) // past a full lease for everyone
+	}
+	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "say:marker:end")
+	for _, g := range gws {
+		if who, err := g.Who(ctx, "lobby"); err != nil || !slices.Equal(who, all) {
+			t.Errorf("Who = %v, %v; want %v", who, err, all)
+		}
+	}
 }

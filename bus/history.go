@@ -16,9 +16,9 @@ const maxHistoryBatch = 1000
 // room, oldest first, before it returns. It reads the room's subject of the
 // CHAT_HISTORY stream with an ordered consumer and no-wait fetches, so it
 // never waits for lines that do not exist. A room with no lines, or history
-// off (Config.History 0, or no JetStream), means no calls and a nil error.
-// Stored envelopes pass the same check as live ones (validate.go): what
-// fails is skipped and counted.
+// off (Config.History 0), means no calls and a nil error. Stored envelopes
+// pass the same check as live ones (validate.go): what fails is skipped and
+// counted.
 func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind, nick, text string, at time.Time)) error {
 	subject, err := historySubject(room)
 	if err != nil {

@@ -7,517 +7,22 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// JetStream stream and KV buckets shared by all gateways.
-const (
-	// HistoryStream keeps the last Config.History chat lines of each room
-	// (subjects HistorySubjects, one subject per room).
-	HistoryStream = "CHAT_HISTORY"
-	// GatewaysBucket holds one key per live gateway (its id), value
-	// {"name":..,"started":..}, with a TTL of Config.Lease.
-	GatewaysBucket = "chat_gateways"
-	// NicksBucket maps nickkey to {"nick":"Alice","gw":"<gwid>"}.
-	NicksBucket = "chat_nicks"
-	// PresenceBucket maps <room>.<nickkey> to {"nick":"Alice","gw":"<gwid>"}.
-	PresenceBucket = "chat_presence"
-)
+// Presence: chat_presence maps <room>.<nickkey> to the gateway of the user
+// in that room, {"nick":"Alice","gw":"<gateway id>"}, read by Who and
+// Rooms. Join and Part keep it and announce the user's joined! and left!;
+// see members.go for the states of an entry.
 
-// liveCacheTTL is how long the set of live gateways is reused by Who, Rooms
-// and SendPrivate.
-const liveCacheTTL = time.Second
-
-// ownerRec is the value of chat_nicks and chat_presence entries.
-type ownerRec struct {
-	Nick string `json:"nick"`
-	GW   string `json:"gw"`
-	// Took names the gateway whose record this one replaced, the writer
-	// having announced (or, repairing, given up) that user's departure
-	// (chat_presence only): that gateway must not announce it again.
-	Took string `json:"took,omitempty"`
-}
-
-// leaseRec is the value of a chat_gateways entry.
-type leaseRec struct {
-	Name    string    `json:"name"`
-	Started time.Time `json:"started"`
-	Addr    string    `json:"addr,omitempty"` // where chat clients reach this gateway
-}
-
-type liveCache struct {
-	mu  sync.Mutex
-	at  time.Time
-	ids map[string]struct{} // read-only once stored
-}
-
-// setupJetStream creates or updates the stream and buckets and writes this
-// gateway's lease. Without JetStream on the server it logs once and leaves
-// c.js nil.
-func (c *Conn) setupJetStream(ctx context.Context) error {
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		return fmt.Errorf("bus: jetstream: %w", err)
-	}
-	if _, err := js.AccountInfo(ctx); err != nil {
-		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			c.log.Warn("bus: NATS has no JetStream: history is off; nickname uniqueness and /who rely on asking the other gateways (weaker: see docs/protocol.md)")
-			return nil
-		}
-		return fmt.Errorf("bus: jetstream: %w", err)
-	}
-	bucket := func(name, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      name,
-			Description: desc,
-			History:     1,
-			TTL:         ttl,
-			Storage:     jetstream.FileStorage,
-			Replicas:    c.cfg.Replicas,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("bus: bucket %s: %w", name, err)
-		}
-		return kv, nil
-	}
-	if c.gateways, err = bucket(GatewaysBucket, "chatd: live gateways (leases)", c.cfg.Lease); err != nil {
-		return err
-	}
-	if c.nicks, err = bucket(NicksBucket, "chatd: nickname owners", 0); err != nil {
-		return err
-	}
-	if c.presence, err = bucket(PresenceBucket, "chatd: room members", 0); err != nil {
-		return err
-	}
-	if c.cfg.History > 0 {
-		c.history, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:              HistoryStream,
-			Description:       "chatd: recent chat lines per room",
-			Subjects:          []string{HistorySubjects},
-			MaxMsgsPerSubject: int64(max(c.cfg.History, c.cfg.Retain)),
-			MaxAge:            c.cfg.RetainAge,
-			Discard:           jetstream.DiscardOld,
-			Storage:           jetstream.FileStorage,
-			Replicas:          c.cfg.Replicas,
-		})
-		if err != nil {
-			return fmt.Errorf("bus: stream %s: %w", HistoryStream, err)
-		}
-	}
-	if err := c.waitLeaders(ctx); err != nil {
-		return err
-	}
-	if err := c.putLease(ctx); err != nil {
-		return err
-	}
-	c.js = js
-	return nil
-}
-
-// waitLeaders waits until the stream and every bucket has a leader: on a
-// cluster, each one elects its own a moment after it is created or after a
-// broker restarts, and until then claims fail and published lines are not
-// stored.
-func (c *Conn) waitLeaders(ctx context.Context) error {
-	for {
-		attempt, cancel := context.WithTimeout(ctx, time.Second)
-		err := c.leadersReady(attempt)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("bus: JetStream not ready: %w", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func (c *Conn) leadersReady(ctx context.Context) error {
-	for _, kv := range []jetstream.KeyValue{c.gateways, c.nicks, c.presence} {
-		if _, err := kv.Get(ctx, "leader-probe"); !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("bucket %s: %w", kv.Bucket(), err)
-		}
-	}
-	if c.history != nil {
-		info, err := c.history.Info(ctx)
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", HistoryStream, err)
-		}
-		if info.Cluster != nil && info.Cluster.Leader == "" {
-			return fmt.Errorf("stream %s has no leader yet", HistoryStream)
-		}
-	}
-	return nil
-}
-
-func (c *Conn) putLease(ctx context.Context) error {
-	val, _ := json.Marshal(leaseRec{Name: c.cfg.Name, Started: c.startedAt, Addr: c.cfg.Addr})
-	if _, err := c.gateways.Put(ctx, c.id, val); err != nil {
-		return fmt.Errorf("bus: lease: %w", err)
-	}
-	return nil
-}
-
-// leaseLoop refreshes this gateway's lease every Lease/3 (and at once after
-// a reconnect) until Close.
-func (c *Conn) leaseLoop() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.cfg.Lease / 3)
-	defer t.Stop()
-	ok := true
-	last := time.Now() // the last refresh that succeeded
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-		// A refresh two periods late means this process was not running
-		// (paused, stopped, starved) for long enough that its lease may
-		// have lapsed without the link ever going down.
-		late := time.Since(last) > 2*c.cfg.Lease/3
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
-		err := c.putLease(ctx)
-		if err == nil {
-			last = time.Now()
-		}
-		switch lapsed := c.lapsed() || late; {
-		case err != nil && ok:
-			c.log.Warn("bus: cannot refresh lease", "err", err)
-		case err == nil && (!ok || lapsed):
-			// The lease may have lapsed meanwhile, and other gateways may
-			// have released what this one holds: claim it again.
-			c.log.Info("bus: lease refreshed again")
-			c.reassert(ctx)
-		}
-		if err == nil {
-			c.repairPresence(ctx)
-			c.deleteLeftover(ctx)
-			c.releaseDoubtful(ctx)
-			c.watchGateways(ctx)
-		}
-		cancel()
-		ok = err == nil
-	}
-}
-
-// liveGateways returns the ids of the gateways whose lease is current, at
-// most liveCacheTTL old. The map must not be modified.
-func (c *Conn) liveGateways(ctx context.Context) (map[string]struct{}, error) {
-	c.live.mu.Lock()
-	defer c.live.mu.Unlock()
-	if c.live.ids != nil && time.Since(c.live.at) < liveCacheTTL {
-		return c.live.ids, nil
-	}
-	kl, err := c.gateways.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("bus: list gateways: %w", err)
-	}
-	ids := make(map[string]struct{})
-	for k := range kl.Keys() {
-		ids[k] = struct{}{}
-	}
-	if err := ctx.Err(); err != nil { // the lister stops early on ctx
-		return nil, fmt.Errorf("bus: list gateways: %w", err)
-	}
-	c.live.ids, c.live.at = ids, time.Now()
-	return ids, nil
-}
-
-// gatewayAlive reports whether gw holds a current lease, asking the server.
-func (c *Conn) gatewayAlive(ctx context.Context, gw string) (bool, error) {
-	if gw == c.id {
-		return true, nil
-	}
-	if gw == "" {
-		return false, nil
-	}
-	_, err := c.gateways.Get(ctx, gw)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
-		return false, nil
-	}
-	return false, fmt.Errorf("bus: gateway lease: %w", err)
-}
-
-// isConflict reports whether err is a failed compare-and-set on a KV key.
-func isConflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return true
-	}
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) &&
-		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// ClaimNick reserves nick for this gateway, case-insensitively, in
-// chat_nicks. A record left by a gateway whose lease has lapsed is taken
-// over atomically. It reports false if the nick is held by a live gateway,
-// this one included.
-//
-// Without JetStream it asks the other gateways whether they hold nick; two
-// gateways claiming one nick at the same instant can both succeed.
-func (c *Conn) ClaimNick(ctx context.Context, nick string) (bool, error) {
-	key, err := NickKey(nick)
-	if err != nil {
-		return false, err
-	}
-	if c.closing.Load() {
-		return false, ErrClosed
-	}
-	if c.js == nil {
-		c.mu.Lock()
-		_, taken := c.held[key]
-		c.mu.Unlock()
-		if taken {
-			return false, nil
-		}
-		answers, err := c.ask(ctx, query{Q: "nick", Nick: nick})
-		if err != nil {
-			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
-		}
-		for _, a := range answers {
-			if a.Held {
-				return false, nil
-			}
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if _, taken := c.held[key]; taken {
-			return false, nil
-		}
-		c.held[key] = nick
-		return true, nil
-	}
-	// The key is reserved here while it is claimed, so that a record of
-	// this gateway that no session holds is known to be left over.
-	c.mu.Lock()
-	if _, busy := c.held[key]; busy {
-		c.mu.Unlock()
-		return false, nil
-	}
-	c.held[key] = nick
-	c.mu.Unlock()
-	ok, err := c.claimNick(ctx, key, nick)
-	if !ok {
-		c.mu.Lock()
-		delete(c.held, key)
-		if err != nil {
-			// The server may yet apply a create that timed out: release
-			// it once the bus answers again (releaseDoubtful).
-			c.doubtful[key] = struct{}{}
-		}
-		c.mu.Unlock()
-	}
-	return ok, err
-}
-
-// claimNick is ClaimNick on JetStream, with key reserved in c.held.
-func (c *Conn) claimNick(ctx context.Context, key, nick string) (bool, error) {
-	ctx, cancel := c.opContext(ctx)
-	defer cancel()
-	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-	for range 3 { // retried when the record changes between the steps
-		_, err := c.nicks.Create(ctx, key, val)
-		if err == nil {
-			return true, nil
-		}
-		if !isConflict(err) {
-			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
-		}
-		e, err := c.nicks.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
-		}
-		var owner ownerRec
-		// A record of this gateway that no session holds is left over
-		// from a claim that timed out but was applied: take it.
-		if json.Unmarshal(e.Value(), &owner) == nil && owner.GW != c.id {
-			alive, err := c.gatewayAlive(ctx, owner.GW)
-			if err != nil {
-				return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
-			}
-			if alive {
-				return false, nil
-			}
-		}
-		// Stale: its gateway is gone. Take it over unless the record changed
-		// meanwhile (released by a clean-up, or claimed by someone else):
-		// then look again.
-		if _, err := c.nicks.Update(ctx, key, val, e.Revision()); err != nil {
-			if isConflict(err) {
-				continue
-			}
-			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
-		}
-		c.log.Info("bus: took over stale nickname", "nick", nick, "from_gw", owner.GW)
-		return true, nil
-	}
-	return false, nil
-}
-
-// repairPresence writes the presence entries that Enter could not, for the
-// users still present. Their join was announced when they entered, so none
-// is published. It runs on the lease loop.
-func (c *Conn) repairPresence(ctx context.Context) {
-	c.mu.Lock()
-	keys := make(map[string]string, len(c.unwritten))
-	for k := range c.unwritten {
-		if nick, ok := c.present[k]; ok {
-			keys[k] = nick
-		} else {
-			delete(c.unwritten, k)
-		}
-	}
-	c.mu.Unlock()
-	for key, nick := range keys {
-		if err := c.enterQuiet(ctx, key, nick); err != nil {
-			continue
-		}
-		c.mu.Lock()
-		delete(c.unwritten, key)
-		_, still := c.present[key]
-		c.mu.Unlock()
-		if !still { // left meanwhile
-			_ = c.deleteOwned(ctx, c.presence, key)
-		}
-	}
-}
-
-// enterQuiet writes the presence entry of a user whose join was announced
-// but whose entry could not be written then (repairPresence). An entry of
-// another gateway found there is replaced, naming it in Took, and nothing
-// is published: that gateway's Leave failed the same way, and announced
-// the departure all the same (a gateway stopping while JetStream elects
-// leaders, its users coming here), or it crashed and the departure is
-// lost, which is the lesser harm than a "left!" after this user's
-// "joined!".
-func (c *Conn) enterQuiet(ctx context.Context, key, nick string) error {
-	e, err := c.presence.Get(ctx, key)
-	var old ownerRec
-	if err == nil && json.Unmarshal(e.Value(), &old) == nil && old.GW != c.id && old.GW != "" {
-		took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
-		_, err := c.presence.Update(ctx, key, took, e.Revision())
-		if err == nil || !isConflict(err) {
-			return err
-		}
-	}
-	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-	_, err = c.presence.Put(ctx, key, val)
-	return err
-}
-
-// deleteLeftover deletes the presence entries that Leave could not, unless
-// the user is present again. It runs on the lease loop.
-func (c *Conn) deleteLeftover(ctx context.Context) {
-	c.mu.Lock()
-	var keys []string
-	for k := range c.leftover {
-		if _, back := c.present[k]; back {
-			delete(c.leftover, k)
-			continue
-		}
-		keys = append(keys, k)
-	}
-	c.mu.Unlock()
-	for _, k := range keys {
-		if err := c.deleteOwned(ctx, c.presence, k); err != nil {
-			continue
-		}
-		c.mu.Lock()
-		if _, back := c.present[k]; !back {
-			delete(c.leftover, k)
-		}
-		c.mu.Unlock()
-	}
-}
-
-// releaseDoubtful deletes the nickname records that claims which failed
-// (timed out, e.g. while JetStream had no quorum) may have created after
-// all, unless a session holds them now. Each key is reserved while it is
-// released, so that a claim of it meanwhile is refused, not undone. It runs
-// on the lease loop.
-func (c *Conn) releaseDoubtful(ctx context.Context) {
-	c.mu.Lock()
-	var keys []string
-	for k := range c.doubtful {
-		if _, held := c.held[k]; !held {
-			c.held[k] = ""
-			keys = append(keys, k)
-		}
-	}
-	c.mu.Unlock()
-	for _, k := range keys {
-		err := c.deleteOwned(ctx, c.nicks, k)
-		c.mu.Lock()
-		delete(c.held, k)
-		if err == nil {
-			delete(c.doubtful, k)
-		}
-		c.mu.Unlock()
-	}
-}
-
-// ReleaseNick gives up nick if this gateway holds it; otherwise it does
-// nothing.
-func (c *Conn) ReleaseNick(ctx context.Context, nick string) error {
-	key, err := NickKey(nick)
-	if err != nil {
-		return err
-	}
-	if c.closing.Load() {
-		return ErrClosed
-	}
-	if c.js != nil {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		if err := c.deleteOwned(ctx, c.nicks, key); err != nil {
-			return fmt.Errorf("bus: release nick %q: %w", nick, err)
-		}
-	}
-	c.mu.Lock()
-	delete(c.held, key)
-	c.mu.Unlock()
-	return nil
-}
-
-// deleteOwned deletes key from kv if its record names this gateway, with a
-// compare-and-delete so that a newer owner's record survives.
-func (c *Conn) deleteOwned(ctx context.Context, kv jetstream.KeyValue, key string) error {
-	e, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var owner ownerRec
-	if json.Unmarshal(e.Value(), &owner) != nil || owner.GW != c.id {
-		return nil
-	}
-	if err := kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
-		return err
-	}
-	return nil
-}
-
-// Enter records in chat_presence that nick is in room.
-//
-// Without JetStream presence is recorded in this Conn, and other gateways
-// ask for it.
-func (c *Conn) Enter(ctx context.Context, room, nick string) error {
+// Join records in chat_presence that nick is in room and announces it: the
+// room hears "<nick> joined!" (KindJoin), on every gateway. A record another
+// gateway left there for the same nickname stands for a session that is
+// over: its departure is announced first (see writeEntry). A record that
+// cannot be written now is written at a later lease refresh; the join is
+// announced all the same. The error says what failed.
+func (c *Conn) Join(ctx context.Context, room, nick string) error {
 	key, err := presenceKey(room, nick)
 	if err != nil {
 		return err
@@ -525,120 +30,164 @@ func (c *Conn) Enter(ctx context.Context, room, nick string) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	if c.js != nil {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		if err := c.enter(ctx, room, key, nick); err != nil {
-			// Written at the next lease refresh (repairPresence): without
-			// it the user's departure would not be announced if this
-			// gateway crashed.
-			c.mu.Lock()
-			c.present[key] = nick
-			c.unwritten[key] = struct{}{}
-			delete(c.leftover, key)
-			c.mu.Unlock()
-			return fmt.Errorf("bus: enter %s: %w", room, err)
-		}
+	m := c.m
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	werr := m.writeEntry(ctx, room, key, nick)
+	m.setEntry(key, room, nick, werr)
+	if werr != nil {
+		werr = fmt.Errorf("bus: join %s: presence: %w", room, werr)
 	}
-	c.mu.Lock()
-	c.present[key] = nick
-	delete(c.announced, key)
-	delete(c.leftover, key)
-	c.mu.Unlock()
-	return nil
+	return errors.Join(werr, m.announce(room, KindJoin, nick, ""))
 }
 
-// enter writes this gateway's presence record for nick at key.
+// Part removes what Join recorded and announces that nick left room, with
+// reason (may be empty): the room hears "<nick> left!" (KindLeave), unless
+// another gateway announced the departure already: it removed this
+// gateway's record while this gateway's lease had lapsed, or replaced it for
+// the user back there (the entry was reaped). A record that cannot be
+// deleted now is deleted at a later lease refresh; the departure is
+// announced all the same.
+func (c *Conn) Part(ctx context.Context, room, nick, reason string) error {
+	key, err := presenceKey(room, nick)
+	if err != nil {
+		return err
+	}
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	m := c.m
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	reaped, derr := m.dropEntry(ctx, key, room, nick)
+	if derr != nil {
+		derr = fmt.Errorf("bus: part %s: presence: %w", room, derr)
+	}
+	if reaped {
+		return derr
+	}
+	return errors.Join(derr, m.announce(room, KindLeave, nick, reason))
+}
+
+// Rename moves nick's presence in room to newNick and publishes the change
+// (KindNick, text newNick): the user stays in the room, and nobody is
+// announced as leaving or joining. The caller claims newNick and releases
+// old itself.
+func (c *Conn) Rename(ctx context.Context, room, old, newNick string) error {
+	oldKey, err := presenceKey(room, old)
+	if err != nil {
+		return err
+	}
+	newKey, err := presenceKey(room, newNick)
+	if err != nil {
+		return err
+	}
+	subject, err := EventSubject(room, KindNick)
+	if err != nil {
+		return err
+	}
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	m := c.m
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	var errs []error
+	if oldKey != newKey {
+		if _, err := m.dropEntry(ctx, oldKey, room, old); err != nil {
+			errs = append(errs, fmt.Errorf("bus: rename in %s: presence of %s: %w", room, old, err))
+		}
+	}
+	werr := m.writeEntry(ctx, room, newKey, newNick)
+	m.setEntry(newKey, room, newNick, werr)
+	if werr != nil {
+		errs = append(errs, fmt.Errorf("bus: rename in %s: presence of %s: %w", room, newNick, werr))
+	}
+	e := Envelope{Kind: KindNick, Room: room, Nick: old, Text: newNick}
+	errs = append(errs, c.publish(subject, &e))
+	return errors.Join(errs...)
+}
+
+// setEntry records that nick is present in room at key: present, or
+// unwritten if werr says its record could not be written.
+func (m *membership) setEntry(key, room, nick string, werr error) {
+	st := entryPresent
+	if werr != nil {
+		st = entryUnwritten
+	}
+	m.mu.Lock()
+	m.entries[key] = &entry{room: room, nick: nick, state: st}
+	m.mu.Unlock()
+}
+
+// dropEntry deletes the entry at key and its record, and reports whether
+// it had been reaped (another gateway announced the departure). An entry
+// whose record cannot be deleted now is kept as leaving.
+func (m *membership) dropEntry(ctx context.Context, key, room, nick string) (reaped bool, err error) {
+	m.mu.Lock()
+	unwritten := false
+	if e := m.entries[key]; e != nil {
+		unwritten = e.state == entryUnwritten
+	}
+	m.mu.Unlock()
+	reaped, err = m.deleteEntry(ctx, key, unwritten)
+	m.mu.Lock()
+	if err != nil {
+		m.entries[key] = &entry{room: room, nick: nick, state: entryLeaving}
+	} else {
+		delete(m.entries, key)
+	}
+	m.mu.Unlock()
+	return reaped, err
+}
+
+// writeEntry writes this gateway's presence record for nick at key.
 //
 // A record of another gateway there stands for a session that is over:
 // this gateway holds the nickname now, and a nickname is only released by
 // its session's end or taken over from a gateway whose lease lapsed. That
 // session's departure may not have been announced yet: its gateway crashed
 // and no clean-up has run, or its lease looks current still (a replica of
-// chat_gateways may not have expired it yet), or it is
-// shutting down and its clients, told where to go, came here faster than
-// it let them go (a rolling restart). So the record is replaced with a
-// compare-and-set naming that gateway in Took, and the departure is
-// announced here, before the join: the room hears the user leave once,
-// then join. A clean-up or the old gateway's Leave that finds the record
-// replaced announces nothing.
-func (c *Conn) enter(ctx context.Context, room, key, nick string) error {
+// chat_gateways may not have expired it yet), or it is shutting down and
+// its clients, told where to go, came here faster than it let them go (a
+// rolling restart). So the record is replaced with a compare-and-set
+// naming that gateway in Took, and the departure is announced here, before
+// the join: the room hears the user leave once, then join. A clean-up or
+// the old gateway's Part that finds the record replaced announces nothing
+// (for it, the entry was reaped).
+func (m *membership) writeEntry(ctx context.Context, room, key, nick string) error {
+	c := m.c
 	e, err := c.presence.Get(ctx, key)
-	var old ownerRec
-	if err == nil && json.Unmarshal(e.Value(), &old) == nil && old.GW != c.id && old.GW != "" {
-		took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
-		_, err := c.presence.Update(ctx, key, took, e.Revision())
-		if err == nil {
-			subject, err := EventSubject(room, KindLeave)
-			if err != nil {
+	if err == nil {
+		if old, valid := m.readRecord(c.presence, e); valid && old.GW != c.id {
+			took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
+			_, err := c.kvUpdate(ctx, c.presence, key, took, e.Revision())
+			if err == nil {
+				text := ""
+				if alive, err := m.gatewayAlive(ctx, old.GW); err == nil && !alive {
+					text = textGatewayLost
+				}
+				return m.announce(room, KindLeave, old.Nick, text)
+			}
+			if !isConflict(err) {
 				return err
 			}
-			env := Envelope{Kind: KindLeave, Room: room, Nick: old.Nick}
-			if alive, err := c.gatewayAlive(ctx, old.GW); err == nil && !alive {
-				env.Text = "gateway lost"
-			}
-			return c.publish(subject, &env)
+			// Released meanwhile by its gateway or a clean-up, which
+			// announced the departure.
 		}
-		if !isConflict(err) {
-			return err
-		}
-		// Released meanwhile by its gateway or a clean-up, which
-		// announced the departure.
 	}
 	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-	_, err = c.presence.Put(ctx, key, val)
+	_, err = c.kvPut(ctx, c.presence, key, val)
 	return err
 }
 
-// Leave removes what Enter recorded, if this gateway recorded it. When
-// another gateway has announced the departure already (it released the
-// entry while this gateway's lease had lapsed, or replaced it: see enter),
-// the leave event that follows is not published (see Publish).
-func (c *Conn) Leave(ctx context.Context, room, nick string) error {
-	key, err := presenceKey(room, nick)
-	if err != nil {
-		return err
-	}
-	if c.closing.Load() {
-		return ErrClosed
-	}
-	if c.js != nil {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		announced, err := c.leave(ctx, key)
-		if err != nil {
-			// The user is gone all the same: they must not be claimed
-			// back (reassert) or written (repairPresence); the entry is
-			// deleted at a later lease refresh (deleteLeftover).
-			c.mu.Lock()
-			delete(c.present, key)
-			delete(c.unwritten, key)
-			c.leftover[key] = struct{}{}
-			c.mu.Unlock()
-			return fmt.Errorf("bus: leave %s: %w", room, err)
-		}
-		if announced {
-			c.mu.Lock()
-			c.announced[key] = struct{}{}
-			c.mu.Unlock()
-		}
-	}
-	c.mu.Lock()
-	delete(c.present, key)
-	delete(c.unwritten, key)
-	c.mu.Unlock()
-	return nil
-}
-
-// leave deletes this gateway's presence entry at key with a
-// compare-and-delete and reports whether another gateway announced the
-// departure: the entry is gone (released by a clean-up) or names this
+// deleteEntry deletes this gateway's presence record at key with a
+// compare-and-delete and reports whether the entry had been reaped: the
+// record is gone (though it had been written: not unwritten) or names this
 // gateway in Took.
-func (c *Conn) leave(ctx context.Context, key string) (announced bool, err error) {
-	c.mu.Lock()
-	_, unwritten := c.unwritten[key]
-	c.mu.Unlock()
-	for range 3 { // retried when the entry changes between the steps
+func (m *membership) deleteEntry(ctx context.Context, key string, unwritten bool) (reaped bool, err error) {
+	c := m.c
+	for range 3 { // retried when the record changes between the steps
 		e, err := c.presence.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return !unwritten, nil
@@ -646,14 +195,19 @@ func (c *Conn) leave(ctx context.Context, key string) (announced bool, err error
 		if err != nil {
 			return false, err
 		}
-		var owner ownerRec
-		if json.Unmarshal(e.Value(), &owner) != nil {
+		owner, valid := m.readRecord(c.presence, e)
+		if !valid {
+			// Not a record this gateway wrote: delete it (repair); the
+			// departure is this gateway's to announce.
+			if err := c.kvDelete(ctx, c.presence, key, e.Revision()); err != nil && !isConflict(err) {
+				return false, err
+			}
 			return false, nil
 		}
 		if owner.GW != c.id {
 			return owner.Took == c.id, nil
 		}
-		err = c.presence.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		err = c.kvDelete(ctx, c.presence, key, e.Revision())
 		if err == nil {
 			return false, nil
 		}
@@ -664,18 +218,146 @@ func (c *Conn) leave(ctx context.Context, key string) (announced bool, err error
 	return false, nil
 }
 
-// presenceEntry is one chat_presence record read by Who or Rooms.
-type presenceEntry struct {
-	key string
-	rev uint64
-	ownerRec
+// repairPresence writes the records Join could not, for the users still
+// present (unwritten → present). Their join was announced when they
+// joined, so nothing is published. It runs on the lease loop.
+func (m *membership) repairPresence(ctx context.Context) {
+	m.mu.Lock()
+	var todo []entry
+	keys := []string{}
+	for k, e := range m.entries {
+		if e.state == entryUnwritten {
+			todo = append(todo, *e)
+			keys = append(keys, k)
+		}
+	}
+	m.mu.Unlock()
+	for i, key := range keys {
+		if err := m.writeQuiet(ctx, key, todo[i].nick); err != nil {
+			continue
+		}
+		m.mu.Lock()
+		e := m.entries[key]
+		if e != nil && e.state == entryUnwritten {
+			e.state = entryPresent
+		}
+		m.mu.Unlock()
+		if e == nil { // parted meanwhile
+			_ = m.deleteOwned(ctx, m.c.presence, key)
+		}
+	}
+}
+
+// writeQuiet writes the presence record of a user whose join was announced
+// but whose record could not be written then (repairPresence). A record of
+// another gateway found there is replaced, naming it in Took, and nothing
+// is published: that gateway's Part failed the same way, and announced
+// the departure all the same (a gateway stopping while JetStream elects
+// leaders, its users coming here), or it crashed and the departure is
+// lost, which is the lesser harm than a "left!" after this user's
+// "joined!".
+func (m *membership) writeQuiet(ctx context.Context, key, nick string) error {
+	c := m.c
+	e, err := c.presence.Get(ctx, key)
+	if err == nil {
+		if old, valid := m.readRecord(c.presence, e); valid && old.GW != c.id {
+			took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
+			_, err := c.kvUpdate(ctx, c.presence, key, took, e.Revision())
+			if err == nil || !isConflict(err) {
+				return err
+			}
+		}
+	}
+	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+	_, err = c.kvPut(ctx, c.presence, key, val)
+	return err
+}
+
+// deleteLeftover deletes the records Part could not (leaving →
+// announced). It runs on the lease loop.
+func (m *membership) deleteLeftover(ctx context.Context) {
+	m.mu.Lock()
+	var keys []string
+	for k, e := range m.entries {
+		if e.state == entryLeaving {
+			keys = append(keys, k)
+		}
+	}
+	m.mu.Unlock()
+	for _, k := range keys {
+		if err := m.deleteOwned(ctx, m.c.presence, k); err != nil {
+			continue
+		}
+		m.mu.Lock()
+		switch e := m.entries[k]; {
+		case e == nil:
+		case e.state == entryLeaving:
+			delete(m.entries, k)
+		default:
+			// Joined again meanwhile: its record may be the one just
+			// deleted; write it again at the next refresh.
+			e.state = entryUnwritten
+		}
+		m.mu.Unlock()
+	}
+}
+
+// reassertPresence puts back, after this gateway's lease may have lapsed,
+// the records of its users that another gateway removed (reaped →
+// present), and announces their join again, since the room was told they
+// left. Records Join could not write are left to repairPresence: they were
+// never removed, so nobody announced a departure.
+func (m *membership) reassertPresence(ctx context.Context) {
+	c := m.c
+	m.mu.Lock()
+	present := make(map[string]entry, len(m.entries))
+	for k, e := range m.entries {
+		if e.state == entryPresent {
+			present[k] = *e
+		}
+	}
+	m.mu.Unlock()
+
+	for key, ent := range present {
+		m.mu.Lock()
+		e := m.entries[key]
+		still := e != nil && e.state == entryPresent
+		m.mu.Unlock()
+		if !still { // parted meanwhile
+			continue
+		}
+		val, _ := json.Marshal(ownerRec{Nick: ent.nick, GW: c.id})
+		rec, err := c.presence.Get(ctx, key)
+		switch {
+		case err == nil:
+			owner, valid := m.readRecord(c.presence, rec)
+			if valid && owner.GW == c.id {
+				continue
+			}
+			// Another gateway's record: the user may be there now. Put
+			// back only over a gateway that is gone.
+			if valid {
+				if alive, aerr := m.gatewayAlive(ctx, owner.GW); aerr != nil || alive {
+					continue
+				}
+			}
+			_, err = c.kvUpdate(ctx, c.presence, key, val, rec.Revision())
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = c.kvCreate(ctx, c.presence, key, val)
+		}
+		if err != nil {
+			c.log.Debug("bus: reassert presence", "key", key, "err", err)
+			continue
+		}
+		if err := m.announce(ent.room, KindJoin, ent.nick, ""); err != nil {
+			c.log.Debug("bus: publish join", "err", err)
+		}
+	}
 }
 
 // Who lists the nicknames in room whose gateway is alive, sorted
 // case-insensitively. It reads the current chat_presence entries under
 // <room>.*; the set of live gateways it uses may be up to a second old.
-//
-// Without JetStream it asks the other gateways for their members.
 func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 	if err := ValidRoom(room); err != nil {
 		return nil, err
@@ -683,33 +365,15 @@ func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 	if c.closing.Load() {
 		return nil, ErrClosed
 	}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	entries, err := c.m.livePresence(ctx, room+".*")
+	if err != nil {
+		return nil, fmt.Errorf("bus: who %s: %w", room, err)
+	}
 	var nicks []string
-	if c.js == nil {
-		prefix := room + "."
-		c.mu.Lock()
-		for key, nick := range c.present {
-			if strings.HasPrefix(key, prefix) {
-				nicks = append(nicks, nick)
-			}
-		}
-		c.mu.Unlock()
-		answers, err := c.ask(ctx, query{Q: "who", Room: room})
-		if err != nil {
-			return nil, fmt.Errorf("bus: who %s: %w", room, err)
-		}
-		for _, a := range answers {
-			nicks = append(nicks, a.Nicks...)
-		}
-	} else {
-		ctx, cancel := c.opContext(ctx)
-		defer cancel()
-		entries, err := c.livePresence(ctx, room+".*")
-		if err != nil {
-			return nil, fmt.Errorf("bus: who %s: %w", room, err)
-		}
-		for _, e := range entries {
-			nicks = append(nicks, e.Nick)
-		}
+	for _, e := range entries {
+		nicks = append(nicks, e.Nick)
 	}
 	slices.SortFunc(nicks, func(a, b string) int {
 		if c := strings.Compare(strings.ToLower(a), strings.ToLower(b)); c != 0 {
@@ -722,33 +386,14 @@ func (c *Conn) Who(ctx context.Context, room string) ([]string, error) {
 
 // Rooms counts the members of every room with at least one member whose
 // gateway is alive.
-//
-// Without JetStream it asks the other gateways for their counts.
 func (c *Conn) Rooms(ctx context.Context) (map[string]int, error) {
 	if c.closing.Load() {
 		return nil, ErrClosed
 	}
 	rooms := make(map[string]int)
-	if c.js == nil {
-		c.mu.Lock()
-		for key := range c.present {
-			rooms[roomOf(key)]++
-		}
-		c.mu.Unlock()
-		answers, err := c.ask(ctx, query{Q: "rooms"})
-		if err != nil {
-			return nil, fmt.Errorf("bus: rooms: %w", err)
-		}
-		for _, a := range answers {
-			for room, n := range a.Rooms {
-				rooms[room] += n
-			}
-		}
-		return rooms, nil
-	}
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	entries, err := c.livePresence(ctx, jetstream.AllKeys)
+	entries, err := c.m.livePresence(ctx, jetstream.AllKeys)
 	if err != nil {
 		return nil, fmt.Errorf("bus: rooms: %w", err)
 	}
@@ -764,14 +409,16 @@ func roomOf(presenceKey string) string {
 }
 
 // livePresence returns the chat_presence entries matching filter whose
-// gateway is alive, and hands the others to a reaper.
-func (c *Conn) livePresence(ctx context.Context, filter string) ([]presenceEntry, error) {
+// gateway is alive, and hands the others to a reaper: the records of
+// gateways that are gone, and those chatd did not write (readRecord).
+func (m *membership) livePresence(ctx context.Context, filter string) ([]presenceEntry, error) {
+	c := m.c
 	w, err := c.presence.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = w.Stop() }()
-	var entries []presenceEntry
+	var entries, foreign []presenceEntry
 read:
 	for {
 		select {
@@ -782,16 +429,21 @@ read:
 			if e == nil { // all current values seen
 				break read
 			}
-			pe := presenceEntry{key: e.Key(), rev: e.Revision()}
-			if json.Unmarshal(e.Value(), &pe.ownerRec) != nil || pe.Nick == "" {
+			rec, valid := m.readRecord(c.presence, e)
+			if !valid {
+				foreign = append(foreign, presenceEntry{key: e.Key(), rev: e.Revision()})
 				continue
 			}
-			entries = append(entries, pe)
+			entries = append(entries, presenceEntry{key: e.Key(), rev: e.Revision(), ownerRec: rec})
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	live, err := c.liveGateways(ctx)
+	if !m.mayJudge() {
+		m.reap(nil, foreign)
+		return entries, nil // see mayJudge: every entry may be current
+	}
+	live, err := m.liveGateways(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -804,82 +456,6 @@ read:
 			stale = append(stale, e)
 		}
 	}
-	c.reap(stale)
+	m.reap(stale, foreign)
 	return kept, nil
-}
-
-// reap deletes, in the background, presence entries left by gateways that
-// are gone (crashed without Close), after checking each gateway's lease
-// again. One reaper runs at a time; Close waits for it.
-func (c *Conn) reap(stale []presenceEntry) {
-	if len(stale) == 0 {
-		return
-	}
-	c.mu.Lock()
-	if c.reaping || c.closing.Load() {
-		c.mu.Unlock()
-		return
-	}
-	c.reaping = true
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
-		defer func() {
-			c.mu.Lock()
-			c.reaping = false
-			c.mu.Unlock()
-		}()
-		dead := make(map[string]bool)
-		for _, e := range stale {
-			select {
-			case <-c.done:
-				return
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
-			d, checked := dead[e.GW]
-			if !checked {
-				alive, err := c.gatewayAlive(ctx, e.GW)
-				if err != nil {
-					cancel()
-					c.log.Debug("bus: reap presence", "err", err)
-					return
-				}
-				d = !alive
-				dead[e.GW] = d
-			}
-			if d {
-				err := c.presence.Delete(ctx, e.key, jetstream.LastRevision(e.rev))
-				if err != nil && !isConflict(err) {
-					cancel()
-					c.log.Debug("bus: reap presence", "key", e.key, "err", err)
-					return
-				}
-				if err == nil {
-					// As cleanupGateway: the room hears the departure
-					// from whoever removed the entry. Without it, a
-					// gateway whose lease lapsed (JetStream without a
-					// quorum) and which claims its users back would
-					// announce them joining again with no leave between.
-					c.announceGone(roomOf(e.key), e.Nick)
-					c.log.Debug("bus: reaped stale presence", "key", e.key, "gw", e.GW)
-				}
-			}
-			cancel()
-		}
-	}()
-}
-
-// announceGone publishes the leave of nick from room on behalf of a gateway
-// that is gone.
-func (c *Conn) announceGone(room, nick string) {
-	subject, err := EventSubject(room, KindLeave)
-	if err != nil {
-		return
-	}
-	env := Envelope{Kind: KindLeave, Room: room, Nick: nick, Text: "gateway lost"}
-	if err := c.publish(subject, &env); err != nil {
-		c.log.Debug("bus: publish leave", "err", err)
-	}
 }

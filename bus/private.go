@@ -22,9 +22,7 @@ var okReply = []byte("ok")
 // failure is an error. The holder's lease is not checked: while JetStream
 // has lost its quorum no lease can be refreshed, yet the holders are alive
 // and answer; a holder that is gone does not.
-//
-// Without JetStream there is no lookup: the request goes out at once, and a
-// recipient nobody has costs a full RequestTimeout.
+
 func (c *Conn) SendPrivate(ctx context.Context, to, from, text string) (bool, error) {
 	subject, err := UserSubject(to)
 	if err != nil {
@@ -36,11 +34,8 @@ func (c *Conn) SendPrivate(ctx context.Context, to, from, text string) (bool, er
 	parent := ctx
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	if c.js != nil {
-		ok, err := c.nickOnline(ctx, to)
-		if err != nil || !ok {
-			return false, err
-		}
+	if ok, err := c.nickOnline(ctx, to); err != nil || !ok {
+		return false, err
 	}
 	e := Envelope{Kind: KindMsg, Nick: from, Text: text, To: to}
 	c.stamp(&e)

@@ -192,9 +192,9 @@ func (c *Conn) askSenders(room string, since time.Time, last map[string]uint64) 
 	if err := c.nc.PublishRequest(replayPrefix+room, inbox, data); err != nil {
 		return nil, answered, false
 	}
-	c.mu.Lock()
-	want := len(c.seen)
-	c.mu.Unlock()
+	c.m.mu.Lock()
+	want := len(c.m.seen)
+	c.m.mu.Unlock()
 	deadline := time.Now().Add(c.cfg.RequestTimeout)
 	for want == 0 || len(answered) < want {
 		wait := time.Until(deadline)

@@ -13,12 +13,11 @@ import (
 // chat_presence, and JetStream keeps a delete marker for every key ever
 // deleted: without a sweep, the buckets and the servers' per-subject state
 // grow with every distinct nickname ever used.
+//
+// Every Config.Sweep (a minute) a gateway purges the markers older than
+// Config.Sweep: a reader that looked at the key just before it was deleted
+// has long seen the deletion.
 const (
-	// sweepEvery is how often a gateway purges old delete markers.
-	sweepEvery = time.Minute
-	// markerAge is how old a marker must be to go: a reader that looked
-	// at the key just before it was deleted has long seen the deletion.
-	markerAge = time.Minute
 	// sweepWorkers is how many purge requests a sweep keeps in flight.
 	// One at a time, a busy server answered fewer purges than the churn
 	// of distinct nicknames made markers (hundreds a second): the sweeps
@@ -27,11 +26,11 @@ const (
 )
 
 // sweepLoop purges old delete markers from the nickname and presence
-// buckets every sweepEvery until Close. Every gateway sweeps; sweeps that
+// buckets every Config.Sweep until Close. Every gateway sweeps; sweeps that
 // overlap are harmless.
 func (c *Conn) sweepLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(sweepEvery)
+	t := time.NewTicker(c.cfg.Sweep)
 	defer t.Stop()
 	for {
 		select {
@@ -40,10 +39,10 @@ func (c *Conn) sweepLoop() {
 		case <-t.C:
 		}
 		for _, kv := range []jetstream.KeyValue{c.nicks, c.presence} {
-			ctx, cancel := context.WithTimeout(context.Background(), sweepEvery/2)
+			ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.Sweep/2, c.cfg.RequestTimeout))
 			// A sweep cut short keeps what it purged; the next one
 			// takes the rest.
-			n, err := c.sweepMarkers(ctx, kv, markerAge)
+			n, err := c.sweepMarkers(ctx, kv, c.cfg.Sweep)
 			cancel()
 			if err != nil {
 				c.log.Warn("bus: sweeping delete markers", "bucket", kv.Bucket(), "purged", n, "err", err)

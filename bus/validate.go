@@ -54,15 +54,13 @@ const (
 	ReasonNick                        // a sender or new nickname breaks the nickname rule
 	ReasonText                        // text is empty where it must not be, or not clean
 	ReasonTooLong                     // the text or the whole envelope is over its bound
-	ReasonHeartbeat                   // a heartbeat (no JetStream) with a bad gateway id or address
-	ReasonAnswer                      // an answer to a query (no JetStream) with a bad nickname or room
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	ReasonMalformed: "malformed", ReasonVersion: "version", ReasonKind: "kind", ReasonID: "id",
 	ReasonRoom: "room", ReasonRecipient: "recipient", ReasonNick: "nick", ReasonText: "text",
-	ReasonTooLong: "too_long", ReasonHeartbeat: "heartbeat", ReasonAnswer: "answer",
+	ReasonTooLong: "too_long",
 }
 
 func (r Reason) String() string {
@@ -233,6 +231,7 @@ func (c *Conn) checkFields(on carrier, subject string, e *Envelope) Reason {
 // digits.
 const gatewayIDLen = 16
 
+// validGatewayID reports whether gw is a gateway id as newID makes them.
 func validGatewayID(gw string) bool {
 	if len(gw) != gatewayIDLen {
 		return false
@@ -269,45 +268,23 @@ func splitRoomSubject(subject string) (room, suffix string, ok bool) {
 	return rest[:i], rest[i+1:], true
 }
 
-// Without JetStream, gateways also read each other's heartbeats and
-// answers (gateways.go): an address from a heartbeat reaches clients in the
-// shutdown notice, and nicknames and rooms from answers in /who and /rooms.
+// A lease record's address (leases.go) reaches clients in the shutdown
+// notice, so it is checked like any other input from the bus.
 
-// maxAddrLen bounds a gateway's address in a heartbeat.
+// maxAddrLen bounds a gateway's address in a lease record.
 const maxAddrLen = 255
 
-// maxAnswerLen bounds one answer to a query.
-const maxAnswerLen = 1 << 20
-
-// validBeat reports whether b is a heartbeat a gateway writes: its id, and
-// an address that is empty or host:port in printable ASCII.
-func validBeat(b *beat) bool {
-	if !validGatewayID(b.ID) || len(b.Name) > maxAddrLen || len(b.Addr) > maxAddrLen {
+// validAddr reports whether addr is what a gateway writes as its address:
+// host:port in printable ASCII, at most maxAddrLen bytes.
+func validAddr(addr string) bool {
+	if addr == "" || len(addr) > maxAddrLen {
 		return false
 	}
-	if b.Addr == "" {
-		return true
-	}
-	for i := 0; i < len(b.Addr); i++ {
-		if c := b.Addr[i]; c <= ' ' || c >= 0x7f {
+	for i := 0; i < len(addr); i++ {
+		if c := addr[i]; c <= ' ' || c >= 0x7f {
 			return false
 		}
 	}
-	host, port, err := net.SplitHostPort(b.Addr)
+	host, port, err := net.SplitHostPort(addr)
 	return err == nil && host != "" && port != ""
-}
-
-// validAnswer reports whether every nickname and room in a is valid.
-func (c *Conn) validAnswer(a *answer) bool {
-	for _, nick := range a.Nicks {
-		if !c.cfg.Rules.Nick(nick) {
-			return false
-		}
-	}
-	for room, n := range a.Rooms {
-		if ValidRoom(room) != nil || n < 0 {
-			return false
-		}
-	}
-	return true
 }

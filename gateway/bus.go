@@ -45,8 +45,10 @@ type DeliverFunc = func(id, kind, nick, text string, at time.Time)
 // envelope against them (cmd/chatd wires them in as bus.Rules) and drops
 // the rest.
 type Bus interface {
-	// Publish sends one event to every member of room on every gateway, this
-	// gateway's own members included (they receive it through Subscribe).
+	// Publish sends one chat line (KindSay, KindMe) to every member of room
+	// on every gateway, this gateway's own members included (they receive it
+	// through Subscribe). Joins, departures and nickname changes go through
+	// Join, Part and Rename.
 	Publish(room, kind, nick, text string) error
 
 	// Subscribe calls deliver for every event published to room after
@@ -67,10 +69,18 @@ type Bus interface {
 	// ReleaseNick gives up a nickname claimed by this gateway.
 	ReleaseNick(ctx context.Context, nick string) error
 
-	// Enter and Leave record that nick is, or is no longer, in room, for Who
-	// and Rooms.
-	Enter(ctx context.Context, room, nick string) error
-	Leave(ctx context.Context, room, nick string) error
+	// Join records that nick is in room, for Who and Rooms, and announces
+	// it: every member of room, nick included, receives KindJoin. Part
+	// removes the record and announces KindLeave with reason, unless the
+	// departure was announced already (by another gateway, while this one
+	// was cut off). They are the only way a join or a departure is
+	// announced. An error says what failed; the announcement is made all
+	// the same when the bus allows.
+	Join(ctx context.Context, room, nick string) error
+	Part(ctx context.Context, room, nick, reason string) error
+	// Rename moves nick's record in room to newNick and announces KindNick
+	// (text newNick). The caller claims newNick and releases nick.
+	Rename(ctx context.Context, room, nick, newNick string) error
 	// Who lists the nicknames in room across the cluster, sorted.
 	Who(ctx context.Context, room string) ([]string, error)
 	// Rooms counts the members of every room in use across the cluster.
@@ -87,4 +97,7 @@ type Bus interface {
 	// Gateways lists where chat clients reach the other live gateways
 	// ("host:port"), for clients of a gateway that is shutting down.
 	Gateways(ctx context.Context) ([]string, error)
+	// IRCGateways lists where IRC clients reach the other live gateways
+	// that have an IRC port, for IRC clients of a gateway shutting down.
+	IRCGateways(ctx context.Context) ([]string, error)
 }

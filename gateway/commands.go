@@ -92,17 +92,11 @@ func (s *Session) cmdNick(arg string) {
 			s.log.Warn("release nickname", "nick", old, "err", err)
 		}
 	}
-	if err := s.srv.bus.Leave(ctx, s.room, old); err != nil {
-		s.log.Warn("presence leave", "err", err)
-	}
 	s.srv.dropNick(s)
 	s.nick = arg
 	s.srv.addNick(s)
-	if err := s.srv.bus.Enter(ctx, s.room, arg); err != nil {
-		s.log.Warn("presence enter", "err", err)
-	}
-	if err := s.srv.bus.Publish(s.room, KindNick, old, arg); err != nil {
-		s.log.Warn("publish nick", "err", err)
+	if err := s.srv.bus.Rename(ctx, s.room, old, arg); err != nil {
+		s.log.Warn("rename", "err", err)
 	}
 	s.log.Info("nickname changed", "from", old, "to", arg)
 }
@@ -121,7 +115,7 @@ func (s *Session) cmdJoin(arg string) {
 		s.noticef("you are already in %s", name)
 		return
 	}
-	if err := s.join(name); err != nil {
+	if err := s.join(name, nil); err != nil {
 		s.log.Warn("join", "room", name, "err", err)
 		s.unavailable("could not join " + name)
 	}

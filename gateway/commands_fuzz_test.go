@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/chatd/chatd/internal/textsafe"
 	"github.com/coder/websocket"
 )
 
@@ -78,24 +79,35 @@ func (b *fuzzBus) ReleaseNick(_ context.Context, nick string) error {
 	return nil
 }
 
-func (b *fuzzBus) Enter(_ context.Context, room, nick string) error {
+func (b *fuzzBus) Join(_ context.Context, room, nick string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.members[room] == nil {
 		b.members[room] = map[string]bool{}
 	}
 	b.members[room][nick] = true
-	return nil
+	b.mu.Unlock()
+	return b.Publish(room, KindJoin, nick, "")
 }
 
-func (b *fuzzBus) Leave(_ context.Context, room, nick string) error {
+func (b *fuzzBus) Part(_ context.Context, room, nick, reason string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	delete(b.members[room], nick)
 	if len(b.members[room]) == 0 {
 		delete(b.members, room)
 	}
-	return nil
+	b.mu.Unlock()
+	return b.Publish(room, KindLeave, nick, reason)
+}
+
+func (b *fuzzBus) Rename(_ context.Context, room, nick, newNick string) error {
+	b.mu.Lock()
+	delete(b.members[room], nick)
+	if b.members[room] == nil {
+		b.members[room] = map[string]bool{}
+	}
+	b.members[room][newNick] = true
+	b.mu.Unlock()
+	return b.Publish(room, KindNick, nick, newNick)
 }
 
 func (b *fuzzBus) Who(_ context.Context, room string) ([]string, error) {
@@ -130,7 +142,8 @@ func (b *fuzzBus) ReceivePrivate(func(to, from, text string, at time.Time) bool)
 	return func() {}, nil
 }
 
-func (b *fuzzBus) Gateways(context.Context) ([]string, error) { return nil, nil }
+func (b *fuzzBus) Gateways(context.Context) ([]string, error)    { return nil, nil }
+func (b *fuzzBus) IRCGateways(context.Context) ([]string, error) { return nil, nil }
 
 // fuzzTransport is a transport with no connection: output stays in the
 // session's queue, where the test reads it.
@@ -189,7 +202,7 @@ func FuzzCommand(f *testing.F) {
 			if s.stopped {
 				break
 			}
-			if text := sanitize(l); text != "" {
+			if text := textsafe.Sanitize(l); text != "" {
 				s.handle(text)
 			}
 		}
@@ -264,7 +277,7 @@ func checkClean(t *testing.T, in []byte, what, s string) {
 		t.Fatalf("input %q: %s %q is not valid UTF-8", in, what, s)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || isBidiControl(r) {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || textsafe.IsBidiControl(r) {
 			t.Fatalf("input %q: %s %q holds %U", in, what, s, r)
 		}
 	}

@@ -91,6 +91,10 @@ type Config struct {
 	// BusTimeout bounds each call a session makes to the bus.
 	BusTimeout time.Duration
 
+	// IRCPing: an IRC client silent for this long is sent a PING, and is
+	// closed if it is silent for as long again.
+	IRCPing time.Duration
+
 	// QuietRoomSize: in a room with more than this many members on this
 	// gateway, join and leave notices go only to the member they are about
 	// (see quiet.go). Zero means the default; negative, never quiet.
@@ -140,6 +144,7 @@ func DefaultConfig() Config {
 		KeepAlive:        30 * time.Second,
 		BusTimeout:       5 * time.Second,
 		QuietRoomSize:    500,
+		IRCPing:          90 * time.Second,
 	}
 }
 
@@ -184,6 +189,7 @@ func (c *Config) fill() error {
 	setDefault(&c.WriteTimeout, d.WriteTimeout)
 	setDefault(&c.KeepAlive, d.KeepAlive)
 	setDefault(&c.BusTimeout, d.BusTimeout)
+	setDefault(&c.IRCPing, d.IRCPing)
 	if c.QuietRoomSize == 0 {
 		c.QuietRoomSize = d.QuietRoomSize
 	}

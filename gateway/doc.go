@@ -11,6 +11,22 @@
 // Bus callbacks only append to sessions' bounded queues, so no client can
 // slow the fan-out: one that falls behind is disconnected.
 //
+// Where a chat line goes, file by file:
+//   - read: tcpConn.read (tcp.go) splits the stream into lines with the
+//     framer (proto.go), and tcpConn.line makes each one safe with
+//     textsafe.Sanitize; a WebSocket message arrives in wsConn.message
+//     (ws.go). Both hand the text to Session.handle (session.go), which runs
+//     a command (commands.go) or publishes the line (Session.say, Bus.Publish).
+//   - queued: the room's bus subscription calls room.deliver (room.go), which
+//     encodes the event once per encoding (format.go, json.go) and gives the
+//     same bytes to each member's Session.deliver (session.go), which appends
+//     them to its bounded queue; a session over MaxPending is closed as a
+//     slow consumer.
+//   - written: Session.writeLoop (session.go), the session's one writer,
+//     takes the queue a batch at a time and calls the transport's writeBatch:
+//     writeLines (writebuf.go) for TCP; for WebSocket one message, a JSON
+//     array when the batch holds several frames (ws.go).
+//
 // Lock order: Server.mu, then room.mu, then Session.mu; the poller's lock
 // (park.go) is taken with none of them held. No lock is held while writing
 // to a socket or calling the Bus.

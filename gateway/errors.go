@@ -49,3 +49,28 @@ func (r CloseReason) String() string {
 	}
 	return reasonNames[r]
 }
+
+// quitText is what a session's rooms are told when it ends for r: the
+// reason of a departure on the bus (KindLeave), shown to IRC users as their
+// QUIT message and to WebSocket users beside "left".
+func (r CloseReason) quitText() string {
+	switch r {
+	case ReasonQuit:
+		return "Quit"
+	case ReasonReadError:
+		return "Ping timeout"
+	case ReasonWriteError:
+		return "Write error"
+	case ReasonSlowConsumer:
+		return "Slow consumer"
+	case ReasonFlood:
+		return "Excess flood"
+	case ReasonBusError:
+		return "Chat unavailable"
+	case ReasonShutdown:
+		return "Server shutting down"
+	case ReasonBanned:
+		return "Banned"
+	}
+	return "Connection closed"
+}

@@ -49,17 +49,25 @@ func (b *memBus) Subscribe(room string, d DeliverFunc) (func(), error) {
 func (b *memBus) History(context.Context, string, int, DeliverFunc) error { return nil }
 func (b *memBus) ClaimNick(context.Context, string) (bool, error)         { return true, nil }
 func (b *memBus) ReleaseNick(context.Context, string) error               { return nil }
-func (b *memBus) Enter(context.Context, string, string) error             { return nil }
-func (b *memBus) Leave(context.Context, string, string) error             { return nil }
-func (b *memBus) Who(context.Context, string) ([]string, error)           { return nil, nil }
-func (b *memBus) Rooms(context.Context) (map[string]int, error)           { return nil, nil }
+func (b *memBus) Join(_ context.Context, room, nick string) error {
+	return b.Publish(room, KindJoin, nick, "")
+}
+func (b *memBus) Part(_ context.Context, room, nick, reason string) error {
+	return b.Publish(room, KindLeave, nick, reason)
+}
+func (b *memBus) Rename(_ context.Context, room, nick, newNick string) error {
+	return b.Publish(room, KindNick, nick, newNick)
+}
+func (b *memBus) Who(context.Context, string) ([]string, error) { return nil, nil }
+func (b *memBus) Rooms(context.Context) (map[string]int, error) { return nil, nil }
 func (b *memBus) SendPrivate(context.Context, string, string, string) (bool, error) {
 	return false, nil
 }
 func (b *memBus) ReceivePrivate(func(to, from, text string, at time.Time) bool) (func(), error) {
 	return func() {}, nil
 }
-func (b *memBus) Gateways(context.Context) ([]string, error) { return nil, nil }
+func (b *memBus) Gateways(context.Context) ([]string, error)    { return nil, nil }
+func (b *memBus) IRCGateways(context.Context) ([]string, error) { return nil, nil }
 
 // sinkConn is a net.Conn whose writes cost nothing but a count, so that the
 // benchmark measures the gateway's own fan-out work, not the kernel's.

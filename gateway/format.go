@@ -61,12 +61,12 @@ const (
 	codeBadPassword    = "bad_password"
 )
 
-// numCodecs is the number of transports, for metrics.
-const numCodecs = 2
+// numCodecs is the number of transports (TCP, WebSocket, IRC), for metrics.
+const numCodecs = 3
 
 // numFrames is the number of encodings, the size of event.frames: TCP lines,
-// WebSocket JSON, and TCP lines with positions (posCodec).
-const numFrames = 3
+// WebSocket JSON, IRC, and TCP lines with positions (posCodec).
+const numFrames = 4
 
 // event is one room event on its way to a room's local members. The room's
 // bus callback builds one per event and asks it for each member's frame:
@@ -156,7 +156,7 @@ func missedLines(room string, evs []event, skipped int, gone bool, line func(*ev
 // (nicknames hold no "@"). Only clients that asked get it.
 type posCodec struct{ lineCodec }
 
-func (posCodec) frameSlot() int { return 2 }
+func (posCodec) frameSlot() int { return 3 }
 
 func posPrefix(ev *event, line []byte) []byte {
 	if line == nil || ev.id == "" {

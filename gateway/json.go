@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/chatd/chatd/internal/jsonstr"
 )
 
 // This file holds the WebSocket JSON protocol's messages (docs/protocol.md,
@@ -173,59 +174,10 @@ func (jsonCodec) private(from, to, text string, at time.Time, _ bool) []byte {
 // framePong answers a client's ping.
 var framePong = []byte(`{"type":"pong"}`)
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string. Quotes, backslashes and
-// control characters are escaped, as are U+2028 and U+2029 (valid in JSON,
-// line ends in older JavaScript); invalid UTF-8 becomes U+FFFD. Nothing
-// else is escaped.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendJSONString appends s as a JSON string, as encoding/json writes it
+// with HTML escaping off (jsonstr.Append): quotes, backslashes, control
+// characters, U+2028 and U+2029 are escaped; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte { return jsonstr.Append(b, s) }
 
 // clientMsg is one message from a WebSocket client. Unknown fields are
 // ignored, so later versions may add some.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatd/chatd/internal/textsafe"
 	"github.com/coder/websocket"
 )
 
@@ -80,7 +81,7 @@ func isGrammarNick(s string) bool {
 // hasControl reports whether s holds a character no line may hold.
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool {
-		return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || isBidiControl(r)
+		return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || textsafe.IsBidiControl(r)
 	})
 }
 
@@ -321,24 +322,35 @@ func (b *chatBus) ReleaseNick(_ context.Context, nick string) error {
 	return nil
 }
 
-func (b *chatBus) Enter(_ context.Context, room, nick string) error {
+func (b *chatBus) Join(_ context.Context, room, nick string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.members[room] == nil {
 		b.members[room] = map[string]bool{}
 	}
 	b.members[room][nick] = true
-	return nil
+	b.mu.Unlock()
+	return b.Publish(room, KindJoin, nick, "")
 }
 
-func (b *chatBus) Leave(_ context.Context, room, nick string) error {
+func (b *chatBus) Part(_ context.Context, room, nick, reason string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	delete(b.members[room], nick)
 	if len(b.members[room]) == 0 {
 		delete(b.members, room)
 	}
-	return nil
+	b.mu.Unlock()
+	return b.Publish(room, KindLeave, nick, reason)
+}
+
+func (b *chatBus) Rename(_ context.Context, room, nick, newNick string) error {
+	b.mu.Lock()
+	delete(b.members[room], nick)
+	if b.members[room] == nil {
+		b.members[room] = map[string]bool{}
+	}
+	b.members[room][newNick] = true
+	b.mu.Unlock()
+	return b.Publish(room, KindNick, nick, newNick)
 }
 
 func (b *chatBus) Who(_ context.Context, room string) ([]string, error) {
@@ -378,6 +390,10 @@ func (b *chatBus) ReceivePrivate(deliver func(to, from, text string, at time.Tim
 
 func (b *chatBus) Gateways(context.Context) ([]string, error) {
 	return []string{"chat2.example:5500", "10.0.0.3:5500"}, nil
+}
+
+func (b *chatBus) IRCGateways(context.Context) ([]string, error) {
+	return []string{"chat2.example:6667"}, nil
 }
 
 // linesWorld is one gateway on a chatBus with two passive users in the

@@ -6,8 +6,9 @@ import (
 )
 
 // This file holds the client side of the classic line protocol: splitting a
-// byte stream into lines (framer), making a line safe to show on other
-// people's terminals (sanitize), and the nickname and room name rules.
+// byte stream into lines (framer) and the nickname and room name rules.
+// Making a line safe to show on other people's terminals is
+// textsafe.Sanitize.
 // See docs/protocol.md, "Handshake", "Chat" and "Bad input".
 
 // Telnet command bytes (RFC 854, RFC 855) the framer knows about.
@@ -46,7 +47,7 @@ var framerSpecial = [256]bool{'\n': true, '\r': true, 0: true, telnetIAC: true}
 // use (one per session reader).
 //
 // A line ends at "\n", "\r\n" or telnet's "\r\x00". A "\r" followed by
-// anything else stays in the line (sanitize drops it). Telnet IAC sequences
+// anything else stays in the line (textsafe.Sanitize drops it). Telnet IAC sequences
 // and NUL bytes are removed and do not count toward the limit; they are
 // transparent, so "\r", IAC NOP, "\n" is still one line end.
 //
@@ -214,169 +215,6 @@ func (f *framer) flush(emit func(line []byte, tooLong bool)) {
 	}
 }
 
-// sanitize returns the text of one line as safe, valid UTF-8 for other
-// people's terminals, with surrounding white space trimmed; "" when nothing
-// is left.
-//
-//   - Invalid UTF-8 becomes U+FFFD, one per run of invalid bytes.
-//   - Terminal escape sequences are removed whole: CSI (ESC [ ... final),
-//     OSC (ESC ] ... BEL or ST), DCS, SOS, PM and APC (ESC P, X, ^, _ ... ST),
-//     ESC with intermediates and a final byte (ESC ( 0, ESC # 8), and any
-//     other ESC x; also their 8-bit C1 forms (U+009B, U+009D, ...). CAN and
-//     SUB cancel a sequence, as on a VT. An unterminated string sequence
-//     removes the rest of the line.
-//   - Every other C0 control, DEL and every C1 control (U+0080-U+009F) is
-//     dropped; TAB becomes a space.
-//   - Bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E,
-//     U+2066-U+2069) are dropped.
-//
-// A line of printable ASCII costs one allocation. sanitize is idempotent.
-func sanitize(line []byte) string {
-	for _, c := range line {
-		if !isPrintableASCII(c) {
-			return sanitizeSlow(line)
-		}
-	}
-	i, j := 0, len(line)
-	for i < j && line[i] == ' ' {
-		i++
-	}
-	for j > i && line[j-1] == ' ' {
-		j--
-	}
-	if i == j {
-		return ""
-	}
-	return string(line[i:j])
-}
-
-// escState is where sanitize is inside a terminal escape sequence, following
-// the states of the DEC/ECMA-48 parser (vt100.net/emu/dec_ansi_parser).
-type escState uint8
-
-const (
-	escGround escState = iota // text
-	escEsc                    // seen ESC
-	escInter                  // ESC followed by intermediates (0x20-0x2F)
-	escCSI                    // control sequence: parameters, intermediates, final
-	escOSC                    // operating system command string: ends at BEL or ST
-	escStr                    // DCS/SOS/PM/APC string: ends at ST
-)
-
-// sanitizeSlow is sanitize for lines that are not plain printable ASCII.
-func sanitizeSlow(line []byte) string {
-	var b strings.Builder
-	b.Grow(len(line))
-	st := escGround
-	prevInvalid := false
-	for i := 0; i < len(line); {
-		if st == escGround && isPrintableASCII(line[i]) { // a run of plain text
-			j := i + 1
-			for j < len(line) && isPrintableASCII(line[j]) {
-				j++
-			}
-			b.Write(line[i:j])
-			i = j
-			prevInvalid = false
-			continue
-		}
-		r, size := utf8.DecodeRune(line[i:])
-		invalid := r == utf8.RuneError && size == 1
-		i += size
-
-	again:
-		// Transitions that apply in every state.
-		switch {
-		case r == 0x1b: // ESC starts a new sequence, ending any other
-			st = escEsc
-			prevInvalid = false
-			continue
-		case r == 0x18 || r == 0x1a: // CAN, SUB cancel a sequence
-			st = escGround
-			prevInvalid = false
-			continue
-		case r >= 0x80 && r <= 0x9f: // C1 controls
-			switch r {
-			case 0x9b:
-				st = escCSI
-			case 0x9d:
-				st = escOSC
-			case 0x90, 0x98, 0x9e, 0x9f: // DCS, SOS, PM, APC
-				st = escStr
-			default: // ST (0x9C) and the rest
-				st = escGround
-			}
-			prevInvalid = false
-			continue
-		}
-
-		switch st {
-		case escEsc, escInter:
-			switch {
-			case r >= 0x20 && r <= 0x2f:
-				st = escInter
-			case st == escEsc && r == '[':
-				st = escCSI
-			case st == escEsc && r == ']':
-				st = escOSC
-			case st == escEsc && (r == 'P' || r == 'X' || r == '^' || r == '_'):
-				st = escStr
-			case r >= 0x30 && r <= 0x7e: // final byte; ESC \ (ST) included
-				st = escGround
-			case r < 0x20 || r == 0x7f:
-				// A VT executes C0 controls inside a sequence: drop them.
-			default: // not part of a sequence: show it
-				st = escGround
-				goto again
-			}
-			continue
-		case escCSI:
-			switch {
-			case r >= 0x20 && r <= 0x3f: // parameters and intermediates
-			case r >= 0x40 && r <= 0x7e: // final byte
-				st = escGround
-			case r < 0x20 || r == 0x7f:
-			default:
-				st = escGround
-				goto again
-			}
-			continue
-		case escOSC:
-			if r == 0x07 { // BEL ends an OSC, as xterm allows
-				st = escGround
-			}
-			continue
-		case escStr:
-			continue
-		}
-
-		// Ground: text.
-		switch {
-		case invalid:
-			if !prevInvalid {
-				b.WriteRune(utf8.RuneError)
-			}
-		case r == '\t':
-			b.WriteByte(' ')
-		case r < 0x20 || r == 0x7f:
-		case isBidiControl(r):
-		default:
-			b.Write(line[i-size : i])
-		}
-		prevInvalid = invalid
-	}
-	return strings.TrimSpace(b.String())
-}
-
-func isPrintableASCII(c byte) bool { return c >= 0x20 && c < 0x7f }
-
-// isBidiControl reports whether r is a Unicode bidirectional formatting
-// character: embeddings and overrides, isolates, and the implicit marks.
-func isBidiControl(r rune) bool {
-	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 ||
-		r == 0x200e || r == 0x200f || r == 0x061c
-}
-
 // Reasons validNick and roomName give.
 const (
 	nickLenReason   = "nickname must be 1-32 characters"
@@ -451,7 +289,7 @@ func roomName(s string) (name string, reason string) {
 // stripSelfPrefix removes exactly one leading "<nick>: " (ASCII
 // case-insensitive match of nick), which the classic client puts before its
 // own lines; the result is what remains (may be ""). A text that is only
-// "<nick>:" (what sanitize leaves of "<nick>: ") also gives "".
+// "<nick>:" (what textsafe.Sanitize leaves of "<nick>: ") also gives "".
 func stripSelfPrefix(text, nick string) string {
 	n := len(nick)
 	if n == 0 || len(text) < n+1 || text[n] != ':' || !equalFoldASCII(text[:n], nick) {

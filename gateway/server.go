@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,11 @@ func New(cfg Config, b Bus) (*Server, error) {
 // accept errors (such as running out of file descriptors) are retried with
 // a back-off.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, s.accept)
+}
+
+// serve accepts connections on ln and hands each to accept.
+func (s *Server) serve(ln net.Listener, accept func(net.Conn)) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -105,7 +111,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		s.accept(c)
+		accept(c)
 	}
 }
 
@@ -296,17 +302,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	sessions := s.sessionList()
 	s.mu.Unlock()
 
-	bye := "server shutting down, bye"
+	// Say where to go: classic clients cannot reconnect by themselves, and
+	// an IRC client reconnects only to the address it was given.
+	bye, ircBye := "server shutting down, bye", "server shutting down, bye"
 	if len(sessions) > 0 {
-		// Classic clients cannot reconnect by themselves: say where to go.
 		gctx, cancel := context.WithTimeout(ctx, s.cfg.BusTimeout)
 		if others, err := s.bus.Gateways(gctx); err == nil && len(others) > 0 {
 			bye = "server shutting down; reconnect to " + strings.Join(others, " or ")
 		}
+		if slices.ContainsFunc(sessions, (*Session).isIRC) {
+			if others, err := s.bus.IRCGateways(gctx); err == nil && len(others) > 0 {
+				ircBye = "server shutting down; reconnect to " + strings.Join(others, " or ")
+			}
+		}
 		cancel()
 	}
 	for _, sess := range sessions {
-		sess.finish(ReasonShutdown, sess.enc.notice(bye))
+		text := bye
+		if sess.isIRC() {
+			text = ircBye
+		}
+		sess.finish(ReasonShutdown, sess.enc.notice(text))
 	}
 	done := make(chan struct{})
 	go func() {

@@ -72,6 +72,8 @@ type Session struct {
 	pendingNick string // held while the server password is asked (TCP)
 	authed      bool   // the server password was given
 	room        string
+	chans       []string     // rooms of a client that is in several at once (IRC, multiroom.go); room stays ""
+	partText    string       // what its rooms are told when the session ends, if not the close reason (IRC QUIT)
 	stripPrefix bool         // the client may put "<nick>: " before its lines (classic TCP)
 	resume      *resumeToken // the position to resume from at the first join
 	resumeNote  string       // why the client's resume token was not used
@@ -176,30 +178,14 @@ func (s *Session) allow() bool {
 
 // hello handles a nickname the client offers in its handshake (sanitized).
 func (s *Session) hello(nick string) {
-	if reason := validNick(nick); reason != "" {
-		s.refuseNick(codeNickInvalid, reason)
+	if !s.claim(nick) {
 		return
 	}
-	ctx, cancel := s.busContext()
-	ok, err := s.srv.bus.ClaimNick(ctx, nick)
-	cancel()
-	if err != nil {
-		s.log.Warn("claim nickname", "err", err)
-		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
-		return
-	}
-	if !ok {
-		s.refuseNick(codeNickTaken, "nickname "+nick+" is taken")
-		return
-	}
-	s.nick, s.firstNick = nick, nick
-	s.srv.addNick(s)
-	s.mu.Lock()
-	s.queued = true
-	s.mu.Unlock()
+	// The welcome is queued by join once the room's subscription is in
+	// place: a line published after the client reads it reaches it. A
+	// client that resumes goes back to its room (resume.go).
 	room := s.firstRoom()
-	s.deliver(s.enc.welcome(nick, room), "")
-	if err := s.join(room); err != nil {
+	if err := s.join(room, s.enc.welcome(nick, room)); err != nil {
 		s.log.Warn("join default room", "err", err)
 		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
 		return
@@ -213,7 +199,34 @@ func (s *Session) hello(nick string) {
 	s.log.Info("session started", "nick", nick)
 }
 
-// refuseNick answers a refused nickname; after the last attempt it closes.
+// claim makes nick the session's, cluster-wide, and reports whether it
+// did; if not, the client has been told why (refuseNick), or the session
+// is closing.
+func (s *Session) claim(nick string) bool {
+	if reason := validNick(nick); reason != "" {
+		s.refuseNick(codeNickInvalid, reason)
+		return false
+	}
+	ctx, cancel := s.busContext()
+	ok, err := s.srv.bus.ClaimNick(ctx, nick)
+	cancel()
+	if err != nil {
+		s.log.Warn("claim nickname", "err", err)
+		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
+		return false
+	}
+	if !ok {
+		s.refuseNick(codeNickTaken, "nickname "+nick+" is taken")
+		return false
+	}
+	s.nick, s.firstNick = nick, nick
+	s.srv.addNick(s)
+	s.mu.Lock()
+	s.queued = true
+	s.mu.Unlock()
+	return true
+}
+
 // handshakeLine handles a TCP client's line before its nickname is
 // accepted. On a server with a password, the first acceptable nickname is
 // held while the next line, the password, is checked; a classic client
@@ -292,6 +305,7 @@ func (s *Session) checkPassword(pw string) bool {
 	return true
 }
 
+// refuseNick answers a refused nickname; after the last attempt it closes.
 func (s *Session) refuseNick(code, reason string) {
 	s.attempts++
 	if s.attempts >= s.srv.cfg.NickAttempts {
@@ -361,12 +375,15 @@ func (s *Session) isQueued() bool {
 }
 
 // say publishes a chat line to the session's room.
-func (s *Session) say(kind, text string) {
+func (s *Session) say(kind, text string) { s.sayTo(s.room, kind, text) }
+
+// sayTo publishes a chat line to room.
+func (s *Session) sayTo(room, kind, text string) {
 	if text == "" {
 		return
 	}
 	s.srv.stats.linesIn.Add(1)
-	if err := s.srv.bus.Publish(s.room, kind, s.nick, text); err != nil {
+	if err := s.srv.bus.Publish(room, kind, s.nick, text); err != nil {
 		s.log.Warn("publish", "err", err)
 		s.errorf(codeUnavailable, "your line was not sent: the chat link is down")
 	}
@@ -374,26 +391,44 @@ func (s *Session) say(kind, text string) {
 
 // join moves the session into room: it leaves the current room, starts
 // holding live frames, replays the room's history, then releases the held
-// frames after it, dropping any the replay already showed.
-func (s *Session) join(room string) error {
+// frames after it, dropping any the replay already showed. welcome, if not
+// nil, is queued ahead of everything else as soon as the gateway's
+// subscription to the room is in place (see Bus.Subscribe), never before:
+// the client may take it as the promise that every line published to the
+// room from then on reaches it.
+func (s *Session) join(room string, welcome []byte) error {
 	if s.room != "" {
 		s.leave()
 	}
+	if err := s.enter(room, welcome); err != nil {
+		return err
+	}
+	s.room = room
+	return nil
+}
+
+// enter is join without leaving a room first: the session is in room
+// besides any it was in.
+func (s *Session) enter(room string, welcome []byte) error {
 	s.mu.Lock()
 	s.replaying = true
 	s.mu.Unlock()
 	if err := s.srv.enter(s, room); err != nil {
-		s.endReplay(nil, false)
+		s.endReplay("", nil, false)
 		return err
 	}
-	s.room = room
+	if welcome != nil {
+		s.mu.Lock()
+		if !s.closing {
+			s.queueLocked(welcome)
+			s.kickLocked()
+		}
+		s.mu.Unlock()
+	}
 	ctx, cancel := s.busContext()
 	defer cancel()
-	if err := s.srv.bus.Enter(ctx, room, s.nick); err != nil {
-		s.log.Warn("presence enter", "room", room, "err", err)
-	}
-	if err := s.srv.bus.Publish(room, KindJoin, s.nick, ""); err != nil {
-		s.log.Warn("publish join", "room", room, "err", err)
+	if err := s.srv.bus.Join(ctx, room, s.nick); err != nil {
+		s.log.Warn("join", "room", room, "err", err)
 	}
 	var hist []event
 	missed := false
@@ -411,7 +446,7 @@ func (s *Session) join(room string) error {
 			s.log.Warn("history", "room", room, "err", err)
 		}
 	}
-	s.endReplay(hist, missed)
+	s.endReplay(room, hist, missed)
 	return nil
 }
 
@@ -419,21 +454,24 @@ func (s *Session) join(room string) error {
 func (s *Session) leave() {
 	room := s.room
 	s.room = ""
+	s.exit(room, "")
+}
+
+// exit takes the session out of room and tells the room, with reason (a
+// session that ended) or without (a user who left only this room).
+func (s *Session) exit(room, reason string) {
 	s.srv.exit(s, room)
 	ctx, cancel := s.busContext()
 	defer cancel()
-	if err := s.srv.bus.Leave(ctx, room, s.nick); err != nil {
-		s.log.Warn("presence leave", "room", room, "err", err)
-	}
-	if err := s.srv.bus.Publish(room, KindLeave, s.nick, ""); err != nil {
-		s.log.Warn("publish leave", "room", room, "err", err)
+	if err := s.srv.bus.Part(ctx, room, s.nick, reason); err != nil {
+		s.log.Warn("part", "room", room, "err", err)
 	}
 }
 
-// endReplay queues the replayed history (hist nil: the join failed), or
-// with missed the lines a resuming client missed, then the live frames held
-// while it was read.
-func (s *Session) endReplay(hist []event, missed bool) {
+// endReplay queues the replayed history of room (room "": the join
+// failed), or with missed the lines a resuming client missed, then the live
+// frames held while it was read.
+func (s *Session) endReplay(room string, hist []event, missed bool) {
 	kept := hist[:0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -447,12 +485,12 @@ func (s *Session) endReplay(hist []event, missed bool) {
 		}
 	}
 	switch {
-	case missed:
-		for _, f := range s.enc.missed(s.room, kept, s.missedSkipped, s.missedGone, s.srv.cfg.Now()) {
+	case room != "" && missed:
+		for _, f := range s.enc.missed(room, kept, s.missedSkipped, s.missedGone, s.srv.cfg.Now()) {
 			s.queueLocked(f)
 		}
-	case hist != nil || s.room != "":
-		for _, f := range s.enc.history(s.room, kept, s.srv.cfg.Now()) {
+	case room != "":
+		for _, f := range s.enc.history(room, kept, s.srv.cfg.Now()) {
 			s.queueLocked(f)
 		}
 	}
@@ -474,6 +512,12 @@ func containsString(list []string, v string) bool {
 // teardown runs once, on the reader goroutine, when the reader is done. The
 // room hears "left!" here and nowhere else, so exactly once.
 func (s *Session) teardown() {
+	s.mu.Lock()
+	why := s.reason.quitText()
+	s.mu.Unlock()
+	if s.partText != "" {
+		why = s.partText
+	}
 	if s.nick != "" {
 		// Free the nickname before the room hears "left!", so whoever
 		// reads that can take the name at once.
@@ -484,8 +528,14 @@ func (s *Session) teardown() {
 		cancel()
 		s.srv.dropNick(s)
 		if s.room != "" {
-			s.leave()
+			room := s.room
+			s.room = ""
+			s.exit(room, why)
 		}
+		for _, room := range s.chans {
+			s.exit(room, why)
+		}
+		s.chans = nil
 	}
 	// Let the writer flush a final frame, but not for long.
 	s.mu.Lock()

@@ -6,7 +6,7 @@ import (
 )
 
 // transportNames names each codec's transport, by codec slot, for metrics.
-var transportNames = [numCodecs]string{"tcp", "websocket"}
+var transportNames = [numCodecs]string{"tcp", "websocket", "irc"}
 
 // LatencyBuckets are the upper bounds of the delivery latency histogram:
 // from a line's publication by a gateway to its arrival at this one.

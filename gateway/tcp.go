@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/chatd/chatd/internal/textsafe"
 )
 
 // readBufSize is small on purpose: an idle client costs this much, and a
@@ -153,7 +155,7 @@ func (t *tcpConn) line(s *Session, line []byte, tooLong bool) {
 		s.errorf(codeTooLong, "line too long (limit %d bytes); the rest of it was dropped", t.cfg.MaxLine)
 		return
 	}
-	text := sanitize(line)
+	text := textsafe.Sanitize(line)
 	if s.nick == "" {
 		s.handshakeLine(text)
 		return

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatd/chatd/internal/textsafe"
 	"github.com/coder/websocket"
 )
 
@@ -190,7 +191,7 @@ func (t *wsConn) message(s *Session, typ websocket.MessageType, data []byte) boo
 			return false
 		}
 		s.setResume(m.Resume)
-		s.hello(sanitize([]byte(m.Nick)))
+		s.hello(textsafe.Sanitize([]byte(m.Nick)))
 		if s.nick != "" {
 			t.hsTimer.Stop()
 		}
@@ -204,7 +205,7 @@ func (t *wsConn) message(s *Session, typ websocket.MessageType, data []byte) boo
 			s.errorf(codeTooLong, "line too long (limit %d bytes); it was dropped", t.cfg.MaxLine)
 			return false
 		}
-		if text := sanitize([]byte(m.Text)); text != "" {
+		if text := textsafe.Sanitize([]byte(m.Text)); text != "" {
 			s.handle(text)
 		}
 		return true

@@ -33,6 +33,7 @@ type chatConfig struct {
 	sources    int
 	during     func(ctx context.Context, stop <-chan struct{}) // runs while lines are sent
 	drainLimit time.Duration
+	irc        bool // the clients speak IRC
 }
 
 // chatResult is the outcome of one chat run, as it appears in the summary.
@@ -50,8 +51,10 @@ type chatResult struct {
 	Expected       int64          `json:"deliveries_expected"`
 	Received       int64          `json:"deliveries_received"`
 	Lost           int64          `json:"lost"`
+	LostDropped    int64          `json:"lost_by_dropped_clients"` // part of Lost: lines sent after the server dropped a client
 	OutOfOrder     int64          `json:"out_of_order"`
 	Dropped        int            `json:"clients_dropped"`
+	DropReasons    map[string]int `json:"drop_reasons,omitempty"` // the server's last ERROR line: how many clients got it
 	OtherLines     int64          `json:"other_lines"`
 	DrainMs        float64        `json:"drain_ms"`
 	ServerCPUS     float64        `json:"server_cpu_s,omitempty"`
@@ -87,7 +90,7 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	var measureFrom atomic.Int64 // unix ns; lines sent before are not timed
 	measureFrom.Store(1<<63 - 1)
 
-	cn := &connector{sources: sources(cfg.sources), timeout: 30 * time.Second, bufSize: 64 << 10}
+	cn := &connector{sources: sources(cfg.sources), timeout: 30 * time.Second, bufSize: 64 << 10, irc: cfg.irc}
 	cn.handle = func(c *client, line []byte) {
 		s, seq, ts, ok := parseBench(line)
 		if !ok || s >= cfg.senders {
@@ -229,14 +232,26 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	cn.closeAll(clients)
 	var lat hist
 	for _, c := range clients {
-		if c.dropped() {
+		dropped := c.dropped()
+		if dropped {
 			res.Dropped++
+			why := c.goodbye
+			if why == "" {
+				why = "closed without an ERROR line: " + c.readErr.Error()
+			}
+			if res.DropReasons == nil {
+				res.DropReasons = map[string]int{}
+			}
+			res.DropReasons[why]++
 		}
 		for s, t := range c.seqs {
 			sent := senders[s].sent.Load()
 			res.Expected += sent
 			res.Received += t.received
 			res.Lost += t.lost(sent)
+			if dropped {
+				res.LostDropped += t.lost(sent)
+			}
 			res.OutOfOrder += t.outOfOrder
 		}
 		if c.lat != nil {
@@ -245,17 +260,18 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	}
 	res.LinesSent = perClient
 	res.Latency = lat.summary()
-	if res.Lost > 0 {
-		res.problems = append(res.problems, fmt.Sprintf("%s: %d deliveries lost", cfg.label, res.Lost))
+	if res.Lost > res.LostDropped {
+		res.problems = append(res.problems, fmt.Sprintf("%s: %d deliveries lost by clients still connected", cfg.label, res.Lost-res.LostDropped))
 	}
 	if res.OutOfOrder > 0 {
 		res.problems = append(res.problems, fmt.Sprintf("%s: %d deliveries out of order", cfg.label, res.OutOfOrder))
 	}
 	if res.Dropped > 0 {
-		res.problems = append(res.problems, fmt.Sprintf("%s: %d clients dropped by the server", cfg.label, res.Dropped))
+		res.problems = append(res.problems, fmt.Sprintf("%s: %d clients dropped by the server (%v), %d deliveries lost with them",
+			cfg.label, res.Dropped, res.DropReasons, res.LostDropped))
 	}
-	progressf("%s: %.0f deliveries/s, %.0f lines/s, p50 %.3fms p99 %.3fms, lost %d, out of order %d",
-		cfg.label, res.DeliveriesPerS, res.LinesPerS, res.Latency.P50Ms, res.Latency.P99Ms, res.Lost, res.OutOfOrder)
+	progressf("%s: %.0f deliveries/s, %.0f lines/s, p50 %.3fms p99 %.3fms, lost %d (%d with %d dropped clients), out of order %d",
+		cfg.label, res.DeliveriesPerS, res.LinesPerS, res.Latency.P50Ms, res.Latency.P99Ms, res.Lost, res.LostDropped, res.Dropped, res.OutOfOrder)
 	return res, nil
 }
 
@@ -302,7 +318,7 @@ func sendWindowed(c *client, idx int, sd *sender, cfg chatConfig, budget *atomic
 		buf = buf[:0]
 		ts := time.Now().UnixNano()
 		for k := range n {
-			buf = appendBench(buf, idx, seq+k, ts, cfg.size)
+			buf = c.appendLine(buf, idx, seq+k, ts, cfg.size)
 		}
 		_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.conn.Write(buf); err != nil {
@@ -338,7 +354,7 @@ func sendPaced(c *client, idx int, sd *sender, cfg chatConfig, budget *atomic.In
 		if take(budget, 1) == 0 {
 			return errStopped
 		}
-		buf = appendBench(buf[:0], idx, seq, time.Now().UnixNano(), cfg.size)
+		buf = c.appendLine(buf[:0], idx, seq, time.Now().UnixNano(), cfg.size)
 		_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.conn.Write(buf); err != nil {
 			return err

@@ -21,6 +21,7 @@ type client struct {
 	nick string
 	conn net.Conn
 	r    *bufio.Reader
+	irc  string // IRC: the channel it is in; "": a classic client
 
 	// Counters the reader updates; others may read them atomically.
 	lines atomic.Int64 // every line received after the handshake
@@ -30,6 +31,8 @@ type client struct {
 	seqs    []seqTracker // per sender
 	lat     *hist        // latency of bench lines, if recorded
 	readErr error        // why the reader stopped
+	byPeer  bool         // the server ended the connection (not our close)
+	goodbye string       // the server's last ERROR line, if it sent one
 	closing atomic.Bool  // we closed it on purpose
 	ended   atomic.Bool  // the reader has stopped
 }
@@ -47,6 +50,7 @@ type connector struct {
 	setup    func(c *client) // called before the reader starts
 	readers  sync.WaitGroup  // reader goroutines
 	joinHist hist            // handshake durations, ns
+	irc      bool            // speak IRC (chatd's --irc port) instead of the classic protocol
 	mu       sync.Mutex
 }
 
@@ -65,7 +69,11 @@ func (cn *connector) connect(ctx context.Context, id int, addr, nick, room strin
 		return nil, err
 	}
 	c := &client{id: id, nick: nick, conn: conn, r: bufio.NewReaderSize(conn, cn.bufSize)}
-	if err := c.handshake(room, start.Add(cn.timeout)); err != nil {
+	handshake := c.handshake
+	if cn.irc {
+		handshake = c.ircHandshake
+	}
+	if err := handshake(room, start.Add(cn.timeout)); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%s: %w", nick, err)
 	}
@@ -106,6 +114,48 @@ func (c *client) handshake(room string, deadline time.Time) error {
 	return c.waitFor(joined)
 }
 
+// ircHandshake registers over IRC, asking for echo-message (a sender
+// counts its own lines as every client does), and joins #room.
+func (c *client) ircHandshake(room string, deadline time.Time) error {
+	_ = c.conn.SetDeadline(deadline)
+	if room == "" {
+		room = "lobby"
+	}
+	c.irc = "#" + room
+	if _, err := io.WriteString(c.conn, "CAP REQ :echo-message\r\nNICK "+c.nick+"\r\nUSER "+c.nick+
+		" 0 * :chatbench\r\nCAP END\r\nJOIN "+c.irc+"\r\n"); err != nil {
+		return err
+	}
+	end := []byte(" 366 " + c.nick + " " + c.irc + " ")
+	for {
+		line, err := readLine(c.r)
+		if err != nil {
+			return fmt.Errorf("waiting for the end of NAMES: %w", err)
+		}
+		if bytes.Contains(line, end) {
+			return nil
+		}
+		if bytes.HasPrefix(line, []byte("ERROR")) || bytes.Contains(line, []byte(" 433 ")) {
+			return fmt.Errorf("server said %q", line)
+		}
+		c.lines.Add(1)
+	}
+}
+
+// appendLine appends one bench line as c sends it: as is on the classic
+// protocol, as a PRIVMSG to its channel over IRC. The IRC text starts with
+// ": " so that the line a receiver gets holds ": B ", as a classic one does.
+func (c *client) appendLine(dst []byte, sender int, seq int64, ts int64, size int) []byte {
+	if c.irc == "" {
+		return appendBench(dst, sender, seq, ts, size)
+	}
+	dst = append(dst, "PRIVMSG "...)
+	dst = append(dst, c.irc...)
+	dst = append(dst, " :: "...)
+	dst = appendBench(dst, sender, seq, ts, size-2)
+	return append(dst[:len(dst)-1], "\r\n"...)
+}
+
 // waitFor reads lines until one equals want. An ERROR line fails it.
 func (c *client) waitFor(want []byte) error {
 	for {
@@ -142,10 +192,16 @@ func (cn *connector) read(c *client) {
 		line, err := readLine(c.r)
 		if err != nil {
 			c.readErr = err
+			// Decided now: closeAll later closes every client, the ones
+			// the server dropped too.
+			c.byPeer = !c.closing.Load()
 			c.ended.Store(true)
 			return
 		}
 		c.lines.Add(1)
+		if bytes.HasPrefix(line, []byte("ERROR")) {
+			c.goodbye = string(bytes.TrimRight(line, "\r"))
+		}
 		if cn.handle != nil {
 			cn.handle(c, line)
 		}
@@ -158,10 +214,10 @@ func (c *client) close() {
 	c.conn.Close()
 }
 
-// dropped reports whether the server ended c's connection (only meaningful
-// once its reader has ended).
+// dropped reports whether the server ended c's connection before we closed
+// it, whenever we closed it (only meaningful once its reader has ended).
 func (c *client) dropped() bool {
-	return c.readErr != nil && !c.closing.Load()
+	return c.readErr != nil && c.byPeer
 }
 
 // connectAll connects n clients, at most conc at a time, in id order of

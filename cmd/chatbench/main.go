@@ -60,6 +60,7 @@ type options struct {
 	ChurnMax    int           `json:"churn_max,omitempty"`
 	Timeout     time.Duration `json:"-"`
 	Nick        string        `json:"nick_prefix"`
+	Proto       string        `json:"proto,omitempty"`
 	Rounds      int           `json:"rounds,omitempty"`
 	Quiet       bool          `json:"-"`
 
@@ -74,6 +75,7 @@ type target struct {
 	Name  string   `json:"name"`
 	Addrs []string `json:"addrs"`
 	PID   int      `json:"pid,omitempty"`
+	IRC   bool     `json:"irc,omitempty"` // its clients speak IRC
 	stop  func()
 }
 
@@ -160,6 +162,7 @@ func newFlags(name string, o *options) *flag.FlagSet {
 	fs.Float64Var(&o.ChurnRate, "churn-rate", 50, "churn: connections opened (and closed) per second")
 	fs.IntVar(&o.ChurnMax, "churn-max", 100_000, "churn: most connections opened in all")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "hard limit on the whole run (default: generous, from the other flags)")
+	fs.StringVar(&o.Proto, "proto", "classic", "what --addr speaks: classic, or irc (chatd's --irc port: NICK/USER, JOIN, PRIVMSG); the reference is always classic")
 	fs.StringVar(&o.Nick, "nick", "", "nickname prefix (default: random per run)")
 	fs.BoolVar(&o.Quiet, "q", false, "no progress on stderr")
 	fs.IntVar(&o.Rounds, "rounds", 1, "measure reference and target this many times, alternating; ratios are the median of the rounds'")
@@ -206,7 +209,11 @@ func runScenario(ctx context.Context, name string, args []string, stdout io.Writ
 		targets = append(targets, t)
 	}
 	if o.Addr != "" {
-		targets = append(targets, &target{Name: "chatd", Addrs: splitAddrs(o.Addr), PID: o.PID})
+		if o.Proto == "irc" {
+			targets = append(targets, &target{Name: "chatd-irc", Addrs: splitAddrs(o.Addr), PID: o.PID, IRC: true})
+		} else {
+			targets = append(targets, &target{Name: "chatd", Addrs: splitAddrs(o.Addr), PID: o.PID})
+		}
 	}
 	if len(targets) == 0 {
 		return errors.New("nothing to measure: give --addr, or leave --ref on")

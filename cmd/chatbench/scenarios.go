@@ -23,6 +23,7 @@ func baseChat(o *options, t *target) chatConfig {
 		pid:       t.PID,
 		sendAddr:  t.Addrs[0],
 		recvAddrs: t.Addrs,
+		irc:       t.IRC,
 		nick:      o.Nick,
 		conc:      o.Concurrency,
 		sources:   o.Sources,

@@ -18,9 +18,9 @@ import (
 // busSecret is a cluster secret for tests.
 const busSecret = "a test secret of some length"
 
-// runRole parses args for role and runs it, returning Run's error and the
-// logs; the node is closed when the test ends.
-func runRole(t *testing.T, role Role, args ...string) (*Main, error, *syncBuffer) {
+// runRole parses args for role and runs it, returning the logs and Run's
+// error; the node is closed when the test ends.
+func runRole(t *testing.T, role Role, args ...string) (*Main, *syncBuffer, error) {
 	t.Helper()
 	m := NewMain(role)
 	logs := &syncBuffer{}
@@ -36,7 +36,7 @@ func runRole(t *testing.T, role Role, args ...string) (*Main, error, *syncBuffer
 	}
 	err := m.Run(t.Context())
 	t.Cleanup(func() { m.Close() })
-	return m, err, logs
+	return m, logs, err
 }
 
 // Every way of opening the embedded NATS server beyond loopback without
@@ -58,7 +58,7 @@ func TestOpenBusRefused(t *testing.T) {
 		{"a user without a password", RoleBroker, []string{"--nats-user", "chatd", "--cluster-listen", ""}, "clients on :4222"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err, _ := runRole(t, tc.role, tc.args...)
+			m, _, err := runRole(t, tc.role, tc.args...)
 			if err == nil {
 				t.Fatal("Run succeeded")
 			}
@@ -109,7 +109,7 @@ func withoutChatEnv() []string {
 // --insecure-open-bus starts an open bus on every interface and says so in
 // a warning each start.
 func TestInsecureOpenBus(t *testing.T) {
-	m, err, logs := runRole(t, RoleBroker, "--insecure-open-bus", "--nats-listen", "0.0.0.0:0", "--cluster-listen", "")
+	m, logs, err := runRole(t, RoleBroker, "--insecure-open-bus", "--nats-listen", "0.0.0.0:0", "--cluster-listen", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestInsecureOpenBus(t *testing.T) {
 
 // A bus on loopback only may stay open, without a warning.
 func TestLoopbackBusOpen(t *testing.T) {
-	m, err, logs := runRole(t, RoleBroker, "--nats-listen", "127.0.0.1:0", "--cluster-listen", "")
+	m, logs, err := runRole(t, RoleBroker, "--nats-listen", "127.0.0.1:0", "--cluster-listen", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestClusterSecretFlags(t *testing.T) {
 		{"missing file", []string{"--cluster-secret-file", file + ".missing"}, "cluster secret:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err, _ := runRole(t, RoleBroker, append([]string{"--nats-listen", "127.0.0.1:0", "--cluster-listen", ""}, tc.args...)...)
+			_, _, err := runRole(t, RoleBroker, append([]string{"--nats-listen", "127.0.0.1:0", "--cluster-listen", ""}, tc.args...)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Run = %v, want an error with %q", err, tc.want)
 			}
@@ -163,7 +163,7 @@ func TestClusterSecretFlags(t *testing.T) {
 	}
 	// The file's secret is the flag's: a gateway with one reaches a broker
 	// with the other, and the environment variable works too.
-	b, err, _ := runRole(t, RoleBroker, "--nats-listen", "127.0.0.1:0", "--cluster-listen", "", "--cluster-secret-file", file)
+	b, _, err := runRole(t, RoleBroker, "--nats-listen", "127.0.0.1:0", "--cluster-listen", "", "--cluster-secret-file", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestSecretCommand(t *testing.T) {
 // A broker with a secret refuses a raw NATS client without credentials and
 // a gateway without the secret, at once and for good.
 func TestBusSecretRefusesStrangers(t *testing.T) {
-	b, err, _ := runRole(t, RoleBroker, "--nats-listen", "127.0.0.1:0", "--cluster-listen", "", "--cluster-secret", busSecret)
+	b, _, err := runRole(t, RoleBroker, "--nats-listen", "127.0.0.1:0", "--cluster-listen", "", "--cluster-secret", busSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestBusSecretRefusesStrangers(t *testing.T) {
 	}
 	nc.Close()
 	for _, args := range [][]string{nil, {"--cluster-secret", "another secret of some length"}} {
-		_, err, _ := runRole(t, RoleGateway, append([]string{"--nats", url}, args...)...)
+		_, _, err := runRole(t, RoleGateway, append([]string{"--nats", url}, args...)...)
 		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 			t.Errorf("gateway %q: Run = %v, want an authorization error", args, err)
 		}

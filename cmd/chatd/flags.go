@@ -86,9 +86,12 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file (JWT and nkey seed) for the gateway's connection")
 	fs.StringVar(&c.NATSNKey, "nats-nkey", c.NATSNKey, "file holding an nkey seed for the gateway's NATS connection")
 	fs.StringVar(&c.TLSListen, "tls-listen", c.TLSListen, "also serve the chat over TLS at this address, e.g. :5543 (classic clients cannot speak TLS: keep --listen too)")
+	fs.StringVar(&c.IRC, "irc", c.IRC, "IRC listen address (irssi, WeeChat, HexChat: rooms are channels); empty turns it off")
+	fs.StringVar(&c.IRCTLSListen, "irc-tls-listen", c.IRCTLSListen, "also serve IRC over TLS at this address, e.g. :6697 (with --tls-cert and --tls-key)")
+	fs.DurationVar(&c.Gateway.IRCPing, "irc-ping", c.Gateway.IRCPing, "an IRC client silent this long is sent a PING, and disconnected if silent as long again")
 	fs.StringVar(&c.HTTPSListen, "https-listen", c.HTTPSListen, "also serve the web page and WebSocket endpoint over TLS (https, wss) at this address, e.g. :8443")
-	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM) for --tls-listen and --https-listen")
-	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS key (PEM) for --tls-listen and --https-listen")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM) for --tls-listen, --https-listen and --irc-tls-listen")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS key (PEM) for --tls-listen, --https-listen and --irc-tls-listen")
 	fs.BoolVar(&c.ProxyProtocol, "proxy-protocol", c.ProxyProtocol, "chat connections start with a PROXY protocol header from a load balancer, giving the real client address; only when nothing else can reach the chat ports")
 	fs.StringVar(&c.Gateway.Password, "password", c.Gateway.Password, "a server password every client must give before joining (TCP: the line after the nickname; WebSocket: in hello); prefer CHAT_PASSWORD or --config")
 	fs.StringVar(&c.BansFile, "bans", c.BansFile, "file of banned IP addresses and CIDR prefixes, one per line (an IPv6 address bans its /64); re-read on SIGHUP, which also closes the open sessions it now bans")
@@ -96,6 +99,7 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Bus.Retain, "retain", c.Bus.Retain, "lines kept per room (at least --history) so that a gateway whose bus link comes back, or a client that reconnects, gets what it missed")
 	fs.DurationVar(&c.Bus.RetainAge, "retain-age", c.Bus.RetainAge, "also drop stored lines older than this (0: kept until --retain newer ones push them out)")
 	fs.DurationVar(&c.Bus.Lease, "lease", c.Bus.Lease, "a gateway not heard from for this long is taken as gone: its users are announced as left and their nicknames freed")
+	fs.DurationVar(&c.Bus.Sweep, "sweep", c.Bus.Sweep, "how often a gateway purges the nickname and presence buckets' delete markers older than this")
 
 	g := &c.Gateway
 	fs.IntVar(&g.History, "history", g.History, "lines of a room's history kept and replayed on joining it (0 turns history off)")

@@ -68,9 +68,7 @@ type relTail struct {
 func (r *relTail) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		r.lines = append(r.lines, l)
-	}
+	r.lines = append(r.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
 	if len(r.lines) > 200 {
 		r.lines = slices.Clone(r.lines[len(r.lines)-100:])
 	}

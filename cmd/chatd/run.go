@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +16,11 @@ import (
 	"github.com/chatd/chatd/bus"
 	"github.com/chatd/chatd/cluster"
 	"github.com/chatd/chatd/gateway"
-	"github.com/nats-io/nats.go"
 )
+
+// This file is a chatd process's lifecycle: its Config, Main, and Run,
+// Reload and Close. Run starts the parts (start.go) on the listeners
+// (listeners.go), then prints how to join (banner.go).
 
 // The bus must give the gateway everything it needs.
 var (
@@ -51,6 +52,8 @@ type Config struct {
 	Peers           string // comma-separated cluster peers of the embedded server
 	Admin           string // health endpoints listener; empty turns it off
 	TLSListen       string // chat over TLS; empty turns it off
+	IRC             string // IRC listener; empty turns it off
+	IRCTLSListen    string // IRC over TLS; empty turns it off
 	TLSCert         string
 	TLSKey          string
 	ProxyProtocol   bool   // chat listeners expect a PROXY protocol header
@@ -91,6 +94,8 @@ type Main struct {
 	log       *slog.Logger
 	ln        net.Listener
 	tlsLn     net.Listener
+	ircLn     net.Listener
+	ircTLSLn  net.Listener
 	bans      *banList
 	admin     *http.Server
 	pprof     *http.Server
@@ -113,6 +118,7 @@ func NewMain(role Role) *Main {
 		Config: Config{
 			Listen:          ":5500",
 			HTTP:            ":8080",
+			IRC:             ":6667",
 			ShutdownTimeout: 10 * time.Second,
 			LogLevel:        "info",
 			LogFormat:       "text",
@@ -172,264 +178,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return m.printJoin()
 }
 
-func (m *Main) startNode(ctx context.Context) error {
-	ccfg := m.Config.Cluster
-	ccfg.Logger = m.log
-	if m.Config.Peers != "" {
-		ccfg.Peers = splitList(m.Config.Peers)
-		if ccfg.ClusterListen == "" {
-			ccfg.ClusterListen = ":6222"
-		}
-		if ccfg.ClientListen == "" {
-			// nats-server opens its route listener only after a client one.
-			ccfg.ClientListen = "127.0.0.1:0"
-		}
-	}
-	ccfg.User, ccfg.Password = m.Config.NATSUser, m.Config.NATSPassword
-	ccfg.Secret = m.secret
-	var err error
-	if m.Config.NATSTLSCert != "" && ccfg.ClientListen != "" {
-		if ccfg.TLS, err = serverTLS(m.Config.NATSTLSCert, m.Config.NATSTLSKey, m.Config.NATSTLSCA); err != nil {
-			return fmt.Errorf("NATS listener: %w", err)
-		}
-	}
-	node, err := cluster.New(ccfg)
-	if errors.Is(err, cluster.ErrOpenBus) {
-		return fmt.Errorf("%w; set CHAT_CLUSTER_SECRET or --cluster-secret to the same secret on every node and gateway "+
-			"(chatd secret prints a new one), or --nats-user and --nats-password; --insecure-open-bus starts it open, for trials only", err)
-	}
-	if err != nil {
-		return err
-	}
-	m.Node = node
-	if err := m.Node.Start(ctx); err != nil {
-		return fmt.Errorf("start embedded NATS: %w", err)
-	}
-	if open := ccfg.OpenListeners(); len(open) > 0 {
-		m.log.Warn("the NATS bus accepts connections from beyond loopback without authentication: anyone who reaches it "+
-			"reads every message and posts as anyone; drop --insecure-open-bus and set CHAT_CLUSTER_SECRET",
-			"open", strings.Join(open, ", "))
-	}
-	return nil
-}
-
-// busAuth names how the embedded server authenticates clients and routes.
-func (m *Main) busAuth() string {
-	c := m.Config
-	switch {
-	case m.secret != "" && c.NATSUser != "":
-		return "cluster secret, user"
-	case m.secret != "":
-		return "cluster secret"
-	case c.NATSUser != "":
-		return "user"
-	case c.NATSTLSCA != "":
-		return "client certificates"
-	}
-	return "none"
-}
-
-func (m *Main) startGateway(ctx context.Context) error {
-	if err := m.listen(); err != nil {
-		return err
-	}
-	publicAddr, err := m.publicAddr()
-	if err != nil {
-		return err
-	}
-
-	bcfg := m.Config.Bus
-	bcfg.Logger = m.log
-	// What a gateway accepts from the bus is what it accepts from its own
-	// clients: the gateway owns the rules, the bus applies them.
-	bcfg.Rules = bus.Rules{Nick: gateway.ValidNickname, Text: gateway.CleanText, MaxText: m.Config.Gateway.MaxLine}
-	bcfg.Addr = publicAddr
-	bcfg.User, bcfg.Password = m.Config.NATSUser, m.Config.NATSPassword
-	if bcfg.User == "" && m.secret != "" {
-		bcfg.User, bcfg.Password = cluster.SecretCredentials(m.secret)
-	}
-	bcfg.CredsFile, bcfg.NKeyFile = m.Config.NATSCreds, m.Config.NATSNKey
-	if m.Node == nil && (m.Config.NATSTLSCA != "" || m.Config.NATSTLSCert != "") {
-		if bcfg.TLS, err = clientTLS(m.Config.NATSTLSCA, m.Config.NATSTLSCert, m.Config.NATSTLSKey); err != nil {
-			return fmt.Errorf("NATS connection: %w", err)
-		}
-	}
-	if bcfg.History = m.Config.Gateway.History; bcfg.History < 0 {
-		bcfg.History = 0
-	}
-	if bcfg.Replicas == 0 {
-		bcfg.Replicas = m.replicas()
-	}
-	if m.Node != nil {
-		bcfg.InProcess = m.Node
-	} else {
-		bcfg.Servers = splitList(m.Config.NATS)
-	}
-	// The gateway exists only after the bus connects; the hooks find it then.
-	var gw *gateway.Server
-	var gwMu sync.Mutex
-	withGateway := func(f func(*gateway.Server)) {
-		gwMu.Lock()
-		g := gw
-		gwMu.Unlock()
-		if g != nil {
-			f(g)
-		}
-	}
-	bcfg.OnDisconnect = func() { withGateway((*gateway.Server).LinkDown) }
-	bcfg.OnReconnect = func() { withGateway((*gateway.Server).LinkUp) }
-	bcfg.OnNickLost = func(nick string) {
-		withGateway(func(g *gateway.Server) {
-			g.Evict(nick, "your nickname was taken while the chat link was down; reconnect and choose another")
-		})
-	}
-	// A gateway may start before its brokers, and a node of a LAN cluster
-	// before a majority of its peers: wait for them. A lone node fails fast.
-	retry := m.Node == nil || m.Config.Peers != ""
-	if m.Bus, err = connectBus(ctx, bcfg, retry, m.log); err != nil {
-		return err
-	}
-
-	gcfg := m.Config.Gateway
-	gcfg.Logger = m.log.With("gateway", m.Bus.ID())
-	gcfg.WebHosts = append(m.servedNames(), gcfg.WebHosts...)
-	if m.bans != nil {
-		gcfg.Banned = m.bans.banned
-	}
-	if m.Gateway, err = gateway.New(gcfg, m.Bus); err != nil {
-		return err
-	}
-	gwMu.Lock()
-	gw = m.Gateway
-	gwMu.Unlock()
-
-	m.serveDone = make(chan struct{})
-	var serving sync.WaitGroup
-	for _, ln := range []net.Listener{m.ln, m.tlsLn} {
-		if ln == nil {
-			continue
-		}
-		serving.Go(func() {
-			if err := m.Gateway.Serve(ln); err != nil && !errors.Is(err, gateway.ErrServerClosed) {
-				m.log.Error("serve", "addr", ln.Addr().String(), "err", err)
-			}
-		})
-	}
-	go func() {
-		serving.Wait()
-		close(m.serveDone)
-	}()
-	if m.Config.HTTP != "" {
-		if err := m.serveWeb(); err != nil {
-			return err
-		}
-	}
-	m.log.Info("chatd started", "listen", m.ln.Addr().String(), "http", m.Config.HTTP, "public", publicAddr,
-		"nats", m.natsDesc(), "jetstream", m.Bus.JetStream(), "history", bcfg.History > 0 && m.Bus.JetStream())
-	return nil
-}
-
-// serveWeb starts the HTTP server for the web page and WebSocket clients.
-// Its timeouts bound requests; connections upgraded to WebSocket leave
-// them and are the gateway's sessions from then on.
-func (m *Main) serveWeb() error {
-	var err error
-	if m.webLn, err = listenTCP(m.Config.HTTP, m.Config.Gateway.KeepAlive); err != nil {
-		return fmt.Errorf("http listener: %w", err)
-	}
-	m.web = &http.Server{
-		Handler:           m.Gateway.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(m.log.With("component", "http").Handler(), slog.LevelWarn),
-	}
-	listeners := []net.Listener{m.webLn}
-	if m.Config.HTTPSListen != "" {
-		cfg, err := serverTLS(m.Config.TLSCert, m.Config.TLSKey, "")
-		if err != nil {
-			return fmt.Errorf("https listener: %w", err)
-		}
-		ln, err := listenTCP(m.Config.HTTPSListen, m.Config.Gateway.KeepAlive)
-		if err != nil {
-			return fmt.Errorf("https listener: %w", err)
-		}
-		m.webTLSLn = tls.NewListener(ln, cfg)
-		listeners = append(listeners, m.webTLSLn)
-	}
-	m.webDone = make(chan struct{})
-	var serving sync.WaitGroup
-	for _, ln := range listeners {
-		serving.Go(func() {
-			if err := m.web.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				m.log.Error("http serve", "addr", ln.Addr().String(), "err", err)
-			}
-		})
-	}
-	go func() {
-		serving.Wait()
-		close(m.webDone)
-	}()
-	return nil
-}
-
-// HTTPSAddr is the address of the HTTPS listener, or nil.
-func (m *Main) HTTPSAddr() net.Addr {
-	if m.webTLSLn == nil {
-		return nil
-	}
-	return m.webTLSLn.Addr()
-}
-
-// HTTPAddr is the address the web listener is bound to, or nil when it is
-// off.
-func (m *Main) HTTPAddr() net.Addr {
-	if m.webLn == nil {
-		return nil
-	}
-	return m.webLn.Addr()
-}
-
-// listen opens the chat listeners: plain TCP and, if configured, TLS, both
-// behind the PROXY protocol if asked; and loads the ban list.
-func (m *Main) listen() error {
-	c := m.Config
-	if c.BansFile != "" {
-		m.bans = &banList{file: c.BansFile}
-		n, err := m.bans.load()
-		if err != nil {
-			return err
-		}
-		m.log.Info("bans loaded", "file", c.BansFile, "entries", n)
-	}
-	var err error
-	if m.ln, err = listenTCP(c.Listen, c.Gateway.KeepAlive); err != nil {
-		return fmt.Errorf("chat listener: %w", err)
-	}
-	if c.ProxyProtocol {
-		m.ln = withProxyProtocol(m.ln)
-	}
-	if c.TLSListen == "" {
-		return nil
-	}
-	cfg, err := serverTLS(c.TLSCert, c.TLSKey, "")
-	if err != nil {
-		return fmt.Errorf("chat TLS listener: %w", err)
-	}
-	ln, err := listenTCP(c.TLSListen, c.Gateway.KeepAlive)
-	if err != nil {
-		return fmt.Errorf("chat TLS listener: %w", err)
-	}
-	if c.ProxyProtocol {
-		ln = withProxyProtocol(ln)
-	}
-	m.tlsLn = tls.NewListener(ln, cfg)
-	m.log.Info("chat TLS listener", "addr", ln.Addr().String())
-	return nil
-}
-
 // Reload re-reads what can change without a restart (the ban list); chatd
 // calls it on SIGHUP. On error the old settings stay.
 func (m *Main) Reload() {
@@ -446,160 +194,6 @@ func (m *Main) Reload() {
 		closed = m.Gateway.ApplyBans()
 	}
 	m.log.Info("bans reloaded", "file", m.bans.file, "entries", n, "sessions_closed", closed)
-}
-
-// ChatTLSAddr is the address of the TLS chat listener, or nil.
-func (m *Main) ChatTLSAddr() net.Addr {
-	if m.tlsLn == nil {
-		return nil
-	}
-	return m.tlsLn.Addr()
-}
-
-// connectBus connects to NATS; with retry, it tries again while NATS is not
-// up or JetStream has no majority yet, until ctx ends.
-func connectBus(ctx context.Context, cfg bus.Config, retry bool, log *slog.Logger) (*bus.Conn, error) {
-	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		c, err := bus.Connect(ctx, cfg)
-		if err == nil {
-			return c, nil
-		}
-		if !retry || permanent(err) {
-			return nil, fmt.Errorf("connect to NATS: %w", err)
-		}
-		log.Warn("NATS not ready yet (brokers down, or fewer than a majority of peers up); retrying",
-			"servers", cfg.Servers, "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to NATS: %w", err)
-		case <-time.After(wait):
-		}
-	}
-}
-
-// permanent reports connection errors that retrying cannot mend: refused
-// credentials, an untrusted certificate.
-func permanent(err error) bool {
-	var unknownCA x509.UnknownAuthorityError
-	var verify *tls.CertificateVerificationError
-	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
-		errors.As(err, &unknownCA) || errors.As(err, &verify) ||
-		strings.Contains(err.Error(), "authorization violation")
-}
-
-// replicas is the JetStream replica count: 1 for a single embedded server,
-// up to 3 when the embedded server has peers.
-func (m *Main) replicas() int {
-	if m.Node != nil && m.Config.Peers != "" {
-		return min(3, len(splitList(m.Config.Peers)))
-	}
-	return 1
-}
-
-// publicAddr is where this gateway's clients are sent by the other
-// gateways when those shut down: --public-addr, or the advertised address
-// and the chat port.
-func (m *Main) publicAddr() (string, error) {
-	if m.Config.PublicAddr != "" {
-		return m.Config.PublicAddr, nil
-	}
-	host, port, err := net.SplitHostPort(m.ln.Addr().String())
-	if err != nil {
-		return "", err
-	}
-	chosen, _, err := cluster.Advertise(host, m.Config.Advertise)
-	if err != nil {
-		return "", fmt.Errorf("advertise address: %w", err)
-	}
-	return net.JoinHostPort(chosen, port), nil
-}
-
-// servedNames are the host names, besides IP addresses and localhost,
-// that browsers may use for this gateway's web listener without
-// --web-hosts: the names of --http, --https-listen, --advertise and
-// --public-addr, and this machine's name (bare and under .local).
-func (m *Main) servedNames() []string {
-	var names []string
-	add := func(hostport string) {
-		host := hostport
-		if h, _, err := net.SplitHostPort(hostport); err == nil {
-			host = h
-		}
-		if host != "" && !strings.ContainsAny(host, "{} ") && net.ParseIP(host) == nil {
-			names = append(names, strings.ToLower(host))
-		}
-	}
-	c := m.Config
-	add(c.HTTP)
-	add(c.HTTPSListen)
-	add(c.Advertise)
-	add(c.PublicAddr)
-	if h, err := os.Hostname(); err == nil && h != "" {
-		add(h)
-		if !strings.Contains(h, ".") {
-			add(h + ".local")
-		}
-	}
-	return names
-}
-
-func (m *Main) natsDesc() string {
-	if m.Node != nil {
-		return "embedded, data in " + m.Config.Cluster.DataDir
-	}
-	return m.Config.NATS
-}
-
-// ChatAddr is the address the chat listener is bound to.
-func (m *Main) ChatAddr() net.Addr { return m.ln.Addr() }
-
-// AdminAddr is the address of the health listener, or nil.
-func (m *Main) AdminAddr() net.Addr {
-	if m.adminLn == nil {
-		return nil
-	}
-	return m.adminLn.Addr()
-}
-
-// printJoin tells the person who started chatd how others can join.
-func (m *Main) printJoin() error {
-	host, port, err := net.SplitHostPort(m.ln.Addr().String())
-	if err != nil {
-		return err
-	}
-	chosen, all, err := cluster.Advertise(host, m.Config.Advertise)
-	if err != nil {
-		return fmt.Errorf("advertise address: %w", err)
-	}
-	if cluster.IsPublic(chosen) {
-		m.log.Warn("the advertised address is public: anyone on the internet may reach this chat", "address", chosen)
-	}
-	w := m.Stdout
-	fmt.Fprintf(w, "chatd is running. People join with nc (or telnet, or a classic chat client):\n")
-	listed := false
-	for _, c := range all {
-		mark := ""
-		if c.Chosen {
-			mark = "  <- advertised"
-			listed = true
-		}
-		fmt.Fprintf(w, "  %-34s %-10s%s\n", "nc "+c.IP+" "+port, c.Interface, mark)
-	}
-	if !listed {
-		fmt.Fprintf(w, "  %-34s %-10s  <- advertised\n", "nc "+chosen+" "+port, "")
-	}
-	if m.webLn != nil {
-		if _, webPort, err := net.SplitHostPort(m.webLn.Addr().String()); err == nil {
-			fmt.Fprintf(w, "Browsers open http://%s/\n", net.JoinHostPort(chosen, webPort))
-		}
-	}
-	if ip := net.ParseIP(chosen); ip != nil && ip.IsLoopback() {
-		fmt.Fprintf(w, "Only this machine can join: the chat listens on a loopback address (use --listen :%s for your network).\n", port)
-		return nil
-	}
-	fmt.Fprintf(w, "From the internet: forward TCP port %s on your router to %s, then people use: nc <your public IP> %s\n",
-		port, net.JoinHostPort(chosen, port), port)
-	return nil
 }
 
 // Close stops chatd in order: the health listener, the gateway (clients
@@ -632,7 +226,7 @@ func (m *Main) Close() error {
 				<-m.serveDone
 			}
 		} else {
-			for _, ln := range []net.Listener{m.ln, m.tlsLn} {
+			for _, ln := range []net.Listener{m.ln, m.tlsLn, m.ircLn, m.ircTLSLn} {
 				if ln != nil {
 					ln.Close()
 				}

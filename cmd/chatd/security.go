@@ -2,19 +2,14 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
-	"time"
-
-	"github.com/pires/go-proxyproto"
 
 	"github.com/chatd/chatd/gateway"
 )
@@ -126,27 +121,4 @@ func (b *banList) banned(ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// listenTCP listens with keep-alive probes on every accepted connection,
-// even when TLS or the PROXY protocol wraps it later.
-func listenTCP(addr string, keepAlive time.Duration) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{
-		Enable: true, Idle: keepAlive, Interval: keepAlive / 3, Count: 3,
-	}}
-	return lc.Listen(context.Background(), "tcp", addr)
-}
-
-// withProxyProtocol makes ln read a PROXY protocol header (v1 or v2) from
-// every connection and report the client address it carries. Only for
-// listeners that nothing but a trusted load balancer can reach: the header
-// is believed.
-func withProxyProtocol(ln net.Listener) net.Listener {
-	return &proxyproto.Listener{
-		Listener:          ln,
-		ReadHeaderTimeout: 5 * time.Second,
-		ConnPolicy: func(proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
-			return proxyproto.REQUIRE, nil
-		},
-	}
 }

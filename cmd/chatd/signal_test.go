@@ -24,6 +24,9 @@ var (
 
 // TestMain removes the chatd binary built for the process tests.
 func TestMain(m *testing.M) {
+	// No test listens on the default IRC port, :6667, chatd processes
+	// included: a test that wants IRC gives --irc 127.0.0.1:0.
+	os.Setenv("CHAT_IRC", "")
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

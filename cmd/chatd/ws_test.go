@@ -401,7 +401,7 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !sawLeft {
-		webReader.expectEvent("leave", "slow", "")
+		webReader.expectEvent("leave", "slow", "Slow consumer")
 	}
 	waitSessions(t, m, 3)
 	wsJoin(t, m, "fresh")

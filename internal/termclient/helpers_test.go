@@ -243,12 +243,3 @@ func (c *fakeConn) echo(want string) {
 	c.expectLine(want)
 	c.send(c.nick + ": " + want + "\n")
 }
-
-// expectClosed waits for the client to close the connection.
-func (c *fakeConn) expectClosed() {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(waitFor))
-	if b, err := io.ReadAll(c.r); err != nil {
-		c.t.Fatalf("want the client to close, got %v after %q", err, b)
-	}
-}

@@ -2,7 +2,8 @@ package termclient
 
 import (
 	"strings"
-	"unicode/utf8"
+
+	"github.com/chatd/chatd/internal/textsafe"
 )
 
 // kind is what a line shown to the user is, for styling.
@@ -115,109 +116,11 @@ func isJoinLeave(line string) bool {
 	return who != "" && !strings.ContainsAny(who, " :")
 }
 
-// sanitize makes a line from the server safe to print: the server already
-// strips control characters, but the client does not rely on it (it may
-// talk to another server, or through something that is not chatd). It
-// removes whole terminal escape sequences (CSI, OSC, DCS/SOS/PM/APC strings
-// and two-byte ESC sequences, in their 7-bit and 8-bit forms), every other
-// C0 and C1 control and DEL, and the Unicode bidirectional controls; a TAB
-// becomes a space and invalid UTF-8 becomes U+FFFD.
+// sanitize makes a line safe to print: the server already strips control
+// characters, but the client does not rely on it (it may talk to another
+// server, or through something that is not chatd). It is the server's own
+// sanitizer (textsafe.Sanitize), except that a line keeps the white space
+// at either end, as the server sent it.
 func sanitize(line string) string {
-	clean := true
-	for i := 0; i < len(line); i++ {
-		if c := line[i]; c < 0x20 || c >= 0x7f {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return line
-	}
-
-	const (
-		ground = iota
-		esc    // after ESC
-		inter  // ESC and intermediates
-		csi    // control sequence
-		osc    // OSC: ends at BEL or ST
-		str    // DCS, SOS, PM, APC: end at ST
-	)
-	var b strings.Builder
-	b.Grow(len(line))
-	st := ground
-	for i := 0; i < len(line); {
-		r, size := utf8.DecodeRuneInString(line[i:])
-		invalid := r == utf8.RuneError && size == 1
-		i += size
-	again:
-		switch {
-		case r == 0x1b:
-			st = esc
-			continue
-		case r == 0x18 || r == 0x1a: // CAN, SUB cancel a sequence
-			st = ground
-			continue
-		case r >= 0x80 && r <= 0x9f: // C1 controls
-			switch r {
-			case 0x9b:
-				st = csi
-			case 0x9d:
-				st = osc
-			case 0x90, 0x98, 0x9e, 0x9f:
-				st = str
-			default:
-				st = ground
-			}
-			continue
-		}
-		switch st {
-		case esc, inter:
-			switch {
-			case r >= 0x20 && r <= 0x2f:
-				st = inter
-			case st == esc && r == '[':
-				st = csi
-			case st == esc && r == ']':
-				st = osc
-			case st == esc && (r == 'P' || r == 'X' || r == '^' || r == '_'):
-				st = str
-			case r >= 0x30 && r <= 0x7e:
-				st = ground
-			case r < 0x20 || r == 0x7f:
-			default:
-				st = ground
-				goto again
-			}
-			continue
-		case csi:
-			switch {
-			case r >= 0x20 && r <= 0x3f:
-			case r >= 0x40 && r <= 0x7e:
-				st = ground
-			case r < 0x20 || r == 0x7f:
-			default:
-				st = ground
-				goto again
-			}
-			continue
-		case osc:
-			if r == 0x07 {
-				st = ground
-			}
-			continue
-		case str:
-			continue
-		}
-		switch {
-		case invalid:
-			b.WriteRune(utf8.RuneError)
-		case r == '\t':
-			b.WriteByte(' ')
-		case r < 0x20 || r == 0x7f:
-		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
+	return textsafe.Options{KeepSpace: true}.Sanitize([]byte(line))
 }
