@@ -249,7 +249,7 @@ func TestOrderPerSender(t *testing.T) {
 func TestHistory(t *testing.T) {
 	dir := t.TempDir()
 	s := clustertest.Start(t, clustertest.Options{StoreDir: dir})
-	c := mustConnect(t, s, func(c *Config) { c.History = 4 })
+	c := mustConnect(t, s, func(c *Config) { c.History, c.Retain = 4, 0 })
 	var r recorder
 	unsub, err := c.Subscribe("hist", r.deliver)
 	if err != nil {
@@ -302,7 +302,7 @@ func TestHistory(t *testing.T) {
 	s.Shutdown()
 	s.WaitForShutdown()
 	s2 := clustertest.Start(t, clustertest.Options{StoreDir: dir})
-	c2 := mustConnect(t, s2, func(c *Config) { c.History = 4 })
+	c2 := mustConnect(t, s2, func(c *Config) { c.History, c.Retain = 4, 0 })
 	if got := texts(history(t, c2, "hist", 3)); !reflect.DeepEqual(got, want[1:]) {
 		t.Errorf("after restart History(n=3) = %v, want %v", got, want[1:])
 	}

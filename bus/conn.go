@@ -66,6 +66,14 @@ type Config struct {
 	// never. The stream is shared by all gateways: the last to connect sets
 	// its limit.
 	History int
+	// Retain is how many chat lines per room the history stream keeps at
+	// least (it keeps max(History, Retain)): the window from which a
+	// gateway whose link came back fills its gap, and a client that
+	// reconnects resumes (gapfill.go, resume.go). RetainAge, if not zero,
+	// also drops lines older than it. Like History, the last gateway to
+	// connect sets them for the whole stream.
+	Retain    int
+	RetainAge time.Duration
 	// Replicas is the JetStream replica count of the history stream and the
 	// KV buckets (3 on a 3-broker cluster).
 	Replicas int
@@ -103,13 +111,18 @@ type Config struct {
 	OnNickLost func(nick string)
 }
 
+// DefaultRetain is the default Config.Retain: lines kept per room for
+// gap-fill and resume.
+const DefaultRetain = 1000
+
 // DefaultConfig returns the defaults: a local NATS server, 20 lines of
-// history per room, one replica, a 15s lease and a 2s request timeout.
+// history per room replayed on join, 1000 kept, one replica, a 15s lease and a 2s request timeout.
 func DefaultConfig() Config {
 	return Config{
 		Servers:        []string{nats.DefaultURL},
 		Name:           "chatd",
 		History:        20,
+		Retain:         DefaultRetain,
 		Replicas:       1,
 		Lease:          15 * time.Second,
 		RequestTimeout: 2 * time.Second,
@@ -122,8 +135,8 @@ func (cfg *Config) fill() error {
 	if cfg.InProcess == nil && len(cfg.Servers) == 0 {
 		return fmt.Errorf("%w: no Servers and no InProcess server", ErrConfig)
 	}
-	if cfg.History < 0 || cfg.Replicas < 0 || cfg.Lease < 0 || cfg.RequestTimeout < 0 || cfg.Sweep < 0 {
-		return fmt.Errorf("%w: negative History, Replicas, Lease, RequestTimeout or Sweep", ErrConfig)
+	if cfg.History < 0 || cfg.Retain < 0 || cfg.RetainAge < 0 || cfg.Replicas < 0 || cfg.Lease < 0 || cfg.RequestTimeout < 0 || cfg.Sweep < 0 {
+		return fmt.Errorf("%w: negative History, Retain, RetainAge, Replicas, Lease, RequestTimeout or Sweep", ErrConfig)
 	}
 	if cfg.Sweep == 0 {
 		cfg.Sweep = d.Sweep
@@ -176,6 +189,9 @@ type Conn struct {
 	presence jetstream.KeyValue
 
 	m *membership // leases, nicknames, presence, reaping: see members.go
+
+	fills fills // room subscriptions, for gap-fill (gapfill.go)
+	rings rings // this gateway's own recent lines per room (replay.go)
 
 	rejects rejects // envelopes received and dropped (validate.go)
 
@@ -264,6 +280,10 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		nc.Close()
 		return nil, err
 	}
+	if err := c.serveReplay(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("bus: subscribe %s: %w", ReplaySubjects, err)
+	}
 	c.wg.Add(3)
 	go c.m.leaseLoop()
 	go c.m.followGateways()
@@ -322,6 +342,7 @@ func (c *Conn) onDisconnect(_ *nats.Conn, err error) {
 	}
 	c.log.Warn("bus: disconnected from NATS", "err", err)
 	c.disconnected.CompareAndSwap(0, time.Now().UnixNano())
+	c.linkDown()
 	if c.cfg.OnDisconnect != nil {
 		c.cfg.OnDisconnect()
 	}
@@ -332,6 +353,7 @@ func (c *Conn) onReconnect(nc *nats.Conn) {
 		return
 	}
 	c.log.Info("bus: reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+	c.linkUp()
 	select { // refresh the lease at once
 	case c.kick <- struct{}{}:
 	default:
@@ -432,35 +454,24 @@ func (c *Conn) Subscribe(room string, deliver func(id, kind, nick, text string, 
 	if c.closing.Load() {
 		return nil, ErrClosed
 	}
-	// The last event id seen from each gateway. A NATS server that was
-	// frozen can forward, when it wakes, what a gateway published on a
-	// connection it has since given up (it went on through another server,
-	// and its clients were never shown those lines): such events, late and
-	// out of order, are dropped. The callback runs on one goroutine. Only
-	// envelopes that passed accept get here, and the map is bounded: ids
-	// cost nothing to make up.
-	last := make(map[string]uint64)
-	sub, err := c.nc.Subscribe(subject, func(m *nats.Msg) {
-		e, ok := c.accept(onRoom, m.Subject, m.Data)
-		if !ok {
-			return
-		}
-		if gw, n, ok := splitID(e.ID); ok {
-			if n <= last[gw] {
-				c.log.Debug("bus: skipping a late message", "subject", m.Subject, "id", e.ID, "last", last[gw])
-				return
-			}
-			if _, known := last[gw]; !known && len(last) >= maxSenders {
-				clear(last)
-			}
-			last[gw] = n
-		}
-		deliver(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
-	})
+	// The subscription delivers each sender's events in the order of
+	// their ids and drops the others: a NATS server that was frozen can
+	// forward, when it wakes, what a gateway published on a connection it
+	// has since given up (it went on through another server, and its
+	// clients were never shown those lines). After a reconnect it fills
+	// the gap from the stream (gapfill.go).
+	rs, err := newRoomSub(c, room, deliver)
 	if err != nil {
+		return nil, err
+	}
+	c.fills.add(rs)
+	sub, err := c.nc.Subscribe(subject, rs.onMsg)
+	if err != nil {
+		c.fills.remove(rs)
 		return nil, fmt.Errorf("bus: subscribe %s: %w", subject, err)
 	}
 	if err := sub.SetPendingLimits(PendingMsgsLimit, PendingBytesLimit); err != nil {
+		c.fills.remove(rs)
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("bus: subscribe %s: %w", subject, err)
 	}
@@ -468,6 +479,7 @@ func (c *Conn) Subscribe(room string, deliver func(id, kind, nick, text string, 
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			c.fills.remove(rs)
 			if err := sub.Unsubscribe(); err != nil && !c.closing.Load() {
 				c.log.Debug("bus: unsubscribe", "subject", subject, "err", err)
 			}

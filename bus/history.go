@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,52 +33,31 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
 
-	batch := c.cfg.History
-	if info := c.history.CachedInfo(); info != nil && info.Config.MaxMsgsPerSubject > 0 {
-		batch = int(info.Config.MaxMsgsPerSubject) // another gateway may have set it
-	}
-	batch = min(max(batch, 1), maxHistoryBatch)
+	batch := min(4*n, maxHistoryBatch)
 
-	cons, err := c.history.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{subject},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: 30 * time.Second, // fallback if the delete below fails
-		MaxResetAttempts:  1,
-	})
+	// The stream keeps up to Config.Retain lines per room, many more than
+	// are replayed: read back from the room's last line over a span of
+	// the stream that grows until it holds n of the room's lines.
+	lastMsg, err := c.history.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("bus: history %s: %w", room, err)
 	}
-	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			if err := c.history.DeleteConsumer(ctx, info.Name); err != nil {
-				c.log.Debug("bus: history: delete consumer", "err", err)
-			}
-		}
-	}()
-
+	end := lastMsg.Sequence
 	var lines []Envelope
-	for {
-		msgs, err := cons.FetchNoWait(batch)
+	for span := uint64(4 * n); ; span *= 8 {
+		start := uint64(1)
+		if end > span {
+			start = end - span + 1
+		}
+		lines, err = c.readFrom(ctx, subject, start, end, batch, n)
 		if err != nil {
 			return fmt.Errorf("bus: history %s: %w", room, err)
 		}
-		got := 0
-		for m := range msgs.Messages() {
-			got++
-			e, ok := c.accept(onRoom, m.Subject(), m.Data())
-			if !ok {
-				continue
-			}
-			lines = append(lines, e)
-		}
-		if err := msgs.Error(); err != nil {
-			return fmt.Errorf("bus: history %s: %w", room, err)
-		}
-		if got < batch {
+		if len(lines) >= n || start == 1 {
 			break
-		}
-		if len(lines) > n { // keep memory bounded while paging
-			lines = append(lines[:0], lines[len(lines)-n:]...)
 		}
 	}
 	if len(lines) > n {
@@ -87,4 +67,57 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 		fn(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
 	}
 	return nil
+}
+
+// readFrom reads subject's stored lines from stream sequence start to end,
+// keeping the last n that pass the envelope check.
+func (c *Conn) readFrom(ctx context.Context, subject string, start, end uint64, batch, n int) ([]Envelope, error) {
+	cons, err := c.history.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{subject},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		InactiveThreshold: 30 * time.Second, // fallback if the delete below fails
+		MaxResetAttempts:  1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			if err := c.history.DeleteConsumer(ctx, info.Name); err != nil {
+				c.log.Debug("bus: history: delete consumer", "err", err)
+			}
+		}
+	}()
+	var lines []Envelope
+	for {
+		msgs, err := cons.FetchNoWait(batch)
+		if err != nil {
+			return nil, err
+		}
+		got, done := 0, false
+		for m := range msgs.Messages() {
+			got++
+			if md, err := m.Metadata(); err == nil && md.Sequence.Stream >= end {
+				done = true
+				if md.Sequence.Stream > end {
+					continue
+				}
+			}
+			e, ok := c.accept(onRoom, m.Subject(), m.Data())
+			if !ok {
+				continue
+			}
+			lines = append(lines, e)
+		}
+		if err := msgs.Error(); err != nil {
+			return nil, err
+		}
+		if len(lines) > n { // keep memory bounded while paging
+			lines = append(lines[:0], lines[len(lines)-n:]...)
+		}
+		if done || got < batch {
+			return lines, nil
+		}
+	}
 }

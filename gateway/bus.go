@@ -13,6 +13,18 @@ const (
 	KindJoin  = "join"  // nick joined the room
 	KindLeave = "leave" // nick left the room; text is the reason, if any
 	KindNick  = "nick"  // nick is now known as text
+	// KindMissed is not published: a Bus delivers it when it could not
+	// recover every line sent to the room while its link was down (the
+	// room's stored lines no longer reach back that far); at is when the
+	// link went down. Members get one notice.
+	KindMissed = "missed"
+	// KindGap and KindFilled are not published either: a Bus delivers
+	// KindGap when its link drops and it starts holding the room's live
+	// events, and KindFilled once it has delivered what the room missed
+	// and what it held. A member added in between would get lines from
+	// before it came: joins wait for KindFilled.
+	KindGap    = "gap"
+	KindFilled = "filled"
 )
 
 // DeliverFunc receives one room event. id is unique per event across the
@@ -42,6 +54,9 @@ type Bus interface {
 	// Subscribe calls deliver for every event published to room after
 	// Subscribe returns, in publish order per publishing gateway, until
 	// unsubscribe is called. A gateway holds one subscription per room.
+	// Chat lines published while the bus link was down are delivered when
+	// it is back, before newer ones, each exactly once; what can no longer
+	// be recovered is reported with one KindMissed event.
 	Subscribe(room string, deliver DeliverFunc) (unsubscribe func(), err error)
 
 	// History calls fn for up to n of the most recent chat lines (KindSay,

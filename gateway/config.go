@@ -21,6 +21,12 @@ type Config struct {
 	// History is how many recent lines of a room are replayed on joining it;
 	// zero turns replay off (the one field New does not default).
 	History int
+	// ResumeLines is the most lines replayed to a client that resumes
+	// (resume.go); older missed lines are skipped, and the client is told
+	// how many. ResumeAge is the oldest position a client may resume
+	// from; an older one gets a normal join.
+	ResumeLines int
+	ResumeAge   time.Duration
 
 	// MaxLine is the longest line a client may send, in bytes.
 	MaxLine int
@@ -116,6 +122,8 @@ func DefaultConfig() Config {
 	return Config{
 		DefaultRoom:      "lobby",
 		History:          20,
+		ResumeLines:      500,
+		ResumeAge:        time.Hour,
 		MaxLine:          4096,
 		LinePause:        100 * time.Millisecond,
 		HandshakeTimeout: 60 * time.Second,
@@ -157,6 +165,8 @@ func (c *Config) fill() error {
 	}
 	c.DefaultRoom = name
 	setDefault(&c.MaxLine, d.MaxLine)
+	setDefault(&c.ResumeLines, d.ResumeLines)
+	setDefault(&c.ResumeAge, d.ResumeAge)
 	setDefault(&c.LinePause, d.LinePause)
 	setDefault(&c.HandshakeTimeout, d.HandshakeTimeout)
 	setDefault(&c.NickAttempts, d.NickAttempts)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,13 +16,19 @@ import (
 // codec renders the core's messages in one wire encoding. Its methods are
 // safe for concurrent use and never return a frame that is later modified.
 type codec interface {
-	// slot is this codec's index in event.frames.
+	// slot is this codec's transport, for metrics.
 	slot() int
+	// frameSlot is this codec's index in event.frames.
+	frameSlot() int
 	// event renders a live room event, or nil for a kind it does not know.
 	event(ev *event) []byte
 	// history renders the replay of a room's recent chat lines on joining
 	// it; evs may be empty.
 	history(room string, evs []event, now time.Time) [][]byte
+	// missed renders the replay, to a client that resumed (resume.go), of
+	// the lines it missed; skipped older ones were left out, and gone says
+	// the stored lines no longer reach back to the client's position.
+	missed(room string, evs []event, skipped int, gone bool, now time.Time) [][]byte
 	// welcome says the nickname was accepted and the client is joining room.
 	welcome(nick, room string) []byte
 	// notice is a reply or notice from the server; text has no prefix.
@@ -54,8 +61,12 @@ const (
 	codeBadPassword    = "bad_password"
 )
 
-// numCodecs is the number of codecs, the size of event.frames.
+// numCodecs is the number of transports (TCP, WebSocket, IRC), for metrics.
 const numCodecs = 3
+
+// numFrames is the number of encodings, the size of event.frames: TCP lines,
+// WebSocket JSON, IRC, and TCP lines with positions (posCodec).
+const numFrames = 4
 
 // event is one room event on its way to a room's local members. The room's
 // bus callback builds one per event and asks it for each member's frame:
@@ -66,13 +77,13 @@ type event struct {
 	id, kind, room, nick, text string
 	at                         time.Time
 
-	frames [numCodecs][]byte
-	made   [numCodecs]bool
+	frames [numFrames][]byte
+	made   [numFrames]bool
 }
 
 // frame returns ev in c's encoding, encoding it on first use.
 func (ev *event) frame(c codec) []byte {
-	i := c.slot()
+	i := c.frameSlot()
 	if !ev.made[i] {
 		ev.frames[i] = c.event(ev)
 		ev.made[i] = true
@@ -90,7 +101,8 @@ func (ev *event) frame(c codec) []byte {
 // never read as the server (validNick).
 type lineCodec struct{}
 
-func (lineCodec) slot() int { return 0 }
+func (lineCodec) slot() int      { return 0 }
+func (lineCodec) frameSlot() int { return 0 }
 
 func (lineCodec) event(ev *event) []byte { return formatEvent(ev.kind, ev.nick, ev.text) }
 
@@ -106,6 +118,81 @@ func (lineCodec) history(room string, evs []event, now time.Time) [][]byte {
 		}
 	}
 	return append(frames, lineLive)
+}
+
+func (lineCodec) missed(room string, evs []event, skipped int, gone bool, now time.Time) [][]byte {
+	return missedLines(room, evs, skipped, gone, func(ev *event) []byte {
+		return formatHistory(ev.kind, ev.nick, ev.text, ev.at, now)
+	})
+}
+
+// missedLines frames the lines a resuming client missed: a "--- " header
+// saying how many (and what was left out), the lines, "--- live ---".
+// Nothing when there is nothing to say.
+func missedLines(room string, evs []event, skipped int, gone bool, line func(*event) []byte) [][]byte {
+	if len(evs) == 0 && skipped == 0 && !gone {
+		return nil
+	}
+	head := fmt.Sprintf("--- %d lines you missed in %s", len(evs), room)
+	if skipped > 0 {
+		head += fmt.Sprintf(" (%d older ones skipped)", skipped)
+	}
+	if gone {
+		head += " (older ones are no longer stored)"
+	}
+	frames := make([][]byte, 0, len(evs)+2)
+	frames = append(frames, []byte(head+" ---\n"))
+	for i := range evs {
+		if l := line(&evs[i]); l != nil {
+			frames = append(frames, l)
+		}
+	}
+	return append(frames, lineLive)
+}
+
+// posCodec is lineCodec for a TCP client that asked for positions (the
+// " +resume" extension, resume.go): each room event line, live or
+// replayed, starts with "@<room>/<id>/<unix ms> ", which no user line can
+// (nicknames hold no "@"). Only clients that asked get it.
+type posCodec struct{ lineCodec }
+
+func (posCodec) frameSlot() int { return 3 }
+
+func posPrefix(ev *event, line []byte) []byte {
+	if line == nil || ev.id == "" {
+		return line
+	}
+	b := make([]byte, 0, len(ev.room)+len(ev.id)+24+len(line))
+	b = append(b, '@')
+	b = append(b, ev.room...)
+	b = append(b, '/')
+	b = append(b, ev.id...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, ev.at.UnixMilli(), 10)
+	b = append(b, ' ')
+	return append(b, line...)
+}
+
+func (posCodec) event(ev *event) []byte { return posPrefix(ev, formatEvent(ev.kind, ev.nick, ev.text)) }
+
+func (posCodec) history(room string, evs []event, now time.Time) [][]byte {
+	if len(evs) == 0 {
+		return nil
+	}
+	frames := make([][]byte, 0, len(evs)+2)
+	frames = append(frames, fmt.Appendf(nil, "--- last %d lines of %s ---\n", len(evs), room))
+	for i := range evs {
+		if line := formatHistory(evs[i].kind, evs[i].nick, evs[i].text, evs[i].at, now); line != nil {
+			frames = append(frames, posPrefix(&evs[i], line))
+		}
+	}
+	return append(frames, lineLive)
+}
+
+func (posCodec) missed(room string, evs []event, skipped int, gone bool, now time.Time) [][]byte {
+	return missedLines(room, evs, skipped, gone, func(ev *event) []byte {
+		return posPrefix(ev, formatHistory(ev.kind, ev.nick, ev.text, ev.at, now))
+	})
 }
 
 func (lineCodec) welcome(string, string) []byte { return lineConnected }

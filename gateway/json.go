@@ -25,7 +25,8 @@ type jsonCodec struct {
 	maxLine int
 }
 
-func (jsonCodec) slot() int { return 1 }
+func (jsonCodec) slot() int      { return 1 }
+func (jsonCodec) frameSlot() int { return 1 }
 
 func (jsonCodec) event(ev *event) []byte {
 	switch ev.kind {
@@ -43,6 +44,10 @@ func (jsonCodec) event(ev *event) []byte {
 func appendEventFields(b []byte, ev *event, room bool) []byte {
 	b = append(b, `"kind":`...)
 	b = appendJSONString(b, ev.kind)
+	if ev.id != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, ev.id)
+	}
 	if room {
 		b = append(b, `,"room":`...)
 		b = appendJSONString(b, ev.room)
@@ -78,6 +83,18 @@ func (jsonCodec) history(room string, evs []event, _ time.Time) [][]byte {
 		b = append(b, '}')
 	}
 	return [][]byte{append(b, "]}"...)}
+}
+
+func (c jsonCodec) missed(room string, evs []event, skipped int, gone bool, now time.Time) [][]byte {
+	f := c.history(room, evs, now)[0]
+	b := make([]byte, 0, len(f)+48)
+	b = append(b, `{"type":"history","missed":true,"skipped":`...)
+	b = strconv.AppendInt(b, int64(skipped), 10)
+	b = append(b, `,"gone":`...)
+	b = strconv.AppendBool(b, gone)
+	b = append(b, ',')
+	b = append(b, f[len(`{"type":"history",`):]...)
+	return [][]byte{b}
 }
 
 func (c jsonCodec) welcome(nick, room string) []byte {
@@ -170,6 +187,7 @@ type clientMsg struct {
 	Nick     string `json:"nick"`
 	Text     string `json:"text"`
 	Password string `json:"password"` // hello only, on servers with --password
+	Resume   string `json:"resume"`   // hello only: a resume token (resume.go)
 }
 
 // decodeClientMsg parses one client message. encoding/json turns invalid

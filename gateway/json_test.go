@@ -47,6 +47,7 @@ func TestJSONCodecFrames(t *testing.T) {
 	}
 	frames["history"] = hist[0]
 	frames["histnone"] = c.history("dev", nil, at)[0]
+	frames["missed"] = c.missed("lobby", []event{*ev}, 2, true, at)[0]
 	for name, f := range frames {
 		var m map[string]any
 		if err := json.Unmarshal(f, &m); err != nil {
@@ -58,7 +59,7 @@ func TestJSONCodecFrames(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{
-		"event":    `{"type":"event","kind":"say","room":"lobby","nick":"bob","text":"<b>\"hi\"</b>","ts":1795000000123}`,
+		"event":    `{"type":"event","kind":"say","id":"x.1","room":"lobby","nick":"bob","text":"<b>\"hi\"</b>","ts":1795000000123}`,
 		"welcome":  `{"type":"welcome","v":1,"nick":"alice","room":"lobby","max_line":4096}`,
 		"error":    `{"type":"error","code":"nick_taken","text":"nickname bob is taken, choose another"}`,
 		"errnone":  `{"type":"error","text":"no code"}`,
@@ -66,8 +67,9 @@ func TestJSONCodecFrames(t *testing.T) {
 		"whonone":  `{"type":"notice","cmd":"who","text":"in lobby (0): ","room":"lobby","nicks":[]}`,
 		"rooms":    `{"type":"notice","cmd":"rooms","text":"rooms: dev (1), lobby (2)","rooms":[{"room":"dev","count":1},{"room":"lobby","count":2}]}`,
 		"private":  `{"type":"private","from":"bob","to":"alice","text":"psst","ts":1795000000123}`,
-		"history":  `{"type":"history","room":"lobby","events":[{"kind":"say","nick":"bob","text":"<b>\"hi\"</b>","ts":1795000000123},{"kind":"me","nick":"carol","text":"waves","ts":1795000000123}]}`,
+		"history":  `{"type":"history","room":"lobby","events":[{"kind":"say","id":"x.1","nick":"bob","text":"<b>\"hi\"</b>","ts":1795000000123},{"kind":"me","nick":"carol","text":"waves","ts":1795000000123}]}`,
 		"histnone": `{"type":"history","room":"dev","events":[]}`,
+		"missed":   `{"type":"history","missed":true,"skipped":2,"gone":true,"room":"lobby","events":[{"kind":"say","id":"x.1","nick":"bob","text":"<b>\"hi\"</b>","ts":1795000000123}]}`,
 	} {
 		if got := string(frames[name]); got != want {
 			t.Errorf("%s = %s\nwant %s", name, got, want)

@@ -16,6 +16,7 @@ type room struct {
 	refs  int // members plus joins in progress; guarded by Server.mu
 
 	mu      sync.RWMutex
+	gap     chan struct{} // non-nil while the bus fills the room's gap; closed when filled
 	members []*Session
 	slots   map[*Session]int // index of each member in members
 }
@@ -27,6 +28,26 @@ type room struct {
 // member. It never blocks. The bus calls it on one goroutine per room; the
 // event stays on that goroutine, so its lazy fields need no lock.
 func (r *room) deliver(id, kind, nick, text string, at time.Time) {
+	switch kind {
+	case KindMissed:
+		r.missed(at)
+		return
+	case KindGap:
+		r.mu.Lock()
+		if r.gap == nil {
+			r.gap = make(chan struct{})
+		}
+		r.mu.Unlock()
+		return
+	case KindFilled:
+		r.mu.Lock()
+		if r.gap != nil {
+			close(r.gap)
+			r.gap = nil
+		}
+		r.mu.Unlock()
+		return
+	}
 	ev := event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at}
 	if r.quietNotice(&ev) {
 		r.srv.stats.observeEvent(1, at)
@@ -45,7 +66,35 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 	r.srv.stats.observeEvent(n, at)
 }
 
+// missed tells every local member, once, that lines sent to the room while
+// the bus link was down since at could not all be recovered.
+func (r *room) missed(at time.Time) {
+	text := "some lines sent to " + r.name + " while the chat link was down (from " +
+		at.Format("15:04:05") + ") are no longer stored: you may have missed them"
+	r.mu.RLock()
+	for _, m := range r.members {
+		m.notice(text)
+	}
+	r.mu.RUnlock()
+}
+
+// maxGapWait bounds how long a join waits for the bus to fill its room's
+// gap.
+const maxGapWait = 30 * time.Second
+
+// add adds s to the room's members. While the bus fills the room's gap it
+// first waits for the fill (at most maxGapWait): what is filled in was said
+// before s came.
 func (r *room) add(s *Session) {
+	r.mu.RLock()
+	gap := r.gap
+	r.mu.RUnlock()
+	if gap != nil {
+		select {
+		case <-gap:
+		case <-time.After(maxGapWait):
+		}
+	}
 	r.mu.Lock()
 	r.slots[s] = len(r.members)
 	r.members = append(r.members, s)

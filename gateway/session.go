@@ -72,13 +72,18 @@ type Session struct {
 	pendingNick string // held while the server password is asked (TCP)
 	authed      bool   // the server password was given
 	room        string
-	chans       []string // rooms of a client that is in several at once (IRC, multiroom.go); room stays ""
-	partText    string   // what its rooms are told when the session ends, if not the close reason (IRC QUIT)
-	stripPrefix bool     // the client may put "<nick>: " before its lines (classic TCP)
-	attempts    int
-	refused     int
-	stopped     bool // no further input is handled
-	started     time.Time
+	chans       []string     // rooms of a client that is in several at once (IRC, multiroom.go); room stays ""
+	partText    string       // what its rooms are told when the session ends, if not the close reason (IRC QUIT)
+	stripPrefix bool         // the client may put "<nick>: " before its lines (classic TCP)
+	resume      *resumeToken // the position to resume from at the first join
+	resumeNote  string       // why the client's resume token was not used
+	// What the resume replay left out (resume.go), for endReplay.
+	missedSkipped int
+	missedGone    bool
+	attempts      int
+	refused       int
+	stopped       bool // no further input is handled
+	started       time.Time
 
 	mu        sync.Mutex // guards the fields below
 	queued    bool       // output goes through the queue (after the TCP handshake; always on WebSocket)
@@ -177,11 +182,17 @@ func (s *Session) hello(nick string) {
 		return
 	}
 	// The welcome is queued by join once the room's subscription is in
-	// place: a line published after the client reads it reaches it.
-	if err := s.join(s.srv.cfg.DefaultRoom, s.enc.welcome(nick, s.srv.cfg.DefaultRoom)); err != nil {
+	// place: a line published after the client reads it reaches it. A
+	// client that resumes goes back to its room (resume.go).
+	room := s.firstRoom()
+	if err := s.join(room, s.enc.welcome(nick, room)); err != nil {
 		s.log.Warn("join default room", "err", err)
 		s.fail(ReasonBusError, codeUnavailable, "the chat is unavailable right now, try again later")
 		return
+	}
+	if s.resumeNote != "" {
+		s.notice(s.resumeNote)
+		s.resumeNote = ""
 	}
 	s.srv.stats.opened[s.enc.slot()].Add(1)
 	s.srv.stats.connected[s.enc.slot()].Add(1)
@@ -221,6 +232,15 @@ func (s *Session) claim(nick string) bool {
 // held while the next line, the password, is checked; a classic client
 // sends it prefixed with "<nick>: ", like any line.
 func (s *Session) handshakeLine(text string) {
+	if s.pendingNick == "" && s.nick == "" {
+		// The terminal client's extension (resume.go); a plain client
+		// never sends it, and its nickname line is left as it is.
+		if nick, ext, token := takeResume(text); ext {
+			text = nick
+			s.enc = posCodec{}
+			s.setResume(token)
+		}
+	}
 	if s.srv.cfg.Password == "" || s.authed {
 		s.hello(text)
 		return
@@ -394,7 +414,7 @@ func (s *Session) enter(room string, welcome []byte) error {
 	s.replaying = true
 	s.mu.Unlock()
 	if err := s.srv.enter(s, room); err != nil {
-		s.endReplay("", nil)
+		s.endReplay("", nil, false)
 		return err
 	}
 	if welcome != nil {
@@ -411,7 +431,12 @@ func (s *Session) enter(room string, welcome []byte) error {
 		s.log.Warn("join", "room", room, "err", err)
 	}
 	var hist []event
-	if n := s.srv.cfg.History; n > 0 {
+	missed := false
+	if t := s.resume; t != nil {
+		s.resume = nil
+		hist, missed = s.missedLines(ctx, room, t)
+	}
+	if n := s.srv.cfg.History; n > 0 && !missed {
 		err := s.srv.bus.History(ctx, room, n, func(id, kind, nick, text string, at time.Time) {
 			if kind == KindSay || kind == KindMe {
 				hist = append(hist, event{id: id, kind: kind, room: room, nick: nick, text: text, at: at})
@@ -421,7 +446,7 @@ func (s *Session) enter(room string, welcome []byte) error {
 			s.log.Warn("history", "room", room, "err", err)
 		}
 	}
-	s.endReplay(room, hist)
+	s.endReplay(room, hist, missed)
 	return nil
 }
 
@@ -444,8 +469,9 @@ func (s *Session) exit(room, reason string) {
 }
 
 // endReplay queues the replayed history of room (room "": the join
-// failed), then the live frames held while it was read.
-func (s *Session) endReplay(room string, hist []event) {
+// failed), or with missed the lines a resuming client missed, then the live
+// frames held while it was read.
+func (s *Session) endReplay(room string, hist []event, missed bool) {
 	kept := hist[:0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -458,7 +484,12 @@ func (s *Session) endReplay(room string, hist []event) {
 			kept = append(kept, h)
 		}
 	}
-	if room != "" {
+	switch {
+	case room != "" && missed:
+		for _, f := range s.enc.missed(room, kept, s.missedSkipped, s.missedGone, s.srv.cfg.Now()) {
+			s.queueLocked(f)
+		}
+	case room != "":
 		for _, f := range s.enc.history(room, kept, s.srv.cfg.Now()) {
 			s.queueLocked(f)
 		}

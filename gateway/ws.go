@@ -190,6 +190,7 @@ func (t *wsConn) message(s *Session, typ websocket.MessageType, data []byte) boo
 		if !s.checkPassword(m.Password) {
 			return false
 		}
+		s.setResume(m.Resume)
 		s.hello(textsafe.Sanitize([]byte(m.Nick)))
 		if s.nick != "" {
 			t.hsTimer.Stop()

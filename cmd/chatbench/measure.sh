@@ -7,13 +7,13 @@
 # gateways) on loopback with high limits, runs chatbench against it and the
 # reference it spawns, saves the JSON line to OUT_DIR/STEP.json and stops the
 # processes it started (by PID). Steps: fanout latency idle10k idle19k cross
-# churn quiet scale (default: all). Takes about 30 minutes on 2 cores.
+# churn quiet scale retain (default: all). Takes about 35 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/chatbench-results}
 shift || true
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(fanout latency idle10k idle19k cross churn quiet scale)
+[ ${#steps[@]} -gt 0 ] || steps=(fanout latency idle10k idle19k cross churn quiet scale retain)
 mkdir -p "$out"
 bin=$(mktemp -d)
 go build -o "$bin/chatd" ./cmd/chatd
@@ -108,6 +108,18 @@ for step in "${steps[@]}"; do
 		for s in 1 50; do
 			start_chatd 5700 --history 0
 			bench "scale-s$s" fanout --addr 127.0.0.1:5700 --pid "$pid" --conns 1000 --senders "$s" --duration 8s
+			stop "$pid"
+		done ;;
+	retain)
+		# The retention window for gap-fill and resume (--retain, 1000
+		# lines per room by default) against the stream keeping only the
+		# replayed history (--retain 0); history on in both.
+		for r in 0 1000; do
+			start_chatd 5700 --retain "$r"
+			bench "retain$r-fanout" fanout --addr 127.0.0.1:5700 --pid "$pid" --conns 1000 --senders 10 --window 16 --duration 10s --rounds 3
+			stop "$pid"
+			start_chatd 5700 --retain "$r"
+			bench "retain$r-latency" latency --addr 127.0.0.1:5700 --pid "$pid" --conns 500 --senders 10 --rate 1000 --duration 10s --rounds 3
 			stop "$pid"
 		done ;;
 	*) echo "unknown step $step"; exit 2 ;;

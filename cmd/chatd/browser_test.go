@@ -271,8 +271,17 @@ func TestBrowserFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.expect("webuser left!")
+	// Said while the page reconnects: it resumes from its position and
+	// shows them once, as missed.
+	for i := 1; i <= 3; i++ {
+		nc.send(fmt.Sprintf("away %d\n", i))
+	}
 	nc.expect("webuser joined!") // back in dev, through the other gateway
 	b.waitJS("connected to the second gateway", fmt.Sprintf(`document.body.dataset.state === 'connected' && document.getElementById('status').textContent.includes(%s)`, jsString(a2)))
+	for i := 1; i <= 3; i++ {
+		b.waitJS("the missed line, once", fmt.Sprintf(`[...document.querySelectorAll('#log .msg')].filter(d => d.dataset.nick === 'ncuser' && d.querySelector('.text') && d.querySelector('.text').textContent === %s).length === 1`, jsString(fmt.Sprintf("away %d", i))))
+	}
+	b.waitJS("the missed divider", `[...document.querySelectorAll('#log .divider')].some(d => d.textContent === '3 lines you missed')`)
 	b.say("after the restart")
 	nc.expect("webuser: after the restart")
 	nc.send("welcome back\n")

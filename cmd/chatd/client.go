@@ -95,6 +95,8 @@ func parseClientFlags(args []string, stderr io.Writer) (termclient.Config, clien
 	fs.BoolVar(&useTLS, "tls", false, "connect to a TLS chat port, checking its certificate against the system's CAs")
 	fs.StringVar(&caFile, "tls-ca", "", "PEM file of the CA that signed the server's certificate, for a private CA (implies --tls)")
 	fs.BoolVar(&opts.insecure, "tls-insecure", false, "do not check the server's certificate at all (implies --tls; unsafe: for tests only)")
+	cfg.Resume = true
+	fs.BoolVar(&cfg.Resume, "resume", cfg.Resume, "after a reconnect, get the lines missed meanwhile (a chatd extension; plain servers are spoken to without it)")
 	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "reconnect attempts in a row before giving up when the connection drops; -1: until Ctrl-C, 0: never")
 	fs.BoolVar(&opts.noColor, "no-color", false, "no colours (also off when NO_COLOR is set or the output is not a terminal)")
 

@@ -348,7 +348,7 @@ func TestClientTLS(t *testing.T) {
 	caFile := ca.CertFile(t)
 	addr := ln.Addr().String()
 
-	u := startClientMain(t, "--tls-ca", caFile, "--nick", "alice", addr)
+	u := startClientMain(t, "--resume=false", "--tls-ca", caFile, "--nick", "alice", addr)
 	u.expect("-!- connected to " + addr + " (TLS)")
 	u.expect("Connected to server!")
 	u.typeLine("over tls")
@@ -358,12 +358,12 @@ func TestClientTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	u = startClientMain(t, "--tls", "--nick", "alice", addr) // the system CAs do not know it
+	u = startClientMain(t, "--resume=false", "--tls", "--nick", "alice", addr) // the system CAs do not know it
 	if err := u.wait(); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted certificate: %v", err)
 	}
 
-	u = startClientMain(t, "--tls-insecure", "--nick", "alice", addr)
+	u = startClientMain(t, "--resume=false", "--tls-insecure", "--nick", "alice", addr)
 	u.expect("Connected to server!")
 	if !strings.Contains(u.stderr.String(), "WARNING") {
 		t.Errorf("no warning for --tls-insecure: %q", u.stderr)

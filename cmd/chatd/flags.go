@@ -96,11 +96,15 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Gateway.Password, "password", c.Gateway.Password, "a server password every client must give before joining (TCP: the line after the nickname; WebSocket: in hello); prefer CHAT_PASSWORD or --config")
 	fs.StringVar(&c.BansFile, "bans", c.BansFile, "file of banned IP addresses and CIDR prefixes, one per line (an IPv6 address bans its /64); re-read on SIGHUP, which also closes the open sessions it now bans")
 	fs.IntVar(&c.Bus.Replicas, "replicas", c.Bus.Replicas, "JetStream replicas for history and nickname data: 1, or 3 on a 3-broker cluster (default: 1, or up to 3 with --peers)")
+	fs.IntVar(&c.Bus.Retain, "retain", c.Bus.Retain, "lines kept per room (at least --history) so that a gateway whose bus link comes back, or a client that reconnects, gets what it missed")
+	fs.DurationVar(&c.Bus.RetainAge, "retain-age", c.Bus.RetainAge, "also drop stored lines older than this (0: kept until --retain newer ones push them out)")
 	fs.DurationVar(&c.Bus.Lease, "lease", c.Bus.Lease, "a gateway not heard from for this long is taken as gone: its users are announced as left and their nicknames freed")
 	fs.DurationVar(&c.Bus.Sweep, "sweep", c.Bus.Sweep, "how often a gateway purges the nickname and presence buckets' delete markers older than this")
 
 	g := &c.Gateway
 	fs.IntVar(&g.History, "history", g.History, "lines of a room's history kept and replayed on joining it (0 turns history off)")
+	fs.IntVar(&g.ResumeLines, "resume-lines", g.ResumeLines, "most missed lines replayed to a client that reconnects and resumes (older ones are skipped, and it is told)")
+	fs.DurationVar(&g.ResumeAge, "resume-age", g.ResumeAge, "oldest position a reconnecting client may resume from; older gets a normal join")
 	fs.StringVar(&g.DefaultRoom, "room", g.DefaultRoom, "room a client joins after the handshake")
 	fs.IntVar(&g.MaxLine, "max-line", g.MaxLine, "longest line a client may send, in bytes")
 	fs.DurationVar(&g.LinePause, "line-pause", g.LinePause, "a pause this long ends a line sent without a newline")

@@ -77,6 +77,11 @@ type faultUser struct {
 	stopped bool
 	rejoins []time.Duration // time from a connection's end to the next one's welcome
 
+	// resume: the user speaks chatd's " +resume" extension: it keeps its
+	// position and resumes from it when it reconnects (resume.go).
+	resume bool
+	pos    faultPos
+
 	started  bool
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -125,7 +130,16 @@ func (u *faultUser) connect(limit time.Duration) error {
 		u.mu.Lock()
 		gw := u.gw
 		u.mu.Unlock()
-		c, r, err := faultHandshake(u.addrs[gw], u.nick)
+		u.mu.Lock()
+		line := u.nick
+		if u.resume {
+			line += " +resume"
+			if tok := u.pos.token(); tok != "" {
+				line += "=" + tok
+			}
+		}
+		u.mu.Unlock()
+		c, r, err := faultHandshake(u.addrs[gw], line)
 		if err == nil {
 			u.mu.Lock()
 			u.conn, u.connN, u.closed = c, u.connN+1, false
@@ -143,7 +157,7 @@ func (u *faultUser) connect(limit time.Duration) error {
 	return fmt.Errorf("%s: no gateway accepted it within %v: %v", u.nick, limit, last)
 }
 
-// faultHandshake dials addr and joins as nick.
+// faultHandshake dials addr and joins with the nickname line nick.
 func faultHandshake(addr, nick string) (net.Conn, *bufio.Reader, error) {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -170,6 +184,7 @@ func faultHandshake(addr, nick string) (net.Conn, *bufio.Reader, error) {
 }
 
 func (u *faultUser) read(c net.Conn, r *bufio.Reader, n int) {
+	missed := false // in the replay of missed lines, after a resume
 	for {
 		s, err := r.ReadString('\n')
 		now := time.Now()
@@ -183,7 +198,19 @@ func (u *faultUser) read(c net.Conn, r *bufio.Reader, n int) {
 			c.Close()
 			return
 		}
-		u.reads = append(u.reads, faultRead{at: now, conn: n, line: strings.TrimSuffix(s, "\n")})
+		line := strings.TrimSuffix(s, "\n")
+		if u.resume {
+			line = u.pos.take(line)
+			switch {
+			case strings.HasPrefix(line, "--- ") && strings.Contains(line, " lines you missed in "):
+				missed = true
+			case line == "--- live ---":
+				missed = false
+			case missed && len(line) > 8 && line[0] == '[' && line[6] == ']':
+				line = line[8:] // "[12:01] bob: seq 4": a missed line counts as read
+			}
+		}
+		u.reads = append(u.reads, faultRead{at: now, conn: n, line: line})
 		u.mu.Unlock()
 	}
 }
@@ -305,6 +332,11 @@ type faultGroup struct {
 	// and may be refused as a flood (a paused gateway, under --rate).
 	floodExpected bool
 
+	// zeroLoss: a receiver that stays connected, or resumes, must read
+	// every line told sent: "the chat link is down" excuses nothing, and
+	// nor does a resuming user's reconnection.
+	zeroLoss bool
+
 	fault time.Time // when the fault was injected
 	heal  time.Time // when it was healed (zero: no heal step)
 	notes []string
@@ -314,12 +346,19 @@ type faultGroup struct {
 // and waits until every one has heard the last one join, so that everyone
 // is subscribed before the first line is sent.
 func newFaultGroup(t *testing.T, env, name, prefix string, interval time.Duration, per int, gateways []string) *faultGroup {
-	g := &faultGroup{t: t, env: env, name: name, byNick: map[string]*faultUser{}}
+	return newFaultGroupZ(t, env, name, prefix, interval, per, gateways, false, false)
+}
+
+// newFaultGroupZ is newFaultGroup; with zeroLoss no line may be missed,
+// and with resume its users speak the resume extension.
+func newFaultGroupZ(t *testing.T, env, name, prefix string, interval time.Duration, per int, gateways []string, zeroLoss, resume bool) *faultGroup {
+	g := &faultGroup{t: t, env: env, name: name, byNick: map[string]*faultUser{}, zeroLoss: zeroLoss}
 	for i := range gateways {
 		for j := range per {
 			nick := fmt.Sprintf("%s%c%d", prefix, 'a'+j, i+1)
 			addrs := append(append([]string(nil), gateways[i:]...), gateways[:i]...)
 			u := newFaultUser(t, nick, interval, addrs...)
+			u.resume = resume
 			if err := u.connect(time.Minute); err != nil {
 				t.Fatal(err)
 			}
@@ -558,7 +597,7 @@ func (g *faultGroup) report(wantLeft []string) {
 						break
 					}
 				}
-				if faultExcused(rs, from, to) {
+				if !g.zeroLoss && faultExcused(rs, from, to) {
 					f.missedUnlinked++
 					continue
 				}
@@ -704,4 +743,52 @@ func (g *faultGroup) faultAsk(u *faultUser, cmd string, match func(string) bool)
 		return "(no reply)"
 	}
 	return r.line
+}
+
+// faultPos is a resuming user's position: the newest event time and the
+// highest counter per publishing gateway, from the "@<room>/<id>/<ms> "
+// prefixes the gateway puts on its lines.
+type faultPos struct {
+	room string
+	ts   int64
+	last map[string]uint64
+}
+
+// take strips and records a line's position prefix.
+func (p *faultPos) take(line string) string {
+	if !strings.HasPrefix(line, "@") {
+		return line
+	}
+	head, rest, ok := strings.Cut(line[1:], " ")
+	f := strings.Split(head, "/")
+	if !ok || len(f) != 3 {
+		return line
+	}
+	ms, err1 := strconv.ParseInt(f[2], 10, 64)
+	dot := strings.LastIndexByte(f[1], '.')
+	if err1 != nil || dot <= 0 {
+		return line
+	}
+	n, err := strconv.ParseUint(f[1][dot+1:], 10, 64)
+	if err != nil {
+		return line
+	}
+	if p.room != f[0] || p.last == nil {
+		*p = faultPos{room: f[0], last: map[string]uint64{}}
+	}
+	p.ts = max(p.ts, ms)
+	p.last[f[1][:dot]] = max(p.last[f[1][:dot]], n)
+	return rest
+}
+
+func (p *faultPos) token() string {
+	if p.room == "" {
+		return ""
+	}
+	var ids []string
+	for gw, n := range p.last {
+		ids = append(ids, gw+"."+strconv.FormatUint(n, 10))
+	}
+	sort.Strings(ids)
+	return p.room + ":" + strconv.FormatInt(p.ts, 10) + ":" + strings.Join(ids, ",")
 }

@@ -67,6 +67,13 @@ type faultCluster struct {
 }
 
 func startFaultCluster(t *testing.T, lease time.Duration) *faultCluster {
+	return startFaultClusterVia(t, lease, nil)
+}
+
+// startFaultClusterVia is startFaultCluster; via, if set, gives the NATS
+// URL gateway i (from 0) is started with, from its broker's; extra are
+// more gateway flags.
+func startFaultClusterVia(t *testing.T, lease time.Duration, via func(i int, url string) string, extra ...string) *faultCluster {
 	fc := &faultCluster{t: t, lease: lease}
 	ports := freePorts(t, 15)
 	var peers []string
@@ -88,10 +95,15 @@ func startFaultCluster(t *testing.T, lease time.Duration) *faultCluster {
 		// Each gateway is given its own broker; it learns the others from
 		// it and fails over to them.
 		n := &faultNode{name: fmt.Sprintf("gateway%d", i+1), admin: "127.0.0.1:" + strconv.Itoa(ports[9+i])}
-		n.args = []string{"gateway", "--nats", "nats://127.0.0.1:" + strconv.Itoa(ports[i]),
+		url := "nats://127.0.0.1:" + strconv.Itoa(ports[i])
+		if via != nil {
+			url = via(i, url)
+		}
+		n.args = []string{"gateway", "--nats", url,
 			"--listen", "127.0.0.1:" + strconv.Itoa(ports[12+i]), "--admin", n.admin,
 			"--replicas", "3", "--lease", lease.String(), "--rate", "200", "--burst", "200",
 			"--shutdown-timeout", "5s", "--cluster-secret", busSecret}
+		n.args = append(n.args, extra...)
 		n.start(t)
 		fc.gateways = append(fc.gateways, n)
 	}

@@ -23,7 +23,10 @@ import (
 // (listeners.go), then prints how to join (banner.go).
 
 // The bus must give the gateway everything it needs.
-var _ gateway.Bus = (*bus.Conn)(nil)
+var (
+	_ gateway.Bus     = (*bus.Conn)(nil)
+	_ gateway.Resumer = (*bus.Conn)(nil)
+)
 
 // Role is what one chatd process runs.
 type Role string

@@ -25,6 +25,10 @@ type wsMsg struct {
 	Room    string   `json:"room,omitempty"`
 	MaxLine int      `json:"max_line,omitempty"`
 	Kind    string   `json:"kind,omitempty"`
+	ID      string   `json:"id,omitempty"`
+	Missed  bool     `json:"missed,omitempty"`
+	Skipped int      `json:"skipped,omitempty"`
+	Gone    bool     `json:"gone,omitempty"`
 	Text    string   `json:"text"`
 	TS      int64    `json:"ts,omitempty"`
 	Code    string   `json:"code,omitempty"`

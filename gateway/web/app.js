@@ -54,6 +54,7 @@
     autoRooms: 0, // same for /rooms
     members: new Map(), // lower-case nick -> nick
     lastTs: new Map(), // room -> ts of the newest chat line shown
+    pos: new Map(), // room -> { ts, last: Map gateway -> counter }: where to resume
     shownRoom: '', // the room of the last divider in the log
   };
 
@@ -133,6 +134,38 @@
     if ((ev.kind === 'say' || ev.kind === 'me') && ev.ts > (st.lastTs.get(ev.room) || 0)) {
       st.lastTs.set(ev.room, ev.ts);
     }
+    see(ev);
+  }
+
+  // see records an event's position (docs/protocol.md, "Resume"): the
+  // newest time and, per gateway, the highest counter of the ids seen in
+  // the room; the 32 gateways heard from last are kept.
+  function see(ev) {
+    const id = String(ev.id || '');
+    const dot = id.lastIndexOf('.');
+    if (dot <= 0 || !ev.room) return;
+    const gw = id.slice(0, dot);
+    const n = Number(id.slice(dot + 1));
+    if (!Number.isSafeInteger(n)) return;
+    let p = st.pos.get(ev.room);
+    if (!p) {
+      p = { ts: 0, last: new Map() };
+      st.pos.set(ev.room, p);
+    }
+    p.ts = Math.max(p.ts, ev.ts || 0);
+    const prev = p.last.get(gw) || 0;
+    p.last.delete(gw);
+    p.last.set(gw, Math.max(prev, n));
+    if (p.last.size > 32) p.last.delete(p.last.keys().next().value);
+  }
+
+  // resumeToken is "<room>:<ms>:<gw>.<n>,..." for the room we are in, or ''.
+  function resumeToken() {
+    const p = st.joinedOnce && st.room ? st.pos.get(st.room) : null;
+    if (!p || !p.ts) return '';
+    const ids = [];
+    for (const [gw, n] of p.last) ids.push(gw + '.' + n);
+    return st.room + ':' + p.ts + ':' + ids.join(',');
   }
 
   function setStatus(text, state) {
@@ -205,7 +238,12 @@
     st.ws = ws;
     st.welcomed = false;
     st.lastHeard = Date.now();
-    ws.onopen = () => send({ type: 'hello', v: 1, nick: st.nick });
+    ws.onopen = () => {
+      const hello = { type: 'hello', v: 1, nick: st.nick };
+      const resume = resumeToken();
+      if (resume) hello.resume = resume;
+      send(hello);
+    };
     ws.onmessage = (e) => {
       if (st.ws !== ws) return;
       st.lastHeard = Date.now();
@@ -338,12 +376,23 @@
     showRoom();
     if (st.shownRoom !== m.room) divider('#' + m.room);
     st.shownRoom = m.room;
-    // Lines already shown (before a reconnect or a room switch) are not
-    // shown twice.
-    const after = st.lastTs.get(m.room) || 0;
-    const fresh = (m.events || []).filter((ev) => ev.ts > after);
-    for (const ev of fresh) showEvent(Object.assign({ room: m.room }, ev), true);
-    if (fresh.length > 0) divider('live');
+    if (m.missed) {
+      // We resumed: the server sends exactly what we missed.
+      const evs = m.events || [];
+      let head = evs.length + (evs.length === 1 ? ' line' : ' lines') + ' you missed';
+      if (m.skipped) head += ' (' + m.skipped + ' older ones skipped)';
+      if (m.gone) head += ' (older ones are no longer stored)';
+      if (evs.length > 0 || m.skipped || m.gone) divider(head);
+      for (const ev of evs) showEvent(Object.assign({ room: m.room }, ev), true);
+      if (evs.length > 0 || m.skipped || m.gone) divider('live');
+    } else {
+      // Lines already shown (before a reconnect or a room switch) are not
+      // shown twice.
+      const after = st.lastTs.get(m.room) || 0;
+      const fresh = (m.events || []).filter((ev) => ev.ts > after);
+      for (const ev of fresh) showEvent(Object.assign({ room: m.room }, ev), true);
+      if (fresh.length > 0) divider('live');
+    }
     st.autoWho++;
     st.autoRooms++;
     sendLine('/who');

@@ -73,6 +73,11 @@ type Config struct {
 	// TermSize, with Terminal, reports the terminal's width and height; it
 	// is polled so that editing wraps right after a resize.
 	TermSize func() (width, height int, err error)
+	// Resume asks the server for positions and, after a reconnect, for
+	// the lines missed meanwhile (resume.go). A server without the
+	// extension is spoken to without it.
+	Resume bool
+
 	// Color styles lines with ANSI colours: notices, frames and errors
 	// apart from chat, own lines highlighted. The caller decides (a
 	// terminal, and NO_COLOR not set).
@@ -211,6 +216,10 @@ type client struct {
 	redirect  []string // addresses from the server's shutdown notice, when it closed right after
 	connected bool     // a handshake has succeeded at least once
 	retry     int      // reconnect attempts since the last handshake
+
+	pos     position // where we are in our room (resume.go)
+	sentExt bool     // the last nickname line carried the resume extension
+	noExt   bool     // the server refused it: go on without
 }
 
 // run connects, chats, and reconnects until the user quits or it cannot go
@@ -421,7 +430,7 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 					continue
 				}
 				c.nick = nick
-				if err := c.send(conn, nick); err != nil {
+				if err := c.send(conn, c.nickLine()); err != nil {
 					c.tell("connection to %s lost: %v", addr, err)
 					return nil
 				}
@@ -518,7 +527,7 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 			case ev.name:
 				sentAuto = c.nick != "" && !c.askNick
 				if sentAuto {
-					if err := c.send(conn, c.nick); err != nil {
+					if err := c.send(conn, c.nickLine()); err != nil {
 						c.tell("connection to %s lost: %v", addr, err)
 						return nil
 					}
@@ -530,12 +539,22 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 
 			default:
 				line := sanitize(ev.line)
+				if c.sentExt {
+					line = c.pos.take(line)
+				}
 				lastRedirect = parseRedirect(line)
 				note := ""
 				switch {
 				case state == waitName && strings.HasPrefix(line, "ERROR "):
 					refusal = strings.TrimPrefix(line, "ERROR ")
 				case state == waitResult && strings.HasPrefix(line, "ERROR "):
+					if c.sentExt && !strings.Contains(line, " is taken") && !strings.Contains(line, "closing") {
+						// A server without the extension takes the
+						// line for a nickname and refuses it.
+						c.noExt = true
+						note = "this server does not resume; going on without"
+						break
+					}
 					if sentAuto && sameNickTries > 0 && strings.Contains(line, " is taken") && !strings.Contains(line, "closing") {
 						sameNickTries--
 						note = c.nick + " may still be held by the lost connection; trying it again"

@@ -584,3 +584,43 @@ func TestRedirectOnlyWhenGenuine(t *testing.T) {
 	default:
 	}
 }
+
+// With Resume the client asks for positions, strips them from the lines it
+// shows, and after a reconnect presents the last position it saw.
+func TestResumeExtension(t *testing.T) {
+	srv := listenFake(t)
+	cfg := testConfig(srv.addr())
+	cfg.Nick = "alice"
+	cfg.Resume = true
+	s := start(t, cfg)
+	c := srv.accept()
+	c.send("NAME")
+	c.expectLine("alice +resume")
+	c.send("Connected to server!\n@lobby/aa.1/1000 alice joined!\n@lobby/bb.7/2000 bob: hi\n@lobby/aa.3/3000 * carol waves\n")
+	s.expect("alice joined!")
+	s.expect("bob: hi")
+	s.expect("* carol waves")
+	c.c.Close()
+
+	c2 := srv.accept()
+	c2.send("NAME")
+	c2.expectLine("alice +resume=lobby:3000:bb.7,aa.3")
+	c2.send("Connected to server!\n--- 1 lines you missed in lobby ---\n@lobby/bb.8/4000 [12:00] bob: missed\n--- live ---\n")
+	s.expect("[12:00] bob: missed")
+	c2.c.Close()
+
+	// A server without the extension refuses the nickname line: the
+	// client goes on without it.
+	c3 := srv.accept()
+	c3.send("NAME")
+	c3.expectLine("alice +resume=lobby:4000:aa.3,bb.8")
+	c3.send("ERROR a nickname is 1-32 letters, digits or _-.[]{}|^, choose another\n")
+	c3.send("NAME")
+	c3.expectLine("alice")
+	c3.nick = "alice"
+	c3.send("Connected to server!\nalice joined!\n")
+	s.expect("-!- this server does not resume; going on without")
+	s.typeLine("plain")
+	c3.echo("plain")
+	s.expect("alice: plain")
+}

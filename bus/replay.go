@@ -1,0 +1,262 @@
+package bus
+
+import (
+	"bytes"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Sender replay. The history stream does not store what is published while
+// it has no leader (a broker that held it died or froze, and the others are
+// electing a new one: a few seconds), which is exactly when gateways lose
+// their link. So every gateway also keeps, per room, the chat lines it
+// published itself in the last few minutes (those that came back to it
+// through its subscription: they reached the server), and answers requests for them
+// on chat.v1.replay.<room>: a gap-fill or a resume asks every gateway for
+// its lines after the last of its counters the asker has, and takes from
+// the stream what the gateways that do not answer (gone, crashed) had
+// published.
+
+const (
+	replayPrefix = subjectPrefix + ".replay."
+	// ReplaySubjects is the one subscription every gateway holds to answer
+	// replay requests.
+	ReplaySubjects = replayPrefix + "*"
+
+	ringLines    = 2000            // own lines kept per room
+	ringAge      = 5 * time.Minute // and for no longer than this
+	maxRingRooms = 4096            // rooms with lines kept, at most
+	maxReplay    = 512 << 10       // bytes of one reply, at most
+)
+
+// sentLine is one chat line this gateway published and got back.
+type sentLine struct {
+	n    uint64 // counter of its id
+	ts   int64
+	data []byte // the envelope as published
+}
+
+// ring is the lines this gateway published in one room, oldest first.
+type ring struct {
+	lines   []sentLine
+	evicted uint64 // highest counter dropped from lines
+	last    int64  // unix ns of the last append
+}
+
+// rings holds a Conn's own recent lines per room. Its methods are safe for
+// concurrent use.
+type rings struct {
+	mu sync.Mutex
+	m  map[string]*ring
+}
+
+// add records a line published to room. data is copied.
+func (rs *rings) add(room string, n uint64, ts int64, data []byte) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.m == nil {
+		rs.m = make(map[string]*ring)
+	}
+	r := rs.m[room]
+	if r == nil {
+		if len(rs.m) >= maxRingRooms {
+			rs.evictOldestLocked()
+		}
+		r = &ring{}
+		rs.m[room] = r
+	}
+	r.lines = append(r.lines, sentLine{n: n, ts: ts, data: bytes.Clone(data)})
+	r.last = ts
+	cut := 0
+	for cut < len(r.lines) && (len(r.lines)-cut > ringLines || ts-r.lines[cut].ts > int64(ringAge)) {
+		r.evicted = max(r.evicted, r.lines[cut].n)
+		cut++
+	}
+	if cut > 0 {
+		r.lines = append(r.lines[:0], r.lines[cut:]...)
+	}
+}
+
+func (rs *rings) evictOldestLocked() {
+	var oldest string
+	var at int64
+	for room, r := range rs.m {
+		if oldest == "" || r.last < at {
+			oldest, at = room, r.last
+		}
+	}
+	delete(rs.m, oldest)
+}
+
+// after returns the lines of room with a counter above n (known) or, when
+// the asker has none of this gateway's (!known), stamped at or after since;
+// gone reports that some such lines are no longer kept.
+func (rs *rings) after(room string, n uint64, known bool, since int64) (out [][]byte, gone bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.m[room]
+	if r == nil {
+		return nil, false
+	}
+	now := time.Now().UnixNano()
+	for _, l := range r.lines {
+		if now-l.ts > int64(ringAge) {
+			continue
+		}
+		if known && l.n > n || !known && l.ts >= since {
+			out = append(out, l.data)
+		}
+	}
+	if known && r.evicted > n {
+		gone = true
+	}
+	return out, gone
+}
+
+// replayReq is a replay request.
+type replayReq struct {
+	Since int64             `json:"since"` // unix ns
+	After map[string]uint64 `json:"after"` // gateway id → last counter the asker has
+}
+
+// replayMeta is the first line of a reply; the lines follow, one envelope
+// per line.
+type replayMeta struct {
+	GW   string `json:"gw"`
+	Gone bool   `json:"gone,omitempty"`
+}
+
+// serveReplay answers replay requests from the other gateways (and this
+// one) until Close.
+func (c *Conn) serveReplay() error {
+	_, err := c.nc.Subscribe(ReplaySubjects, func(m *nats.Msg) {
+		if m.Reply == "" || len(m.Data) > 64<<10 {
+			return
+		}
+		room := m.Subject[len(replayPrefix):]
+		if ValidRoom(room) != nil {
+			return
+		}
+		var req replayReq
+		if json.Unmarshal(m.Data, &req) != nil || len(req.After) > maxSenders {
+			return
+		}
+		n, known := req.After[c.id]
+		lines, gone := c.rings.after(room, n, known, req.Since)
+		size := 0
+		start := len(lines)
+		for start > 0 && size+len(lines[start-1])+1 <= maxReplay {
+			start--
+			size += len(lines[start]) + 1
+		}
+		if start > 0 {
+			gone = true // the oldest do not fit in one reply
+		}
+		meta, _ := json.Marshal(replayMeta{GW: c.id, Gone: gone})
+		buf := make([]byte, 0, len(meta)+1+size)
+		buf = append(buf, meta...)
+		for _, l := range lines[start:] {
+			buf = append(buf, '\n')
+			buf = append(buf, l...)
+		}
+		if err := m.Respond(buf); err != nil {
+			c.log.Debug("bus: replay: respond", "err", err)
+		}
+	})
+	return err
+}
+
+// askSenders asks every gateway for its lines of room that the asker, with
+// last counters last, has not delivered (from a gateway absent from last,
+// those stamped at or after since). It waits until every live gateway has
+// answered or RequestTimeout has passed. It returns the lines (checked like
+// any envelope), which gateways answered, and whether one of them no longer
+// has all the lines asked for.
+func (c *Conn) askSenders(room string, since time.Time, last map[string]uint64) (lines []Envelope, answered map[string]bool, gone bool) {
+	answered = make(map[string]bool)
+	subject, err := historySubject(room)
+	if err != nil {
+		return nil, answered, false
+	}
+	data, _ := json.Marshal(replayReq{Since: since.UnixNano(), After: last})
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, answered, false
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := c.nc.PublishRequest(replayPrefix+room, inbox, data); err != nil {
+		return nil, answered, false
+	}
+	c.m.mu.Lock()
+	want := len(c.m.seen)
+	c.m.mu.Unlock()
+	deadline := time.Now().Add(c.cfg.RequestTimeout)
+	for want == 0 || len(answered) < want {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		m, err := sub.NextMsg(wait)
+		if err != nil {
+			break
+		}
+		head, rest, _ := bytes.Cut(m.Data, []byte{'\n'})
+		var meta replayMeta
+		if json.Unmarshal(head, &meta) != nil || meta.GW == "" || answered[meta.GW] {
+			continue
+		}
+		answered[meta.GW] = true
+		gone = gone || meta.Gone
+		for len(rest) > 0 {
+			var line []byte
+			line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+			e, ok := c.accept(onRoom, subject, line)
+			if !ok || e.GW != meta.GW {
+				continue
+			}
+			lines = append(lines, e)
+		}
+	}
+	return lines, answered, gone
+}
+
+// merge orders recovered lines for delivery: each line once (by id), by
+// time, and each sender's lines in the order of their counters.
+func merge(lines []Envelope) []Envelope {
+	seen := make(map[string]bool, len(lines))
+	out := lines[:0]
+	for _, e := range lines {
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			out = append(out, e)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].TS < out[j].TS })
+	// Per sender: the slots its lines hold in time order get its lines in
+	// counter order (clocks can step back; counters cannot).
+	slots := make(map[string][]int)
+	for i, e := range out {
+		slots[e.GW] = append(slots[e.GW], i)
+	}
+	res := make([]Envelope, len(out))
+	for _, idx := range slots {
+		mine := make([]Envelope, len(idx))
+		for k, i := range idx {
+			mine[k] = out[i]
+		}
+		sort.SliceStable(mine, func(a, b int) bool {
+			_, na, _ := splitID(mine[a].ID)
+			_, nb, _ := splitID(mine[b].ID)
+			return na < nb
+		})
+		for k, i := range idx {
+			res[i] = mine[k]
+		}
+	}
+	return res
+}
