@@ -130,7 +130,7 @@ func (c *Conn) waitLeaders(ctx context.Context) error {
 
 func (c *Conn) leadersReady(ctx context.Context) error {
 	for _, kv := range []jetstream.KeyValue{c.gateways, c.nicks, c.presence} {
-		if _, err := kv.Get(ctx, "leader-probe"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if _, err := c.kvGet(ctx, kv, "leader-probe"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("bucket %s: %w", kv.Bucket(), err)
 		}
 	}

@@ -2,13 +2,26 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Writes to chat_nicks and chat_presence.
+// Reads and writes of chat_nicks, chat_presence and chat_gateways.
+//
+// Every read that a write or an announcement depends on asks the stream
+// leader (kvGet), not any replica: a replica of an R3 bucket answers the
+// bucket's direct gets once it is nearly caught up, and the third one may
+// not have applied the last write yet — a broker just restarted, most of
+// all. Read there, a nickname just released was still taken, and a record
+// just written was missing: the release or the part that read it deleted
+// nothing, and the user stayed in /who, holding the nickname. What the
+// leader has acknowledged, it has applied. Watches (Who, the sweep, the
+// lease watch) read the stream from its start and need no such care.
 //
 // Every write rolls its key up (header Nats-Rollup: sub): the revision it
 // replaces is purged by the write itself, and a delete is a purge marker
@@ -26,6 +39,9 @@ const (
 	kvOpPurge   = "PURGE"
 	hdrRollup   = "Nats-Rollup"
 	rollupByKey = "sub"
+
+	// errCodeNoMessage is JetStream's error code for "no message found".
+	errCodeNoMessage = 10037
 )
 
 // kvSubject is the stream subject of key in kv.
@@ -67,24 +83,125 @@ func (c *Conn) kvCreate(ctx context.Context, kv jetstream.KeyValue, key string, 
 		return rev, err
 	}
 	// A marker is there: write over it if it is still the last revision.
-	stream, serr := c.js.Stream(ctx, "KV_"+kv.Bucket())
-	if serr != nil {
-		return 0, serr
-	}
-	m, serr := stream.GetLastMsgForSubject(ctx, kvSubject(kv, key))
+	e, serr := c.kvLast(ctx, kv, key)
 	switch {
-	case errors.Is(serr, jetstream.ErrMsgNotFound):
+	case errors.Is(serr, jetstream.ErrKeyNotFound):
 		return 0, err // gone meanwhile: a conflict all the same; callers retry
 	case serr != nil:
 		return 0, serr
 	}
-	if op := m.Header.Get(hdrKVOp); op != kvOpDelete && op != kvOpPurge {
+	if e.op == jetstream.KeyValuePut {
 		return 0, err
 	}
-	return c.kvPublish(ctx, kv, key, val, true, m.Sequence)
+	return c.kvPublish(ctx, kv, key, val, true, e.rev)
 }
 
 // kvDelete deletes key if its revision is still rev, with a purge marker.
 func (c *Conn) kvDelete(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64) error {
 	return kv.Purge(ctx, key, jetstream.LastRevision(rev))
+}
+
+// kvEntry is the last revision of a key, as the stream leader has it. It
+// is a jetstream.KeyValueEntry.
+type kvEntry struct {
+	bucket, key string
+	value       []byte
+	rev         uint64
+	created     time.Time
+	op          jetstream.KeyValueOp
+}
+
+func (e *kvEntry) Bucket() string                  { return e.bucket }
+func (e *kvEntry) Key() string                     { return e.key }
+func (e *kvEntry) Value() []byte                   { return e.value }
+func (e *kvEntry) Revision() uint64                { return e.rev }
+func (e *kvEntry) Created() time.Time              { return e.created }
+func (e *kvEntry) Delta() uint64                   { return 0 }
+func (e *kvEntry) Operation() jetstream.KeyValueOp { return e.op }
+
+// kvGet returns the value of key in kv as the stream leader has it, or
+// jetstream.ErrKeyNotFound if it has none (never written, or deleted).
+func (c *Conn) kvGet(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
+	e, err := c.kvLast(ctx, kv, key)
+	if err != nil {
+		return nil, err
+	}
+	if e.op != jetstream.KeyValuePut {
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return e, nil
+}
+
+// kvLast returns the last message of key in kv, a delete or purge marker
+// included, asking the stream leader (the message-get API, which only the
+// leader answers), or jetstream.ErrKeyNotFound if there is none.
+func (c *Conn) kvLast(ctx context.Context, kv jetstream.KeyValue, key string) (*kvEntry, error) {
+	if !validKVKey(key) {
+		return nil, jetstream.ErrInvalidKey
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = c.opContext(ctx)
+		defer cancel()
+	}
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{kvSubject(kv, key)})
+	msg, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+kv.Bucket(), req)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Message *struct {
+			Seq    uint64    `json:"seq"`
+			Header []byte    `json:"hdrs"`
+			Data   []byte    `json:"data"`
+			Time   time.Time `json:"time"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, fmt.Errorf("bus: get %s/%s: %w", kv.Bucket(), key, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == errCodeNoMessage:
+		return nil, jetstream.ErrKeyNotFound
+	case resp.Error != nil:
+		return nil, resp.Error
+	case resp.Message == nil:
+		return nil, fmt.Errorf("bus: get %s/%s: an answer without a message", kv.Bucket(), key)
+	}
+	e := &kvEntry{bucket: kv.Bucket(), key: key, value: resp.Message.Data, rev: resp.Message.Seq,
+		created: resp.Message.Time, op: jetstream.KeyValuePut}
+	if len(resp.Message.Header) > 0 {
+		h, err := nats.DecodeHeadersMsg(resp.Message.Header)
+		if err != nil {
+			return nil, fmt.Errorf("bus: get %s/%s: %w", kv.Bucket(), key, err)
+		}
+		switch h.Get(hdrKVOp) {
+		case kvOpDelete:
+			e.op = jetstream.KeyValueDelete
+		case kvOpPurge:
+			e.op = jetstream.KeyValuePurge
+		}
+	}
+	return e, nil
+}
+
+// validKVKey reports whether key is a valid KV key: letters, digits and
+// - / _ = . only, not starting or ending with a dot (a key read from a
+// record is untrusted).
+func validKVKey(key string) bool {
+	if key == "" || key[0] == '.' || key[len(key)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		switch b := key[i]; {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		case b == '-', b == '/', b == '_', b == '=', b == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -159,7 +159,7 @@ func (m *membership) gatewayAlive(ctx context.Context, gw string) (bool, error) 
 	if gw == "" {
 		return false, nil
 	}
-	_, err := m.c.gateways.Get(ctx, gw)
+	_, err := m.c.kvGet(ctx, m.c.gateways, gw)
 	switch {
 	case err == nil:
 		return true, nil

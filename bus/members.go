@@ -20,7 +20,7 @@ import (
 //
 //	members.go   this type, its states and transitions, announce
 //	jetstream.go the stream and buckets, set up at Connect
-//	kvwrite.go   how chat_nicks and chat_presence are written
+//	kvwrite.go   how chat_nicks and chat_presence are read and written
 //	leases.go    this gateway's lease; which gateways are alive
 //	nicks.go     nickname claims
 //	presence.go  Join, Part, Rename; Who and Rooms

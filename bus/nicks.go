@@ -71,7 +71,7 @@ func (m *membership) createNick(ctx context.Context, key, nick string) (bool, er
 		if !isConflict(err) {
 			return false, fmt.Errorf("bus: claim nick %q: %w", nick, err)
 		}
-		e, err := c.nicks.Get(ctx, key)
+		e, err := c.kvGet(ctx, c.nicks, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}
@@ -166,7 +166,7 @@ func (m *membership) releaseDoubtful(ctx context.Context) {
 // deleteOwned deletes key from kv if its record names this gateway, with a
 // compare-and-delete so that a newer owner's record survives.
 func (m *membership) deleteOwned(ctx context.Context, kv jetstream.KeyValue, key string) error {
-	e, err := kv.Get(ctx, key)
+	e, err := m.c.kvGet(ctx, kv, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
@@ -199,7 +199,7 @@ func (m *membership) reassertNicks(ctx context.Context) {
 
 	for key, nick := range held {
 		val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-		e, err := c.nicks.Get(ctx, key)
+		e, err := c.kvGet(ctx, c.nicks, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			_, err = c.kvCreate(ctx, c.nicks, key, val)
 		} else if err == nil {

@@ -157,7 +157,7 @@ func (m *membership) dropEntry(ctx context.Context, key, room, nick string) (rea
 // (for it, the entry was reaped).
 func (m *membership) writeEntry(ctx context.Context, room, key, nick string) error {
 	c := m.c
-	e, err := c.presence.Get(ctx, key)
+	e, err := c.kvGet(ctx, c.presence, key)
 	if err == nil {
 		if old, valid := m.readRecord(c.presence, e); valid && old.GW != c.id {
 			took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
@@ -188,7 +188,7 @@ func (m *membership) writeEntry(ctx context.Context, room, key, nick string) err
 func (m *membership) deleteEntry(ctx context.Context, key string, unwritten bool) (reaped bool, err error) {
 	c := m.c
 	for range 3 { // retried when the record changes between the steps
-		e, err := c.presence.Get(ctx, key)
+		e, err := c.kvGet(ctx, c.presence, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return !unwritten, nil
 		}
@@ -258,7 +258,7 @@ func (m *membership) repairPresence(ctx context.Context) {
 // "joined!".
 func (m *membership) writeQuiet(ctx context.Context, key, nick string) error {
 	c := m.c
-	e, err := c.presence.Get(ctx, key)
+	e, err := c.kvGet(ctx, c.presence, key)
 	if err == nil {
 		if old, valid := m.readRecord(c.presence, e); valid && old.GW != c.id {
 			took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
@@ -327,7 +327,7 @@ func (m *membership) reassertPresence(ctx context.Context) {
 			continue
 		}
 		val, _ := json.Marshal(ownerRec{Nick: ent.nick, GW: c.id})
-		rec, err := c.presence.Get(ctx, key)
+		rec, err := c.kvGet(ctx, c.presence, key)
 		switch {
 		case err == nil:
 			owner, valid := m.readRecord(c.presence, rec)

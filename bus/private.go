@@ -51,7 +51,9 @@ func (c *Conn) SendPrivate(ctx context.Context, to, from, text string) (bool, er
 	return false, fmt.Errorf("bus: private message to %q: %w", to, err)
 }
 
-// nickOnline reports whether nick is held, by a gateway alive or not.
+// nickOnline reports whether nick is held, by a gateway alive or not. It
+// reads any replica (a direct get), not the leader: it writes nothing, and
+// a replica answers while JetStream has lost its quorum, so /msg goes on.
 func (c *Conn) nickOnline(ctx context.Context, nick string) (bool, error) {
 	key, err := NickKey(nick)
 	if err != nil {

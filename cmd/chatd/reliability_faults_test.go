@@ -18,6 +18,7 @@ type faultNode struct {
 	args  []string
 	admin string
 	chat  string // a gateway's chat address
+	nats  string // a broker's client URL
 	p     *process
 }
 
@@ -66,22 +67,34 @@ type faultCluster struct {
 	lease    time.Duration
 }
 
-func startFaultCluster(t *testing.T, lease time.Duration) *faultCluster {
-	return startFaultClusterVia(t, lease, nil)
+// faultClusterConfig shapes a faultCluster: lease is every gateway's
+// --lease; gateways is how many gateways (3 if 0); gatewayArgs are more
+// flags for every gateway; via, if set, gives the NATS URL gateway i (from
+// 0) is started with, from its broker's.
+type faultClusterConfig struct {
+	lease       time.Duration
+	gateways    int
+	gatewayArgs []string
+	via         func(i int, url string) string
 }
 
-// startFaultClusterVia is startFaultCluster; via, if set, gives the NATS
-// URL gateway i (from 0) is started with, from its broker's; extra are
-// more gateway flags.
-func startFaultClusterVia(t *testing.T, lease time.Duration, via func(i int, url string) string, extra ...string) *faultCluster {
-	fc := &faultCluster{t: t, lease: lease}
-	ports := freePorts(t, 15)
+func startFaultCluster(t *testing.T, lease time.Duration) *faultCluster {
+	return startFaultClusterWith(t, faultClusterConfig{lease: lease})
+}
+
+func startFaultClusterWith(t *testing.T, cfg faultClusterConfig) *faultCluster {
+	if cfg.gateways == 0 {
+		cfg.gateways = 3
+	}
+	fc := &faultCluster{t: t, lease: cfg.lease}
+	ports := freePorts(t, 9+2*cfg.gateways)
 	var peers []string
 	for i := range 3 {
 		peers = append(peers, "127.0.0.1:"+strconv.Itoa(ports[3+i]))
 	}
 	for i := range 3 {
-		n := &faultNode{name: fmt.Sprintf("broker%d", i+1), admin: "127.0.0.1:" + strconv.Itoa(ports[6+i])}
+		n := &faultNode{name: fmt.Sprintf("broker%d", i+1), admin: "127.0.0.1:" + strconv.Itoa(ports[6+i]),
+			nats: "nats://127.0.0.1:" + strconv.Itoa(ports[i])}
 		n.args = []string{"broker", "--name", n.name, "--data", t.TempDir(),
 			"--nats-listen", "127.0.0.1:" + strconv.Itoa(ports[i]),
 			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(ports[3+i]),
@@ -91,19 +104,18 @@ func startFaultClusterVia(t *testing.T, lease time.Duration, via func(i int, url
 		fc.brokers = append(fc.brokers, n)
 	}
 	fc.waitReady(fc.brokers...)
-	for i := range 3 {
+	for i := range cfg.gateways {
 		// Each gateway is given its own broker; it learns the others from
 		// it and fails over to them.
 		n := &faultNode{name: fmt.Sprintf("gateway%d", i+1), admin: "127.0.0.1:" + strconv.Itoa(ports[9+i])}
-		url := "nats://127.0.0.1:" + strconv.Itoa(ports[i])
-		if via != nil {
-			url = via(i, url)
+		url := fc.brokers[i%3].nats
+		if cfg.via != nil {
+			url = cfg.via(i, url)
 		}
-		n.args = []string{"gateway", "--nats", url,
-			"--listen", "127.0.0.1:" + strconv.Itoa(ports[12+i]), "--admin", n.admin,
-			"--replicas", "3", "--lease", lease.String(), "--rate", "200", "--burst", "200",
-			"--shutdown-timeout", "5s", "--cluster-secret", busSecret}
-		n.args = append(n.args, extra...)
+		n.args = append([]string{"gateway", "--nats", url,
+			"--listen", "127.0.0.1:" + strconv.Itoa(ports[9+cfg.gateways+i]), "--admin", n.admin,
+			"--replicas", "3", "--lease", cfg.lease.String(), "--rate", "200", "--burst", "200",
+			"--shutdown-timeout", "5s", "--cluster-secret", busSecret}, cfg.gatewayArgs...)
 		n.start(t)
 		fc.gateways = append(fc.gateways, n)
 	}

@@ -91,13 +91,16 @@ func TestReliabilityZeroLoss(t *testing.T) {
 	start := time.Now()
 	lease := 3 * time.Second
 	var proxy *freezeProxy
-	fc := startFaultClusterVia(t, lease, func(i int, url string) string {
-		if i != 2 {
-			return url
-		}
-		proxy = startFreezeProxy(t, strings.TrimPrefix(url, "nats://"))
-		return "nats://" + proxy.ln.Addr().String()
-	}, "--retain", "10000") // 120 lines/s in one room: 80 s kept
+	fc := startFaultClusterWith(t, faultClusterConfig{lease: lease,
+		via: func(i int, url string) string {
+			if i != 2 {
+				return url
+			}
+			proxy = startFreezeProxy(t, strings.TrimPrefix(url, "nats://"))
+			return "nats://" + proxy.ln.Addr().String()
+		},
+		gatewayArgs: []string{"--retain", "10000"}, // 120 lines/s in one room: 80 s kept
+	})
 	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
 	per := 2
 	if faultFull() {
