@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,6 +59,20 @@ func (c *ircClient) expectUntagged(want string) string {
 		return untag(got) == want
 	})
 	return got
+}
+
+// expectUntaggedAll reads lines until each of wants, tags left out, has
+// come, in any order: lines of different channels reach a client through
+// different room subscriptions, so only each channel's own order holds.
+func (c *ircClient) expectUntaggedAll(wants ...string) {
+	c.t.Helper()
+	left := slices.Clone(wants)
+	c.expectFunc(strings.Join(wants, " and ")+" (any order, any tags)", func(s string) bool {
+		if i := slices.Index(left, untag(strings.TrimSuffix(s, "\r"))); i >= 0 {
+			left = slices.Delete(left, i, i+1)
+		}
+		return len(left) == 0
+	})
 }
 
 var timeTagRE = regexp.MustCompile(`^@time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z $`)
