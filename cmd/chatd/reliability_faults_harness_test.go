@@ -745,6 +745,22 @@ func (g *faultGroup) faultAsk(u *faultUser, cmd string, match func(string) bool)
 	return r.line
 }
 
+// waitWhoEverywhere waits until /who is answered for every user of g, so
+// that the next fault starts from a whole cluster: after quorum is back, a
+// join through one broker can work while a bucket another gateway needs
+// has no leader yet.
+func (g *faultGroup) waitWhoEverywhere(t *testing.T) {
+	t.Helper()
+	checkFor(t, 2*time.Minute, func() error {
+		for _, u := range g.users {
+			if r := g.faultAsk(u, "/who", faultReply); !strings.HasPrefix(r, "*** in ") {
+				return fmt.Errorf("%s: /who: %q", u.nick, r)
+			}
+		}
+		return nil
+	})
+}
+
 // faultPos is a resuming user's position: the newest event time and the
 // highest counter per publishing gateway, from the "@<room>/<id>/<ms> "
 // prefixes the gateway puts on its lines.

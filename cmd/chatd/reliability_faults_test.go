@@ -241,6 +241,8 @@ func TestReliabilityFaults(t *testing.T) {
 		})
 		g.note("join_works_after_restart_ms=%d", time.Since(healed).Milliseconds())
 		g.note("who_after_recovery=%q", g.faultAsk(g.users[0], "/who", faultReply))
+		g.waitWhoEverywhere(t)
+		g.note("who_everywhere_after_restart_ms=%d", time.Since(healed).Milliseconds())
 		time.Sleep(during)
 		g.finish()
 	})
