@@ -18,13 +18,14 @@
 //     (ws.go). Both hand the text to Session.handle (session.go), which runs
 //     a command (commands.go) or publishes the line (Session.say, Bus.Publish).
 //   - queued: the room's bus subscription calls room.deliver (room.go), which
-//     encodes the event once per encoding (format.go, json.go) and gives the
-//     same bytes to each member's Session.deliver (session.go), which appends
+//     encodes the event once per encoding (format.go, json.go, irc_codec.go;
+//     an IRC client's depends on its capabilities) and gives the same bytes
+//     to each member's Session.deliver (session.go), which appends
 //     them to its bounded queue; a session over MaxPending is closed as a
 //     slow consumer.
 //   - written: Session.writeLoop (session.go), the session's one writer,
 //     takes the queue a batch at a time and calls the transport's writeBatch:
-//     writeLines (writebuf.go) for TCP; for WebSocket one message, a JSON
+//     writeLines (writebuf.go) for TCP and IRC; for WebSocket one message, a JSON
 //     array when the batch holds several frames (ws.go).
 //
 // Lock order: Server.mu, then room.mu, then Session.mu; the poller's lock

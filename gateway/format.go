@@ -16,12 +16,18 @@ import (
 // codec renders the core's messages in one wire encoding. Its methods are
 // safe for concurrent use and never return a frame that is later modified.
 type codec interface {
-	// slot is this codec's transport, for metrics.
-	slot() int
-	// frameSlot is this codec's index in event.frames.
-	frameSlot() int
-	// event renders a live room event, or nil for a kind it does not know.
-	event(ev *event) []byte
+	// transportSlot is this codec's transport, an index of the per-transport
+	// metrics (transportNames).
+	transportSlot() int
+	// encoding is the encoding of room events this client receives, an
+	// index of event.frames (encLine...). Safe from any goroutine; it may
+	// change while the session lives (an IRC client's capabilities).
+	encoding() int
+	// skips reports whether this client is not sent ev at all (an IRC
+	// client's own lines without echo-message); called once per event
+	// delivered to the client, before it is queued. Safe from any
+	// goroutine; must not block.
+	skips(ev *event) bool
 	// history renders the replay of a room's recent chat lines on joining
 	// it; evs may be empty.
 	history(room string, evs []event, now time.Time) [][]byte
@@ -61,12 +67,40 @@ const (
 	codeBadPassword    = "bad_password"
 )
 
-// numCodecs is the number of transports (TCP, WebSocket, IRC), for metrics.
-const numCodecs = 3
+// numTransports is the number of transports (TCP, WebSocket, IRC), for
+// metrics.
+const numTransports = 3
 
-// numFrames is the number of encodings, the size of event.frames: TCP lines,
-// WebSocket JSON, IRC, and TCP lines with positions (posCodec).
-const numFrames = 4
+// The encodings of a room event, the indexes of event.frames. A transport
+// may have several: one per set of client options that changes the bytes
+// sent, so that every frame is sent as it is, and a client's queue counts
+// exactly the bytes it will be written (--max-pending).
+const (
+	encLine    = iota // TCP lines (lineCodec)
+	encJSON           // WebSocket JSON (jsonCodec)
+	encIRC            // IRC, without tags (ircCodec)
+	encIRCTime        // IRC with the server-time tag (ircCodec)
+	encPos            // TCP lines with positions (posCodec)
+
+	numEncodings
+)
+
+// encodeEvent renders ev in encoding enc, or nil for a kind it does not know.
+func encodeEvent(enc int, ev *event) []byte {
+	switch enc {
+	case encLine:
+		return lineCodec{}.event(ev)
+	case encJSON:
+		return jsonCodec{}.event(ev)
+	case encIRC:
+		return ircEvent(ev, false)
+	case encIRCTime:
+		return ircEvent(ev, true)
+	case encPos:
+		return posCodec{}.event(ev)
+	}
+	return nil
+}
 
 // event is one room event on its way to a room's local members. The room's
 // bus callback builds one per event and asks it for each member's frame:
@@ -77,15 +111,19 @@ type event struct {
 	id, kind, room, nick, text string
 	at                         time.Time
 
-	frames [numFrames][]byte
-	made   [numFrames]bool
+	frames [numEncodings][]byte
+	made   [numEncodings]bool
 }
 
-// frame returns ev in c's encoding, encoding it on first use.
+// frame returns ev in c's encoding, encoding it on first use, or nil when
+// the client is not sent it (codec.skips).
 func (ev *event) frame(c codec) []byte {
-	i := c.frameSlot()
+	if c.skips(ev) {
+		return nil
+	}
+	i := c.encoding()
 	if !ev.made[i] {
-		ev.frames[i] = c.event(ev)
+		ev.frames[i] = encodeEvent(i, ev)
 		ev.made[i] = true
 	}
 	return ev.frames[i]
@@ -101,8 +139,9 @@ func (ev *event) frame(c codec) []byte {
 // never read as the server (validNick).
 type lineCodec struct{}
 
-func (lineCodec) slot() int      { return 0 }
-func (lineCodec) frameSlot() int { return 0 }
+func (lineCodec) transportSlot() int { return 0 }
+func (lineCodec) encoding() int      { return encLine }
+func (lineCodec) skips(*event) bool  { return false }
 
 func (lineCodec) event(ev *event) []byte { return formatEvent(ev.kind, ev.nick, ev.text) }
 
@@ -156,7 +195,7 @@ func missedLines(room string, evs []event, skipped int, gone bool, line func(*ev
 // (nicknames hold no "@"). Only clients that asked get it.
 type posCodec struct{ lineCodec }
 
-func (posCodec) frameSlot() int { return 3 }
+func (posCodec) encoding() int { return encPos }
 
 func posPrefix(ev *event, line []byte) []byte {
 	if line == nil || ev.id == "" {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -12,8 +11,8 @@ import (
 )
 
 // This file is the IRC transport: registration (PASS, NICK, USER, CAP),
-// the commands an IRC client sends, and the writer that fits the shared
-// frames to each client's capabilities. An IRC session is a Session like
+// the commands an IRC client sends, and its writer. The frames it is sent
+// already fit its capabilities (irc_codec.go). An IRC session is a Session like
 // any other (same nicknames, limits, rooms and bus), except that it may be
 // in several rooms at once: its channels, Session.chans (multiroom.go).
 // docs/protocol.md, "IRC clients", is the contract.
@@ -50,10 +49,6 @@ type ircConn struct {
 	bad        int
 	lastIn     time.Time
 	pinged     bool // a PING is waiting for its PONG
-
-	// Owned by the writer.
-	wbuf   []byte
-	recent [][]byte // NICK and QUIT lines written lately: one per user, not one per shared channel
 }
 
 func newIRCConn(c net.Conn, cfg *Config) *ircConn {
@@ -344,8 +339,8 @@ func (t *ircConn) register() {
 	}
 	t.registered = true
 	t.st.nick.Store(&nick)
-	s.srv.stats.opened[t.slot()].Add(1)
-	s.srv.stats.connected[t.slot()].Add(1)
+	s.srv.stats.opened[t.transportSlot()].Add(1)
+	s.srv.stats.connected[t.transportSlot()].Add(1)
 	s.log.Info("session started", "nick", nick)
 
 	t.reply("001", "Welcome to the "+ircServer+" chat, "+nick+"; rooms are channels: /join #"+t.cfg.DefaultRoom)
@@ -446,8 +441,8 @@ func (t *ircConn) changeNick(nick string) {
 	s.srv.addNick(s)
 	t.st.nick.Store(&nick)
 	// The client learns its new name at once, whatever rooms it is in;
-	// the writer drops the copies its rooms send back.
-	b := appendSource([]byte{ircDirectMark}, old)
+	// the copies its rooms send back are not queued (ircCodec.skips).
+	b := appendSource(nil, old)
 	s.deliver(append(append(b, "NICK "+nick...), "\r\n"...), "")
 	for _, room := range s.chans {
 		if err := s.srv.bus.Rename(ctx, room, old, nick); err != nil {
@@ -499,7 +494,7 @@ func (t *ircConn) join(room string) {
 		slices.Sort(nicks)
 	}
 	ch := "#" + room
-	b := appendSource([]byte{ircDirectMark}, s.nick)
+	b := appendSource(nil, s.nick)
 	b = append(append(b, "JOIN "+ch...), "\r\n"...)
 	b = t.appendNames(b, ch, nicks)
 	if err := s.joinRoom(room, b); err != nil {
@@ -548,7 +543,7 @@ func (t *ircConn) cmdPart(p []string) {
 func (t *ircConn) part(room string) {
 	s := t.s
 	s.partRoom(room)
-	b := appendSource([]byte{ircDirectMark}, s.nick)
+	b := appendSource(nil, s.nick)
 	s.deliver(append(b, "PART #"+room+"\r\n"...), "")
 }
 
@@ -840,92 +835,9 @@ func (t *ircConn) goodbye(reason CloseReason) {
 	_, _ = t.conn.Write([]byte("ERROR :Closing link: " + reason.quitText() + "\r\n"))
 }
 
-// writeBatch writes the batch's lines, fitted to this client: tags only
-// for a client that asked for server-time; its own chat lines only with
-// echo-message; its own JOIN and NICK once (it was told directly); another
-// user's NICK or QUIT once however many channels it shares with the user.
+// writeBatch coalesces the batch into as few writes as it can
+// (writebuf.go). Every frame is written as it was queued: what the client
+// is not sent was left out when it was queued (ircCodec.skips).
 func (t *ircConn) writeBatch(frames [][]byte) error {
-	b := t.wbuf[:0]
-	me := t.st.me()
-	caps := t.st.caps.Load()
-	for _, f := range frames {
-		direct := len(f) > 0 && f[0] == ircDirectMark
-		if direct {
-			f = f[1:]
-		}
-		for len(f) > 0 {
-			end := bytes.IndexByte(f, '\n') + 1
-			if end == 0 {
-				end = len(f)
-			}
-			line := f[:end]
-			f = f[end:]
-			var tags []byte
-			if line[0] == '@' {
-				sp := bytes.IndexByte(line, ' ') + 1
-				tags, line = line[:sp], line[sp:]
-			}
-			if !direct && t.skip(line, me, caps) {
-				continue
-			}
-			if tags != nil && caps&capServerTime != 0 {
-				b = append(b, tags...)
-			}
-			b = append(b, line...)
-		}
-	}
-	var err error
-	if len(b) > 0 {
-		_, err = t.conn.Write(b)
-	}
-	if cap(b) <= wsWriteBufMax {
-		t.wbuf = b[:0]
-	} else {
-		t.wbuf = nil
-	}
-	return err
-}
-
-// skip reports whether the writer leaves line out (see writeBatch).
-func (t *ircConn) skip(line []byte, me string, caps uint32) bool {
-	if len(line) == 0 || line[0] != ':' {
-		return false
-	}
-	sp := bytes.IndexByte(line, ' ')
-	bang := bytes.IndexByte(line, '!')
-	if sp < 0 || bang < 0 || bang > sp {
-		return false // a server line
-	}
-	source := string(line[1:bang])
-	verb, rest, _ := bytes.Cut(line[sp+1:], []byte(" "))
-	self := strings.EqualFold(source, me)
-	switch string(verb) {
-	case "PRIVMSG", "NOTICE":
-		return self && caps&capEchoMessage == 0
-	case "JOIN":
-		t.recent = t.recent[:0]
-		return self
-	case "NICK":
-		if strings.EqualFold(strings.TrimRight(string(rest), "\r\n"), me) {
-			return true
-		}
-		return t.seen(line)
-	case "QUIT":
-		return t.seen(line)
-	}
-	return false
-}
-
-// seen reports whether line was written lately, and remembers it.
-func (t *ircConn) seen(line []byte) bool {
-	for _, r := range t.recent {
-		if bytes.Equal(r, line) {
-			return true
-		}
-	}
-	if len(t.recent) == 32 {
-		t.recent = t.recent[1:]
-	}
-	t.recent = append(t.recent, line)
-	return false
+	return writeLines(t.conn, frames)
 }

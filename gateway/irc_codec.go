@@ -3,6 +3,7 @@ package gateway
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -37,20 +38,23 @@ var ircCaps = []struct {
 	{"server-time", capServerTime},
 }
 
-// ircDirectMark starts a frame made for one client (its JOIN, NICK and
-// PART, a history replay): the writer removes the mark and writes the
-// frame's lines without the filtering of writeBatch (it never takes a
-// replayed line of the client's own for an echo).
-const ircDirectMark = 0
-
 // ircState is what an IRC session's frames depend on: its nickname (for
 // numerics) and the capabilities it negotiated. The reader sets them; the
-// writer and the codec read them from any goroutine.
+// codec reads them from any goroutine.
 type ircState struct {
 	nick  atomic.Pointer[string] // "*" until registered
 	tried atomic.Pointer[string] // the last nickname offered, for 432 and 433
 	caps  atomic.Uint32
+
+	mu     sync.Mutex  // guards recent; held only by skips
+	recent []ircRecent // NICK and QUIT events sent lately: one per user, not one per shared channel
 }
+
+// ircRecent is a NICK or QUIT event, as far as it matters for dedupe.
+type ircRecent struct{ kind, nick, text string }
+
+// ircRecentMax bounds ircState.recent.
+const ircRecentMax = 32
 
 func (st *ircState) me() string {
 	if p := st.nick.Load(); p != nil {
@@ -68,11 +72,69 @@ type ircCodec struct {
 	st *ircState
 }
 
-func (ircCodec) slot() int { return 2 }
+func (ircCodec) transportSlot() int { return 2 }
 
-// timeTag is the server-time tag for t, with its trailing space. Every
-// event frame carries it; the writer drops it for a client that did not
-// ask for server-time.
+// encoding is encIRCTime for a client that asked for server-time, else
+// encIRC: each is sent its frames as they are.
+func (c ircCodec) encoding() int {
+	if c.st.has(capServerTime) {
+		return encIRCTime
+	}
+	return encIRC
+}
+
+// skips leaves out of the client's queue, so that it is neither sent nor
+// counted against --max-pending: its own chat lines without echo-message
+// (it shows them itself); its own JOIN and its new nickname (it was told
+// directly); another user's NICK or QUIT after the first, however many
+// channels it shares with the user. Any JOIN ends the dedupe: a user who
+// joins again is new.
+func (c ircCodec) skips(ev *event) bool {
+	st := c.st
+	me := st.me()
+	self := strings.EqualFold(ev.nick, me)
+	switch ev.kind {
+	case KindSay, KindMe:
+		return self && !st.has(capEchoMessage)
+	case KindJoin:
+		st.mu.Lock()
+		clear(st.recent)
+		st.recent = st.recent[:0]
+		st.mu.Unlock()
+		return self
+	case KindNick:
+		if strings.EqualFold(ev.text, me) {
+			return true
+		}
+		return st.seen(ircRecent{ev.kind, ev.nick, ev.text})
+	case KindLeave:
+		if ev.text == "" {
+			return false // a PART: per channel
+		}
+		return st.seen(ircRecent{ev.kind, ev.nick, ev.text})
+	}
+	return false
+}
+
+// seen reports whether r was sent lately, and remembers it.
+func (st *ircState) seen(r ircRecent) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, x := range st.recent {
+		if x == r {
+			return true
+		}
+	}
+	if len(st.recent) == ircRecentMax {
+		copy(st.recent, st.recent[1:])
+		st.recent = st.recent[:ircRecentMax-1]
+	}
+	st.recent = append(st.recent, r)
+	return false
+}
+
+// timeTag is the server-time tag for t, with its trailing space, for a
+// client that asked for server-time.
 func timeTag(b []byte, t time.Time) []byte {
 	b = append(b, "@time="...)
 	b = t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
@@ -89,9 +151,17 @@ func appendSource(b []byte, nick string) []byte {
 	return b
 }
 
-func (ircCodec) event(ev *event) []byte {
+// event renders ev with the server-time tag (encIRCTime).
+func (ircCodec) event(ev *event) []byte { return ircEvent(ev, true) }
+
+// ircEvent renders a live room event, with the server-time tag if tagged,
+// or nil for a kind it does not know. The frame depends on the event
+// alone: it goes to every IRC member of the room with that encoding.
+func ircEvent(ev *event, tagged bool) []byte {
 	b := make([]byte, 0, 96+len(ev.nick)*2+len(ev.room)+len(ev.text))
-	b = timeTag(b, ev.at)
+	if tagged {
+		b = timeTag(b, ev.at)
+	}
 	switch ev.kind {
 	case KindSay:
 		return appendPrivmsg(b, ev.nick, "#"+ev.room, ev.text, false, "PRIVMSG")
@@ -174,8 +244,7 @@ func (c ircCodec) history(room string, evs []event, now time.Time) [][]byte {
 		return nil
 	}
 	ch := "#" + room
-	b := []byte{ircDirectMark}
-	b = appendServerLine(b, "NOTICE", ch, "--- last "+strconv.Itoa(len(evs))+" lines of "+ch+" ---")
+	b := appendServerLine(nil, "NOTICE", ch, "--- last "+strconv.Itoa(len(evs))+" lines of "+ch+" ---")
 	stamped := c.st.has(capServerTime)
 	for i := range evs {
 		ev := &evs[i]
@@ -261,5 +330,9 @@ func (c ircCodec) private(from, to, text string, at time.Time, outgoing bool) []
 	if outgoing && !c.st.has(capEchoMessage) {
 		return nil
 	}
-	return appendPrivmsg(timeTag(nil, at), from, to, text, false, "PRIVMSG")
+	var b []byte
+	if c.st.has(capServerTime) {
+		b = timeTag(nil, at)
+	}
+	return appendPrivmsg(b, from, to, text, false, "PRIVMSG")
 }

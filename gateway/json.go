@@ -25,8 +25,9 @@ type jsonCodec struct {
 	maxLine int
 }
 
-func (jsonCodec) slot() int      { return 1 }
-func (jsonCodec) frameSlot() int { return 1 }
+func (jsonCodec) transportSlot() int { return 1 }
+func (jsonCodec) encoding() int      { return encJSON }
+func (jsonCodec) skips(*event) bool  { return false }
 
 func (jsonCodec) event(ev *event) []byte {
 	switch ev.kind {

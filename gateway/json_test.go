@@ -80,33 +80,35 @@ func TestJSONCodecFrames(t *testing.T) {
 	}
 }
 
-// countingCodec counts how often it encodes an event.
-type countingCodec struct {
-	lineCodec
-	n int
-}
-
-func (c *countingCodec) event(ev *event) []byte { c.n++; return c.lineCodec.event(ev) }
-
-// An event is encoded once per codec, and every member gets the same bytes.
+// An event is encoded once per encoding, and every member with that
+// encoding gets the same bytes: an IRC client's encoding depends on whether
+// it asked for server-time.
 func TestEventEncodedOnce(t *testing.T) {
-	ev := &event{kind: KindSay, nick: "bob", text: "hi"}
-	line := &countingCodec{}
-	js := jsonCodec{}
-	var first, firstJSON []byte
-	for i := range 100 {
-		f, fj := ev.frame(line), ev.frame(js)
-		if i == 0 {
-			first, firstJSON = f, fj
-		}
-		if &f[0] != &first[0] || &fj[0] != &firstJSON[0] {
-			t.Fatal("members got different copies of one event")
-		}
+	ev := &event{kind: KindSay, room: "dev", nick: "bob", text: "hi", at: time.Now()}
+	var plain, stamped, stamped2 ircState
+	stamped.caps.Store(capServerTime)
+	stamped2.caps.Store(capServerTime | capEchoMessage)
+	codecs := []codec{lineCodec{}, jsonCodec{}, posCodec{}, ircCodec{&plain}, ircCodec{&stamped}, ircCodec{&stamped2}}
+	first := make([][]byte, len(codecs))
+	for i, c := range codecs {
+		first[i] = ev.frame(c)
 	}
-	if line.n != 1 {
-		t.Errorf("encoded %d times, want once", line.n)
+	if allocs := testing.AllocsPerRun(100, func() {
+		for i, c := range codecs {
+			if f := ev.frame(c); &f[0] != &first[i][0] {
+				t.Fatal("members got different copies of one event")
+			}
+		}
+	}); allocs != 0 {
+		t.Errorf("%v allocations per delivery after the first, want 0", allocs)
 	}
-	if string(first) != "bob: hi\n" || !strings.HasPrefix(string(firstJSON), `{"type":"event"`) {
-		t.Errorf("frames %q, %q", first, firstJSON)
+	if &first[4][0] != &first[5][0] {
+		t.Error("two server-time clients got different copies")
+	}
+	if string(first[0]) != "bob: hi\n" || !strings.HasPrefix(string(first[1]), `{"type":"event"`) {
+		t.Errorf("frames %q, %q", first[0], first[1])
+	}
+	if want := ":bob!bob@chatd PRIVMSG #dev :hi\r\n"; string(first[3]) != want || string(first[4]) != string(timeTag(nil, ev.at))+want {
+		t.Errorf("IRC frames %q, %q", first[3], first[4])
 	}
 }

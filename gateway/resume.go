@@ -185,8 +185,6 @@ func (s *Session) missedLines(ctx context.Context, room string, t *resumeToken) 
 // IRC clients do not resume (they never send a token): a replay of missed
 // lines, were it asked for, is a history replay.
 
-func (ircCodec) frameSlot() int { return 2 }
-
 func (c ircCodec) missed(room string, evs []event, _ int, _ bool, now time.Time) [][]byte {
 	return c.history(room, evs, now)
 }

@@ -194,8 +194,8 @@ func (s *Session) hello(nick string) {
 		s.notice(s.resumeNote)
 		s.resumeNote = ""
 	}
-	s.srv.stats.opened[s.enc.slot()].Add(1)
-	s.srv.stats.connected[s.enc.slot()].Add(1)
+	s.srv.stats.opened[s.enc.transportSlot()].Add(1)
+	s.srv.stats.connected[s.enc.transportSlot()].Add(1)
 	s.log.Info("session started", "nick", nick)
 }
 
@@ -275,7 +275,7 @@ func (s *Session) checkPassword(pw string) bool {
 	right := subtle.ConstantTimeCompare([]byte(pw), []byte(want)) == 1
 	now := s.srv.cfg.Now()
 	at, fails, judged := s.srv.auth.attempt(s.key, right, now)
-	slot := s.enc.slot()
+	slot := s.enc.transportSlot()
 	if !judged {
 		s.srv.stats.authThrottled[slot].Add(1)
 		s.log.Warn("password attempt refused: too many wrong passwords from this address",
@@ -550,7 +550,7 @@ func (s *Session) teardown() {
 	}
 	s.closeConn()
 	s.srv.removeSession(s)
-	slot := s.enc.slot()
+	slot := s.enc.transportSlot()
 	if s.firstNick != "" { // it was counted as connected
 		s.srv.stats.connected[slot].Add(-1)
 	}

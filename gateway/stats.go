@@ -6,7 +6,7 @@ import (
 )
 
 // transportNames names each codec's transport, by codec slot, for metrics.
-var transportNames = [numCodecs]string{"tcp", "websocket", "irc"}
+var transportNames = [numTransports]string{"tcp", "websocket", "irc"}
 
 // LatencyBuckets are the upper bounds of the delivery latency histogram:
 // from a line's publication by a gateway to its arrival at this one.
@@ -20,17 +20,17 @@ var LatencyBuckets = [...]time.Duration{
 // stats are a gateway's counters. Updates are single atomic adds, once per
 // session event or per bus event, never per delivered member.
 type stats struct {
-	connected  [numCodecs]atomic.Int64
-	opened     [numCodecs]atomic.Uint64
-	closed     [numCodecs][len(reasonNames)]atomic.Uint64
+	connected  [numTransports]atomic.Int64
+	opened     [numTransports]atomic.Uint64
+	closed     [numTransports][len(reasonNames)]atomic.Uint64
 	linesIn    atomic.Uint64                          // chat lines and actions clients sent
 	events     atomic.Uint64                          // room events received from the bus
 	deliveries atomic.Uint64                          // frames queued to members
 	latency    [len(LatencyBuckets) + 1]atomic.Uint64 // the last: above every bucket
 	latencySum atomic.Int64                           // nanoseconds
 
-	authFailures  [numCodecs]atomic.Uint64 // wrong server passwords
-	authThrottled [numCodecs]atomic.Uint64 // password attempts refused unjudged
+	authFailures  [numTransports]atomic.Uint64 // wrong server passwords
+	authThrottled [numTransports]atomic.Uint64 // password attempts refused unjudged
 }
 
 // observeEvent counts one bus event delivered to n members, sent at at.
