@@ -57,13 +57,17 @@ func (cc *composeCluster) brokerOf(gw string) string {
 	}
 	host := m[len(m)-1][1]
 	for _, b := range []string{"broker1", "broker2", "broker3"} {
-		ip := cc.docker(cc.t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", cc.container(b))
-		if host == b || slicesContains(strings.Fields(ip), host) {
+		if host == b || host == cc.ip(b) {
 			return b
 		}
 	}
 	cc.t.Logf("%s's broker %s not found: broker1", gw, host)
 	return "broker1"
+}
+
+// ip returns a service's address on the project's network.
+func (cc *composeCluster) ip(svc string) string {
+	return strings.TrimSpace(cc.docker(cc.t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cc.container(svc)))
 }
 
 // docker runs the docker CLI.
@@ -84,9 +88,9 @@ func (cc *composeCluster) container(svc string) string {
 // TestReliabilityZeroLossCompose runs the zero-loss scenarios
 // (reliability_zeroloss_test.go) on the compose cluster: (a) the broker
 // gateway1 is on killed, (b) the broker gateway1 is on paused past the
-// ping interval, (c) gateway3's packets to and from the brokers dropped
-// and let through again (its users stay connected; needs root), (c')
-// gateway3 disconnected from the compose network and connected again,
+// ping interval, (c) gateway3's packets to and from the broker it is on
+// dropped and let through again (its users stay connected; needs root),
+// (c') gateway3 disconnected from the compose network and connected again,
 // (d) gateway3 killed. Disconnecting a container from its network also
 // closes its published ports, so in (c') gateway3's own users lose their
 // connections as in (d): in both they speak the " +resume" extension and
@@ -136,12 +140,10 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 			faultWaitJoin(t, composeGateways[0], probe)
 		},
 	}
-	// (c) drop every packet between gateway3 and the brokers, inside its
-	// network namespace (its users stay connected), then let them through.
-	cutRules := [][]string{
-		{"OUTPUT", "-p", "tcp", "--dport", "4222", "-j", "DROP"},
-		{"INPUT", "-p", "tcp", "--sport", "4222", "-j", "DROP"},
-	}
+	// (c) drop every packet between gateway3 and the broker it is on,
+	// inside its network namespace (its users stay connected; the other
+	// brokers stay reachable), then let them through again.
+	var cutRules [][]string
 	iptables := func(t *testing.T, op string) {
 		t.Helper()
 		pid := strings.TrimSpace(cc.docker(t, "inspect", "-f", "{{.State.Pid}}", cc.container("gateway3")))
@@ -157,7 +159,16 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 		c.netCut.skip = "needs root, nsenter and iptables to drop gateway3's packets: " + err.Error()
 	} else {
 		c.netCut = zlFault{
-			inject: func(t *testing.T) { iptables(t, "-I") },
+			inject: func(t *testing.T) {
+				broker = cc.brokerOf("gateway3")
+				ip := cc.ip(broker)
+				t.Logf("dropping gateway3's packets to and from %s (%s)", broker, ip)
+				cutRules = [][]string{
+					{"OUTPUT", "-d", ip, "-p", "tcp", "--dport", "4222", "-j", "DROP"},
+					{"INPUT", "-s", ip, "-p", "tcp", "--sport", "4222", "-j", "DROP"},
+				}
+				iptables(t, "-I")
+			},
 			heal: func(t *testing.T, probe string) {
 				iptables(t, "-D")
 				faultWaitJoin(t, composeGateways[2], probe)
