@@ -12,6 +12,197 @@ import (
 	"time"
 )
 
+// The compose cluster: docker-compose.yml as shipped, its gateways' chat
+// ports on the host.
+var composeGateways = []string{"127.0.0.1:5501", "127.0.0.1:5502", "127.0.0.1:5503"}
+
+const composeLease = 6 * time.Second // docker-compose.yml
+
+// composeCluster is a running compose project (its own name, removed with
+// its volumes when the test ends).
+type composeCluster struct {
+	t       *testing.T
+	project string
+	run     func(args ...string) string // docker compose -p project ...
+}
+
+// startComposeCluster builds the binary and the image, starts the compose
+// cluster as project name+pid and waits until all six nodes are healthy.
+func startComposeCluster(t *testing.T, name string) *composeCluster {
+	t.Helper()
+	start := time.Now()
+	cc := &composeCluster{t: t, project: fmt.Sprintf("%s%d", name, os.Getpid())}
+	cc.run = composeProject(t, cc.project)
+	cc.run("up", "-d", "--build")
+	cc.healthy(t)
+	t.Logf("cluster healthy after %v", time.Since(start).Round(time.Millisecond))
+	return cc
+}
+
+// healthy waits until all six nodes report healthy.
+func (cc *composeCluster) healthy(t *testing.T) {
+	t.Helper()
+	waitHealthy(t, cc.run, 6)
+}
+
+var composeURLRE = regexp.MustCompile(`url=nats://([^:/ ]+):4222`)
+
+// brokerOf names the broker a gateway's link is on now, from its logs: the
+// first connection names the broker, a reconnection its address on the
+// project's network.
+func (cc *composeCluster) brokerOf(gw string) string {
+	m := composeURLRE.FindAllStringSubmatch(cc.run("logs", "--no-color", gw), -1)
+	if len(m) == 0 {
+		return "broker1"
+	}
+	host := m[len(m)-1][1]
+	for _, b := range []string{"broker1", "broker2", "broker3"} {
+		if host == b || host == cc.ip(b) {
+			return b
+		}
+	}
+	cc.t.Logf("%s's broker %s not found: broker1", gw, host)
+	return "broker1"
+}
+
+// ip returns a service's address on the project's network.
+func (cc *composeCluster) ip(svc string) string {
+	return strings.TrimSpace(cc.docker(cc.t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cc.container(svc)))
+}
+
+// docker runs the docker CLI.
+func (cc *composeCluster) docker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// container returns a service's container id.
+func (cc *composeCluster) container(svc string) string {
+	return strings.TrimSpace(cc.run("ps", "-q", svc))
+}
+
+// TestReliabilityZeroLossCompose runs the zero-loss scenarios
+// (reliability_zeroloss_test.go) on the compose cluster: (a) the broker
+// gateway1 is on killed, (b) the broker gateway1 is on paused past the
+// ping interval, (c) gateway3's packets to and from the broker it is on
+// dropped and let through again (its users stay connected; needs root),
+// (c') gateway3 disconnected from the compose network and connected again,
+// (d) gateway3 killed. Disconnecting a container from its network also
+// closes its published ports, so in (c') gateway3's own users lose their
+// connections as in (d): in both they speak the " +resume" extension and
+// come back elsewhere with their position.
+//
+//	go test -tags 'reliability docker' -count=1 -run 'TestReliabilityZeroLossCompose$' -v ./cmd/chatd/
+func TestReliabilityZeroLossCompose(t *testing.T) {
+	start := time.Now()
+	cc := startComposeCluster(t, "chatdzl")
+	c := &zlCluster{
+		env:      "compose",
+		gateways: composeGateways,
+		interval: 250 * time.Millisecond, // 4 lines/s per user: under --rate 5
+		per:      2,
+		lease:    composeLease,
+		warm:     faultScaled(2*time.Second, 10*time.Second),
+		during:   faultScaled(2*time.Second, 15*time.Second),
+	}
+	if faultFull() {
+		c.per = 3
+	}
+	heal := func(svc string) func(t *testing.T, probe string) {
+		return func(t *testing.T, probe string) {
+			cc.run("start", svc)
+			cc.healthy(t)
+			faultWaitJoin(t, composeGateways[0], probe)
+		}
+	}
+	var broker string // the broker faulted, named when the fault starts
+	c.brokerKill = zlFault{
+		inject: func(t *testing.T) {
+			broker = cc.brokerOf("gateway1")
+			t.Logf("killing %s (gateway1's broker)", broker)
+			cc.run("kill", "-s", "SIGKILL", broker)
+		},
+		heal: func(t *testing.T, probe string) { heal(broker)(t, probe) },
+	}
+	c.brokerPause = zlFault{
+		inject: func(t *testing.T) {
+			broker = cc.brokerOf("gateway1")
+			t.Logf("pausing %s (gateway1's broker)", broker)
+			cc.run("pause", broker)
+		},
+		heal: func(t *testing.T, probe string) {
+			cc.run("unpause", broker)
+			cc.healthy(t)
+			faultWaitJoin(t, composeGateways[0], probe)
+		},
+	}
+	// (c) drop every packet between gateway3 and the broker it is on,
+	// inside its network namespace (its users stay connected; the other
+	// brokers stay reachable), then let them through again.
+	var cutRules [][]string
+	iptables := func(t *testing.T, op string) {
+		t.Helper()
+		pid := strings.TrimSpace(cc.docker(t, "inspect", "-f", "{{.State.Pid}}", cc.container("gateway3")))
+		for _, r := range cutRules {
+			args := append([]string{"-t", pid, "-n", "iptables", op}, r...)
+			if out, err := exec.Command("nsenter", args...).CombinedOutput(); err != nil {
+				t.Fatalf("nsenter %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+	}
+	pid := strings.TrimSpace(cc.docker(t, "inspect", "-f", "{{.State.Pid}}", cc.container("gateway3")))
+	if err := exec.Command("nsenter", "-t", pid, "-n", "iptables", "-S", "OUTPUT").Run(); err != nil {
+		c.netCut.skip = "needs root, nsenter and iptables to drop gateway3's packets: " + err.Error()
+	} else {
+		c.netCut = zlFault{
+			inject: func(t *testing.T) {
+				broker = cc.brokerOf("gateway3")
+				ip := cc.ip(broker)
+				t.Logf("dropping gateway3's packets to and from %s (%s)", broker, ip)
+				cutRules = [][]string{
+					{"OUTPUT", "-d", ip, "-p", "tcp", "--dport", "4222", "-j", "DROP"},
+					{"INPUT", "-s", ip, "-p", "tcp", "--sport", "4222", "-j", "DROP"},
+				}
+				iptables(t, "-I")
+			},
+			heal: func(t *testing.T, probe string) {
+				iptables(t, "-D")
+				faultWaitJoin(t, composeGateways[2], probe)
+			},
+			silent: true,
+		}
+	}
+	// (c') docker network disconnect gateway3, then connect it again: this
+	// also closes its published ports, so its users lose their
+	// connections and resume elsewhere.
+	network := cc.project + "_default"
+	var cut string
+	c.netDisconnect = zlFault{
+		inject: func(t *testing.T) {
+			cut = cc.container("gateway3")
+			cc.docker(t, "network", "disconnect", network, cut)
+		},
+		heal: func(t *testing.T, probe string) {
+			cc.docker(t, "network", "connect", "--alias", "gateway3", network, cut)
+			cc.healthy(t)
+			faultWaitJoin(t, composeGateways[2], probe)
+		},
+		silent: true,
+		cuts:   []int{3},
+	}
+	c.gatewayKill = zlFault{
+		inject: func(*testing.T) { cc.run("kill", "-s", "SIGKILL", "gateway3") },
+		heal:   heal("gateway3"),
+		cuts:   []int{3},
+	}
+	runZeroLoss(t, c)
+	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
+}
+
 // TestReliabilityComposeFaults injects faults into the docker compose
 // cluster (docker-compose.yml: three brokers, three gateways, lease 6s,
 // the default --rate of 5 lines/s) while users on every gateway chat, and
@@ -23,14 +214,9 @@ import (
 // CHATD_RELIABILITY=full runs it longer with more users.
 func TestReliabilityComposeFaults(t *testing.T) {
 	start := time.Now()
-	project := fmt.Sprintf("chatdfault%d", os.Getpid())
-	run := composeProject(t, project)
-	run("up", "-d", "--build")
-	waitHealthy(t, run, 6)
-	t.Logf("cluster healthy after %v", time.Since(start).Round(time.Millisecond))
-
-	gateways := []string{"127.0.0.1:5501", "127.0.0.1:5502", "127.0.0.1:5503"}
-	const lease = 6 * time.Second // docker-compose.yml
+	cc := startComposeCluster(t, "chatdfault")
+	run, project, gateways := cc.run, cc.project, composeGateways
+	const lease = composeLease
 	per := 2
 	if faultFull() {
 		per = 3
@@ -50,28 +236,9 @@ func TestReliabilityComposeFaults(t *testing.T) {
 		}
 		return out
 	}
-	healthy := func(t *testing.T) {
-		t.Helper()
-		waitHealthy(t, run, 6)
-	}
-	// brokerOf names the broker a gateway's link is on now, from its logs.
-	urlRE := regexp.MustCompile(`url=nats://(broker\d):4222`)
-	brokerOf := func(gw string) string {
-		m := urlRE.FindAllStringSubmatch(run("logs", "--no-color", gw), -1)
-		if len(m) == 0 {
-			return "broker1"
-		}
-		return m[len(m)-1][1]
-	}
-	docker := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("docker", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	container := func(svc string) string { return strings.TrimSpace(run("ps", "-q", svc)) }
+	healthy, brokerOf := cc.healthy, cc.brokerOf
+	docker := func(args ...string) string { t.Helper(); return cc.docker(t, args...) }
+	container := cc.container
 
 	t.Run("gateway-kill", func(t *testing.T) {
 		g := group(t, "gateway-kill", "gk")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -78,6 +79,87 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 	}
 }
 
+// zlCluster is a cluster the zero-loss scenarios run on: its gateways'
+// chat addresses, the pace of its users, and the four faults.
+type zlCluster struct {
+	env      string // "process" or "compose"
+	gateways []string
+	interval time.Duration // between one user's lines
+	per      int           // users per gateway
+	lease    time.Duration
+	warm     time.Duration // steady chat before a fault
+	during   time.Duration // a fault, and the chat after it
+
+	brokerKill, brokerPause, netCut, netDisconnect, gatewayKill zlFault
+}
+
+// zlFault is one fault (with no inject, skipped for skip): inject starts it, heal ends it and returns once
+// the cluster answers again (probe: a nickname free for a test join).
+type zlFault struct {
+	inject func(t *testing.T)
+	heal   func(t *testing.T, probe string)
+	// silent: the link is held, not closed: nobody resumes before the
+	// heal.
+	silent bool
+	// cuts: the gateways (1-based) whose own users lose their connection
+	// (killed, or cut off with its published ports); the others must hear
+	// them leave, and they resume elsewhere.
+	cuts []int
+	skip string
+}
+
+// zlScenarios are the zero-loss faults, each written once and run on
+// every cluster.
+var zlScenarios = []struct {
+	name, prefix string
+	fault        func(c *zlCluster) zlFault
+}{
+	{"broker-kill", "zk", func(c *zlCluster) zlFault { return c.brokerKill }},
+	{"broker-pause", "zp", func(c *zlCluster) zlFault { return c.brokerPause }},
+	{"net-cut", "zc", func(c *zlCluster) zlFault { return c.netCut }},
+	{"net-disconnect", "zd", func(c *zlCluster) zlFault { return c.netDisconnect }},
+	{"gateway-kill", "zg", func(c *zlCluster) zlFault { return c.gatewayKill }},
+}
+
+// runZeroLoss runs every zero-loss scenario on c. Users whose own
+// connection the fault ends speak the " +resume" extension, as `chatd
+// client` does (with resume, all of the group do); the others are plain
+// nc users.
+func runZeroLoss(t *testing.T, c *zlCluster) {
+	for _, sc := range zlScenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			f := sc.fault(c)
+			if f.inject == nil {
+				t.Skip(f.skip)
+			}
+			resume := len(f.cuts) > 0
+			g := newFaultGroupZ(t, c.env, "zl-"+sc.name, sc.prefix, c.interval, c.per, c.gateways, true, resume)
+			time.Sleep(c.warm) // steady chat before the fault: a duration, not a condition
+			g.markFault()
+			f.inject(t)
+			if f.silent {
+				time.Sleep(c.lease + c.during) // past the ping timeout
+			} else {
+				g.waitResumed(2*time.Minute, g.fault)
+				time.Sleep(c.during)
+			}
+			g.markHeal()
+			f.heal(t, sc.prefix+"probe")
+			if f.silent {
+				g.waitResumed(2*time.Minute, g.heal)
+			}
+			time.Sleep(c.during)
+			var victims []string
+			for _, gw := range f.cuts {
+				for j := range c.per {
+					victims = append(victims, fmt.Sprintf("%s%c%d", sc.prefix, 'a'+j, gw))
+				}
+			}
+			g.finish(victims...)
+		})
+	}
+}
+
 // TestReliabilityZeroLoss injects the faults a user should not notice
 // into a multi-process cluster (three brokers, three gateways) while users
 // on every gateway chat: (a) a broker killed, (b) a broker paused past the
@@ -86,7 +168,8 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 // stays connected, and every resuming client, must end with every line
 // told sent exactly once, in per-sender order: 0 lost, 0 duplicated. In
 // (d) the users speak the " +resume" extension, as `chatd client` does; in
-// the others they are plain nc users.
+// the others they are plain nc users. TestReliabilityZeroLossCompose runs
+// the same scenarios on the compose cluster.
 func TestReliabilityZeroLoss(t *testing.T) {
 	start := time.Now()
 	lease := 3 * time.Second
@@ -102,85 +185,64 @@ func TestReliabilityZeroLoss(t *testing.T) {
 		gatewayArgs: []string{"--retain", "10000"}, // 120 lines/s in one room: 80 s kept
 	})
 	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
-	per := 2
+	c := &zlCluster{
+		env:      "process",
+		gateways: fc.chatAddrs(),
+		interval: 50 * time.Millisecond,
+		per:      2,
+		lease:    lease,
+		warm:     faultScaled(time.Second, 5*time.Second),
+		during:   faultScaled(3*time.Second, 10*time.Second),
+	}
 	if faultFull() {
-		per = 4
+		c.per = 4
 	}
-	interval := 50 * time.Millisecond
-	warm := faultScaled(time.Second, 5*time.Second)
-	during := faultScaled(3*time.Second, 10*time.Second)
-	group := func(t *testing.T, name, prefix string, resume bool) *faultGroup {
-		g := newFaultGroupZ(t, "process", name, prefix, interval, per, fc.chatAddrs(), true, resume)
-		time.Sleep(warm) // steady chat before the fault: a duration, not a condition
-		return g
-	}
-
+	b1, b2, g3 := fc.brokers[0], fc.brokers[1], fc.gateways[2]
 	// (a) kill -9 the broker gateway2 is on: it reconnects to another and
 	// fills its rooms' gap from the stream.
-	t.Run("broker-kill", func(t *testing.T) {
-		g := group(t, "zl-broker-kill", "zk", false)
-		b2 := fc.brokers[1]
-		g.markFault()
-		b2.signal(t, syscall.SIGKILL)
-		b2.wait(t, 10*time.Second)
-		g.waitResumed(time.Minute, g.fault)
-		time.Sleep(during)
-		b2.start(fc.t)
-		fc.waitReady(fc.brokers...)
-		faultWaitJoin(t, fc.gateways[0].chat, "zkprobe")
-		g.finish()
-	})
-
+	c.brokerKill = zlFault{
+		inject: func(t *testing.T) {
+			b2.signal(t, syscall.SIGKILL)
+			b2.wait(t, 10*time.Second)
+		},
+		heal: func(t *testing.T, probe string) {
+			b2.start(fc.t)
+			fc.waitReady(fc.brokers...)
+			faultWaitJoin(t, fc.gateways[0].chat, probe)
+		},
+	}
 	// (b) SIGSTOP the broker gateway1 is on, past the ping interval: it
 	// notices the silent link, moves to another broker and fills the gap.
-	t.Run("broker-pause", func(t *testing.T) {
-		g := group(t, "zl-broker-pause", "zp", false)
-		b1 := fc.brokers[0]
-		g.markFault()
-		b1.signal(t, syscall.SIGSTOP)
-		g.waitResumed(time.Minute, g.fault)
-		time.Sleep(during)
-		g.markHeal()
-		b1.signal(t, syscall.SIGCONT)
-		fc.waitReady(fc.brokers...)
-		faultWaitJoin(t, fc.gateways[0].chat, "zpprobe")
-		time.Sleep(during)
-		g.finish()
-	})
-
+	c.brokerPause = zlFault{
+		inject: func(t *testing.T) { b1.signal(t, syscall.SIGSTOP) },
+		heal: func(t *testing.T, probe string) {
+			b1.signal(t, syscall.SIGCONT)
+			fc.waitReady(fc.brokers...)
+			faultWaitJoin(t, fc.gateways[0].chat, probe)
+		},
+	}
 	// (c) cut gateway3's network to its broker (every byte held, no reset)
 	// and restore it: it notices, reaches another broker and fills the
 	// gap.
-	t.Run("net-cut", func(t *testing.T) {
-		g := group(t, "zl-net-cut", "zc", false)
-		g.markFault()
-		proxy.frozen.Store(true)
-		time.Sleep(fc.lease + during) // past the ping timeout
-		g.markHeal()
-		proxy.frozen.Store(false)
-		g.waitResumed(time.Minute, g.heal)
-		time.Sleep(during)
-		g.finish()
-	})
-
+	c.netCut = zlFault{
+		inject: func(*testing.T) { proxy.frozen.Store(true) },
+		heal:   func(*testing.T, string) { proxy.frozen.Store(false) },
+		silent: true,
+	}
+	c.netDisconnect.skip = "no network to disconnect on the process cluster (compose only)"
 	// (d) kill -9 gateway3: its users reconnect to another gateway with
 	// their position and get what they missed; the others hear them leave.
-	t.Run("gateway-kill", func(t *testing.T) {
-		g := group(t, "zl-gateway-kill", "zg", true)
-		g3 := fc.gateways[2]
-		g.markFault()
-		g3.signal(t, syscall.SIGKILL)
-		g3.wait(t, 10*time.Second)
-		g.waitResumed(time.Minute, g.fault)
-		time.Sleep(during)
-		g3.start(fc.t)
-		fc.waitReady(g3)
-		var victims []string
-		for j := range per {
-			victims = append(victims, "zg"+string(rune('a'+j))+"3")
-		}
-		g.finish(victims...)
-	})
-
+	c.gatewayKill = zlFault{
+		inject: func(t *testing.T) {
+			g3.signal(t, syscall.SIGKILL)
+			g3.wait(t, 10*time.Second)
+		},
+		heal: func(*testing.T, string) {
+			g3.start(fc.t)
+			fc.waitReady(g3)
+		},
+		cuts: []int{3},
+	}
+	runZeroLoss(t, c)
 	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
 }
