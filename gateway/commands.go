@@ -122,20 +122,29 @@ func (s *Session) cmdJoin(arg string) {
 }
 
 func (s *Session) cmdRooms(string) {
+	if names, counts, ok := s.roomList(); ok {
+		s.deliver(s.enc.rooms(names, counts), "")
+	}
+}
+
+// roomList asks the bus for the rooms in use across the cluster and their
+// member counts, names sorted. When the bus cannot answer it tells the
+// client so and reports false.
+func (s *Session) roomList() (names []string, counts map[string]int, ok bool) {
 	ctx, cancel := s.busContext()
 	defer cancel()
 	counts, err := s.srv.bus.Rooms(ctx)
 	if err != nil {
 		s.log.Warn("rooms", "err", err)
 		s.unavailable("room list unavailable")
-		return
+		return nil, nil, false
 	}
-	names := make([]string, 0, len(counts))
+	names = make([]string, 0, len(counts))
 	for name := range counts {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	s.deliver(s.enc.rooms(names, counts), "")
+	return names, counts, true
 }
 
 func (s *Session) cmdWho(string) {

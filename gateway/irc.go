@@ -673,19 +673,10 @@ func (t *ircConn) cmdWhois(p []string) {
 
 func (t *ircConn) cmdList([]string) {
 	s := t.s
-	ctx, cancel := s.busContext()
-	defer cancel()
-	counts, err := s.srv.bus.Rooms(ctx)
-	if err != nil {
-		s.log.Warn("rooms", "err", err)
-		s.unavailable("room list unavailable")
+	names, counts, ok := s.roomList()
+	if !ok {
 		return
 	}
-	names := make([]string, 0, len(counts))
-	for n := range counts {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	b := t.numeric("321", "Channel", "Users  Name")
 	for _, n := range names {
 		b = append(b, t.numeric("322", "#"+n, strconv.Itoa(counts[n]), "")...)
