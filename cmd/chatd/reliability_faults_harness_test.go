@@ -748,7 +748,9 @@ func (g *faultGroup) faultAsk(u *faultUser, cmd string, match func(string) bool)
 // waitWhoEverywhere waits until /who is answered for every user of g, so
 // that the next fault starts from a whole cluster: after quorum is back, a
 // join through one broker can work while a bucket another gateway needs
-// has no leader yet.
+// has no leader yet. Its retries count against the users' --rate: the
+// compose cluster's 5 lines/s cannot take them beside the steady chat (it
+// waits with healthy instead).
 func (g *faultGroup) waitWhoEverywhere(t *testing.T) {
 	t.Helper()
 	checkFor(t, 2*time.Minute, func() error {
