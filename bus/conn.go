@@ -394,11 +394,20 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 
 // publish stamps e with an id and time and publishes it.
 func (c *Conn) publish(subject string, e *Envelope) error {
+	return c.publishWith(subject, e, nil)
+}
+
+// publishWith is publish calling stamped, if not nil, with e's id before
+// e can come back.
+func (c *Conn) publishWith(subject string, e *Envelope, stamped func(id string)) error {
 	bp := bufPool.Get().(*[]byte)
 	// Ids leave in the order they are given: receivers drop an event
 	// whose id is not above the last they had from this gateway.
 	c.pubMu.Lock()
 	c.stamp(e)
+	if stamped != nil {
+		stamped(e.ID)
+	}
 	data := Encode((*bp)[:0], e)
 	err := c.nc.Publish(subject, data) // copies data
 	c.pubMu.Unlock()

@@ -211,6 +211,9 @@ func (rs *roomSub) deliverLocked(e *Envelope) {
 			rs.c.rings.add(rs.room, n, e.TS, Encode(nil, e))
 		}
 	}
+	if rs.c.m.quietNotice(e) {
+		return
+	}
 	rs.deliver(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
 }
 

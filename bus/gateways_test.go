@@ -403,7 +403,8 @@ func TestReapAnnounces(t *testing.T) {
 }
 
 // A gateway cut off for longer than its lease claims its users back when the
-// link returns, and the room hears they are back.
+// link returns, and the room hears they are back; its own users, who never
+// saw them go, hear nothing.
 func TestReassertAfterLapse(t *testing.T) {
 	s := clustertest.Start(t, clustertest.Options{})
 	short := func(c *Config) { c.Lease = 900 * time.Millisecond }
@@ -419,12 +420,17 @@ func TestReassertAfterLapse(t *testing.T) {
 	if err := a.nc.Flush(); err != nil { // its join is out before rb listens
 		t.Fatal(err)
 	}
-	var rb recorder
+	var rb, ra recorder
 	unsub, err := b.Subscribe("lobby", rb.deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unsub()
+	unsubA, err := a.Subscribe("lobby", ra.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsubA()
 	// As if the link was down past the lease: the others release amy.
 	if err := a.gateways.Delete(ctx, a.id); err != nil {
 		t.Fatal(err)
@@ -438,6 +444,12 @@ func TestReassertAfterLapse(t *testing.T) {
 	if got := texts(rb.waitN(t, 2)); !reflect.DeepEqual(got[1:], []string{"join:amy:"}) {
 		t.Fatalf("got %v", got)
 	}
+	// amy's own gateway never let her go: its users hear neither her
+	// departure nor her return.
+	if err := a.Publish("lobby", KindSay, "marker", "end"); err != nil {
+		t.Fatal(err)
+	}
+	ra.expect(t, "say:marker:end")
 	if ok, err := b.ClaimNick(ctx, "amy"); ok || err != nil {
 		t.Errorf("amy claimable after reassert: %v, %v", ok, err)
 	}

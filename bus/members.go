@@ -146,6 +146,10 @@ type membership struct {
 	seen    map[string]struct{} // gateways seen taking a lease
 	reaping bool                // a reap goroutine is running
 	bad     map[string]uint64   // bucket/key → revision of a foreign record logged
+	// rejoins holds the ids of the joins reassertPresence announced that
+	// have not come back yet: they are for the other gateways' users
+	// (told the user left), not for this gateway's (see quietNotice).
+	rejoins map[string]struct{}
 }
 
 func newMembership(c *Conn) *membership {
@@ -155,6 +159,7 @@ func newMembership(c *Conn) *membership {
 		entries: make(map[string]*entry),
 		seen:    make(map[string]struct{}),
 		bad:     make(map[string]uint64),
+		rejoins: make(map[string]struct{}),
 	}
 }
 
@@ -168,6 +173,61 @@ func (m *membership) announce(room, kind, nick, text string) error {
 	}
 	e := Envelope{Kind: kind, Room: room, Nick: nick, Text: text}
 	return m.c.publish(subject, &e)
+}
+
+// announceRejoin announces again that nick joined room, after another
+// gateway announced its departure while this gateway's lease had lapsed.
+// The announcement is kept from this gateway's own users (quietNotice).
+func (m *membership) announceRejoin(room, nick string) error {
+	subject, err := EventSubject(room, KindJoin)
+	if err != nil {
+		return err
+	}
+	e := Envelope{Kind: KindJoin, Room: room, Nick: nick}
+	return m.c.publishWith(subject, &e, func(id string) {
+		m.mu.Lock()
+		if len(m.rejoins) >= maxRejoins { // joins that never came back
+			clear(m.rejoins)
+		}
+		m.rejoins[id] = struct{}{}
+		m.mu.Unlock()
+	})
+}
+
+// maxRejoins bounds the rejoin ids remembered.
+const maxRejoins = 10000
+
+// quietNotice reports whether e, a room event that came in for room, is
+// kept from this gateway's own users: while this gateway's lease had
+// lapsed (its link cut for longer than the lease), another gateway told
+// the room that its users left, and once the lease is back this gateway
+// told the room they joined again (reassertPresence). Its own users never
+// saw them leave: they see neither the departure nor the join again.
+func (m *membership) quietNotice(e *Envelope) bool {
+	switch e.Kind {
+	case KindLeave:
+		if e.GW == m.c.id {
+			return false
+		}
+		key, err := presenceKey(e.Room, e.Nick)
+		if err != nil {
+			return false
+		}
+		m.mu.Lock()
+		_, here := m.entries[key]
+		m.mu.Unlock()
+		return here
+	case KindJoin:
+		if e.GW != m.c.id {
+			return false
+		}
+		m.mu.Lock()
+		_, rejoin := m.rejoins[e.ID]
+		delete(m.rejoins, e.ID)
+		m.mu.Unlock()
+		return rejoin
+	}
+	return false
 }
 
 // announceGone announces the departure of nick, a user of a gateway that is

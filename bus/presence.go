@@ -305,7 +305,7 @@ func (m *membership) deleteLeftover(ctx context.Context) {
 // reassertPresence puts back, after this gateway's lease may have lapsed,
 // the records of its users that another gateway removed (reaped →
 // present), and announces their join again, since the room was told they
-// left. Records Join could not write are left to repairPresence: they were
+// left (to the other gateways' users only: quietNotice). Records Join could not write are left to repairPresence: they were
 // never removed, so nobody announced a departure.
 func (m *membership) reassertPresence(ctx context.Context) {
 	c := m.c
@@ -349,7 +349,7 @@ func (m *membership) reassertPresence(ctx context.Context) {
 			c.log.Debug("bus: reassert presence", "key", key, "err", err)
 			continue
 		}
-		if err := m.announce(ent.room, KindJoin, ent.nick, ""); err != nil {
+		if err := m.announceRejoin(ent.room, ent.nick); err != nil {
 			c.log.Debug("bus: publish join", "err", err)
 		}
 	}
