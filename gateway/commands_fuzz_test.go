@@ -189,7 +189,7 @@ func FuzzCommand(f *testing.F) {
 		}
 		s := newSession(srv, &fuzzTransport{codec: c}, "fuzz", netip.Addr{})
 		s.stripPrefix = !ws
-		s.writing = true // no writer goroutine: frames stay in s.out
+		s.writing = true // no writer goroutine: frames stay in s.frames
 		s.hello("fuzzer")
 		if s.nick != "fuzzer" {
 			t.Fatalf("hello: nick = %q", s.nick)
@@ -207,7 +207,7 @@ func FuzzCommand(f *testing.F) {
 			}
 		}
 		s.mu.Lock()
-		frames := slices.Clone(s.out)
+		frames := slices.Clone(s.frames)
 		s.writing = false
 		s.mu.Unlock()
 		for _, fr := range frames {
@@ -311,7 +311,7 @@ func FuzzWSMessage(f *testing.F) {
 		defer ws.hsTimer.Stop()
 		s := newSession(srv, &fuzzTransport{codec: ws.jsonCodec}, "fuzz", netip.Addr{})
 		s.queued = true
-		s.writing = true // no writer goroutine: frames stay in s.out
+		s.writing = true // no writer goroutine: frames stay in s.frames
 		msgs := bytes.Split(data, []byte{0})
 		if len(msgs) > 8 {
 			msgs = msgs[:8]
@@ -327,7 +327,7 @@ func FuzzWSMessage(f *testing.F) {
 			ws.message(s, typ, m)
 		}
 		s.mu.Lock()
-		frames := slices.Clone(s.out)
+		frames := slices.Clone(s.frames)
 		s.writing = false
 		s.mu.Unlock()
 		for _, fr := range frames {

@@ -20,15 +20,19 @@
 //   - queued: the room's bus subscription calls room.deliver (room.go), which
 //     encodes the event once per encoding (format.go, json.go, irc_codec.go;
 //     an IRC client's depends on its capabilities) and gives the same bytes
-//     to each member's Session.deliver (session.go), which appends
-//     them to its bounded queue; a session over MaxPending is closed as a
-//     slow consumer.
-//   - written: Session.writeLoop (session.go), the session's one writer,
+//     to each member's outbox.deliver (outbox.go, the Session's outbound
+//     side), which appends them to its bounded queue; a session over
+//     MaxPending is closed as a slow consumer.
+//   - written: outbox.writeLoop (outbox.go), the session's one writer,
 //     takes the queue a batch at a time and calls the transport's writeBatch:
 //     writeLines (writebuf.go) for TCP and IRC; for WebSocket one message, a JSON
 //     array when the batch holds several frames (ws.go).
 //
-// Lock order: Server.mu, then room.mu, then Session.mu; the poller's lock
+// A Session is two parts: the reader's protocol state (session.go), owned
+// by its reader goroutine and never locked, and its outbox (outbox.go), the
+// one part any goroutine may touch, under outbox.mu.
+//
+// Lock order: Server.mu, then room.mu, then outbox.mu; the poller's lock
 // (park.go) is taken with none of them held. No lock is held while writing
 // to a socket or calling the Bus.
 package gateway

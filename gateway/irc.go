@@ -67,7 +67,7 @@ func (s *Server) acceptIRC(c net.Conn) {
 	s.tune(c)
 	t := newIRCConn(c, &s.cfg)
 	sess := newSession(s, t, c.RemoteAddr().String(), remoteIP(c.RemoteAddr()))
-	sess.queued = true // every frame goes through the queue
+	sess.useQueue() // every frame goes through the queue
 	sess.log = sess.log.With("transport", "irc")
 	if refusal := s.admit(sess); refusal != "" {
 		go func() {

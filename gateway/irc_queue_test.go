@@ -72,14 +72,14 @@ func TestIRCQueueChargesBytesSent(t *testing.T) {
 			_ = b.Part(t.Context(), "lobby", "bobby", "Quit: bye")
 
 			s.mu.Lock()
-			charged := s.outBytes
+			charged := s.bytes
 			s.mu.Unlock()
 			opened.Store(true)
 			close(c.open)
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				s.mu.Lock()
-				idle := !s.writing && len(s.out) == 0
+				idle := !s.writing && len(s.frames) == 0
 				s.mu.Unlock()
 				if idle {
 					break

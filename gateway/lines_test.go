@@ -444,7 +444,7 @@ func (w *linesWorld) session(ws bool) *Session {
 	w.sessions = append(w.sessions, s)
 	s.stripPrefix = !ws
 	s.queued = ws
-	s.writing = true // no writer goroutine: frames stay in s.out
+	s.writing = true // no writer goroutine: frames stay in s.frames
 	return s
 }
 
@@ -452,9 +452,9 @@ func (w *linesWorld) session(ws bool) *Session {
 func (w *linesWorld) drain(s *Session) [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Clone(s.out)
-	clear(s.out)
-	s.out, s.outBytes = s.out[:0], 0
+	out := slices.Clone(s.frames)
+	clear(s.frames)
+	s.frames, s.bytes = s.frames[:0], 0
 	return out
 }
 

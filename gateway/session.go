@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -85,21 +83,8 @@ type Session struct {
 	stopped       bool // no further input is handled
 	started       time.Time
 
-	mu        sync.Mutex // guards the fields below
-	queued    bool       // output goes through the queue (after the TCP handshake; always on WebSocket)
-	out       [][]byte   // frames waiting for the writer; shared, never modified
-	spare     [][]byte   // the writer's previous batch, reused
-	outBytes  int        // bytes queued, held or being written
-	writing   bool       // a writer goroutine is running
-	closing   bool       // flush what is queued, then close; queue nothing more
-	reason    CloseReason
-	replaying bool     // joining a room: live frames wait in held
-	held      [][]byte // live frames that arrived during a history replay
-	heldIDs   []string // their event ids, to drop them from the replay
-	writeFn   func()   // s.writeLoop, bound once: starting a writer does not allocate
-	swept     bool     // idle at the last sweep (sweep.go); any queued frame clears it
-	closeOnce sync.Once
-	closed    chan struct{} // closed with the connection
+	// The outbound side: queue, writer, replay hold, close (outbox.go).
+	outbox
 }
 
 func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session {
@@ -114,9 +99,8 @@ func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session
 		log:     sessionLogger(srv.log, id, remote),
 		limiter: rate.NewLimiter(rate.Limit(srv.cfg.Rate), srv.cfg.Burst),
 		started: srv.cfg.Now(),
-		closed:  make(chan struct{}),
 	}
-	s.writeFn = s.writeLoop
+	s.outbox.init(t, s.log, srv.cfg.MaxPending, srv.cfg.WriteTimeout)
 	return s
 }
 
@@ -221,9 +205,7 @@ func (s *Session) claim(nick string) bool {
 	}
 	s.nick, s.firstNick = nick, nick
 	s.srv.addNick(s)
-	s.mu.Lock()
-	s.queued = true
-	s.mu.Unlock()
+	s.useQueue()
 	return true
 }
 
@@ -335,27 +317,7 @@ func (s *Session) fail(reason CloseReason, code, text string) {
 // kick closes the session for reason with one last error message. Safe
 // from any goroutine; it never blocks, and the first reason wins.
 func (s *Session) kick(reason CloseReason, code, text string) {
-	frame := s.enc.errorMsg(code, text)
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return
-	}
-	if s.queued {
-		s.mu.Unlock()
-		s.finish(reason, frame)
-		return
-	}
-	// A TCP client in the handshake: its reader writes to the socket
-	// itself (writeEarly). A write to a net.Conn is never interleaved with
-	// another, so the line arrives whole, before the close.
-	s.reason = reason
-	s.closing = true
-	s.mu.Unlock()
-	go func() {
-		_ = s.t.writeEarly(frame)
-		s.closeConn()
-	}()
+	s.outbox.kick(reason, s.enc.errorMsg(code, text))
 }
 
 // sendEarly sends a frame during the handshake: straight to the socket
@@ -366,12 +328,6 @@ func (s *Session) sendEarly(frame []byte) error {
 		return nil
 	}
 	return s.t.writeEarly(frame)
-}
-
-func (s *Session) isQueued() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.queued
 }
 
 // say publishes a chat line to the session's room.
@@ -410,20 +366,13 @@ func (s *Session) join(room string, welcome []byte) error {
 // enter is join without leaving a room first: the session is in room
 // besides any it was in.
 func (s *Session) enter(room string, welcome []byte) error {
-	s.mu.Lock()
-	s.replaying = true
-	s.mu.Unlock()
+	s.hold()
 	if err := s.srv.enter(s, room); err != nil {
 		s.endReplay("", nil, false)
 		return err
 	}
 	if welcome != nil {
-		s.mu.Lock()
-		if !s.closing {
-			s.queueLocked(welcome)
-			s.kickLocked()
-		}
-		s.mu.Unlock()
+		s.deliverFirst(welcome)
 	}
 	ctx, cancel := s.busContext()
 	defer cancel()
@@ -472,49 +421,27 @@ func (s *Session) exit(room, reason string) {
 // failed), or with missed the lines a resuming client missed, then the live
 // frames held while it was read.
 func (s *Session) endReplay(room string, hist []event, missed bool) {
-	kept := hist[:0]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.replaying = false
-	if s.closing {
-		return
-	}
-	for _, h := range hist {
-		if !containsString(s.heldIDs, h.id) {
-			kept = append(kept, h)
+	s.release(func(heldLive func(id string) bool) [][]byte {
+		if room == "" {
+			return nil
 		}
-	}
-	switch {
-	case room != "" && missed:
-		for _, f := range s.enc.missed(room, kept, s.missedSkipped, s.missedGone, s.srv.cfg.Now()) {
-			s.queueLocked(f)
+		kept := hist[:0]
+		for _, h := range hist {
+			if !heldLive(h.id) {
+				kept = append(kept, h)
+			}
 		}
-	case room != "":
-		for _, f := range s.enc.history(room, kept, s.srv.cfg.Now()) {
-			s.queueLocked(f)
+		if missed {
+			return s.enc.missed(room, kept, s.missedSkipped, s.missedGone, s.srv.cfg.Now())
 		}
-	}
-	s.out = append(s.out, s.held...) // already counted in outBytes
-	clear(s.held)
-	s.held, s.heldIDs = s.held[:0], s.heldIDs[:0]
-	s.kickLocked()
-}
-
-func containsString(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
+		return s.enc.history(room, kept, s.srv.cfg.Now())
+	})
 }
 
 // teardown runs once, on the reader goroutine, when the reader is done. The
 // room hears "left!" here and nowhere else, so exactly once.
 func (s *Session) teardown() {
-	s.mu.Lock()
-	why := s.reason.quitText()
-	s.mu.Unlock()
+	why := s.closeReason().quitText()
 	if s.partText != "" {
 		why = s.partText
 	}
@@ -538,17 +465,7 @@ func (s *Session) teardown() {
 		s.chans = nil
 	}
 	// Let the writer flush a final frame, but not for long.
-	s.mu.Lock()
-	s.closing = true
-	reason, writing := s.reason, s.writing
-	s.mu.Unlock()
-	if writing {
-		select {
-		case <-s.closed:
-		case <-time.After(closeWriteTimeout + 100*time.Millisecond):
-		}
-	}
-	s.closeConn()
+	reason := s.drain()
 	s.srv.removeSession(s)
 	slot := s.enc.transportSlot()
 	if s.firstNick != "" { // it was counted as connected
@@ -559,30 +476,6 @@ func (s *Session) teardown() {
 	}
 	s.log.Info("session closed", "nick", s.nick, "reason", reason.String(),
 		"duration", s.srv.cfg.Now().Sub(s.started).Round(time.Millisecond))
-}
-
-// deliver queues one frame for the client. It never blocks: a client whose
-// queue is over the limit is closed as a slow consumer. frame is shared
-// with other sessions and must not be modified. id names the bus event, if
-// any.
-func (s *Session) deliver(frame []byte, id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing || !s.queued {
-		return
-	}
-	if s.outBytes+len(frame) > s.srv.cfg.MaxPending {
-		s.overflowLocked()
-		return
-	}
-	if s.replaying {
-		s.outBytes += len(frame)
-		s.held = append(s.held, frame)
-		s.heldIDs = append(s.heldIDs, id)
-		return
-	}
-	s.queueLocked(frame)
-	s.kickLocked()
 }
 
 // notice queues a reply or notice from the server.
@@ -597,141 +490,6 @@ func (s *Session) noticef(format string, args ...any) {
 // errorf queues an error message; the session goes on.
 func (s *Session) errorf(code, format string, args ...any) {
 	s.deliver(s.enc.errorMsg(code, fmt.Sprintf(format, args...)), "")
-}
-
-func (s *Session) queueLocked(frame []byte) {
-	s.swept = false
-	s.outBytes += len(frame)
-	s.out = append(s.out, frame)
-}
-
-// kickLocked starts a writer if none is running. Writers exist only while
-// there is output, so an idle session costs no goroutine for writing.
-func (s *Session) kickLocked() {
-	if !s.writing && len(s.out) > 0 {
-		s.writing = true
-		go s.writeFn()
-	}
-}
-
-// overflowLocked drops what is queued, queues one last frame and closes.
-func (s *Session) overflowLocked() {
-	s.reason = ReasonSlowConsumer
-	s.closing = true
-	clear(s.out)
-	clear(s.held)
-	s.out, s.held, s.heldIDs = s.out[:0], nil, nil
-	s.outBytes = 0
-	s.queueLocked(s.enc.errorMsg(codeSlowConsumer, "slow consumer: you were not reading fast enough, disconnected"))
-	// A writer stuck on this client gives up soon; the next one gets a
-	// short deadline too.
-	s.t.setWriteDeadline(time.Now().Add(closeWriteTimeout))
-	s.log.Info("slow consumer", "nick", s.nick)
-	s.kickLocked()
-}
-
-// finish closes the session for reason after flushing what is queued and
-// one last frame (may be nil). Safe from any goroutine; it never blocks on
-// the client, and the first reason wins.
-func (s *Session) finish(reason CloseReason, last []byte) {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return
-	}
-	s.reason = reason
-	s.closing = true
-	if !s.queued {
-		s.mu.Unlock()
-		s.closeConn()
-		return
-	}
-	if last != nil {
-		s.queueLocked(last)
-	}
-	s.t.setWriteDeadline(time.Now().Add(closeWriteTimeout))
-	if !s.writing {
-		// Even with nothing to write, the writer says goodbye and closes.
-		s.writing = true
-		go s.writeFn()
-	}
-	s.mu.Unlock()
-}
-
-// writeLoop writes queued frames, a batch at a time, until the queue is
-// empty; when the session is closing it then says goodbye and closes the
-// connection. It is the only writer once the queue is in use.
-func (s *Session) writeLoop() {
-	// Let the goroutine that started this writer (a fan-out loop, most
-	// often) queue more before the first write: fewer, larger writes.
-	runtime.Gosched()
-	for {
-		s.mu.Lock()
-		if len(s.out) == 0 {
-			if !s.closing {
-				s.writing = false
-				s.mu.Unlock()
-				return
-			}
-			reason := s.reason
-			s.mu.Unlock()
-			s.t.goodbye(reason)
-			s.closeConn()
-			s.mu.Lock()
-			s.writing = false
-			s.mu.Unlock()
-			return
-		}
-		batch := s.out
-		s.out, s.spare = s.spare[:0], nil
-		timeout := s.srv.cfg.WriteTimeout
-		if s.closing {
-			timeout = closeWriteTimeout
-		}
-		// Under the lock, so that it never overrides the short deadline an
-		// overflow sets (overflowLocked) between here and the write.
-		s.t.setWriteDeadline(time.Now().Add(timeout))
-		s.mu.Unlock()
-
-		size := 0
-		for _, b := range batch {
-			size += len(b)
-		}
-		err := s.t.writeBatch(batch)
-		clear(batch)
-
-		s.mu.Lock()
-		s.spare = batch[:0]
-		s.outBytes -= size
-		if err != nil {
-			if s.reason == ReasonNone {
-				s.reason = ReasonWriteError
-			}
-			s.closing = true
-			s.writing = false
-			clear(s.out)
-			s.out = s.out[:0]
-			s.mu.Unlock()
-			s.closeConn()
-			return
-		}
-		s.mu.Unlock()
-	}
-}
-
-func (s *Session) setReason(r CloseReason) {
-	s.mu.Lock()
-	if s.reason == ReasonNone {
-		s.reason = r
-	}
-	s.mu.Unlock()
-}
-
-func (s *Session) closeConn() {
-	s.closeOnce.Do(func() {
-		s.t.close()
-		close(s.closed)
-	})
 }
 
 func (s *Session) busContext() (context.Context, context.CancelFunc) {

@@ -2,7 +2,7 @@ package gateway
 
 import "time"
 
-// The idle sweep. A session's queues (out, spare, held) grow with its
+// The idle sweep. A session's queues (outbox: frames, spare, held) grow with its
 // busiest moment — a room filling up, a history replay, a burst of chat —
 // and would keep that capacity for as long as the connection lives, which
 // for an idle client is hours. Every sweepEvery the server lets go of the
@@ -30,31 +30,13 @@ func (srv *Server) sweepLoop(stop <-chan struct{}) {
 }
 
 // sweep trims the queues of every session idle since the last sweep. It
-// holds Server.mu, then each Session.mu in turn, briefly.
+// holds Server.mu, then each session's outbox.mu in turn, briefly.
 func (srv *Server) sweep() {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	for s := range srv.sessions {
-		s.mu.Lock()
-		s.sweepLocked()
-		s.mu.Unlock()
+		s.outbox.mu.Lock()
+		s.outbox.sweepLocked()
+		s.outbox.mu.Unlock()
 	}
-}
-
-// sweepLocked marks s idle, or trims its queues if it was already idle at
-// the last sweep. s.mu is held.
-func (s *Session) sweepLocked() {
-	if s.writing || s.replaying || len(s.out) > 0 {
-		s.swept = false
-		return
-	}
-	if cap(s.out) == 0 && cap(s.spare) == 0 && cap(s.held) == 0 && cap(s.heldIDs) == 0 {
-		return
-	}
-	if !s.swept {
-		s.swept = true // queueLocked clears it; trim at the next sweep
-		return
-	}
-	s.out, s.spare, s.held, s.heldIDs = nil, nil, nil, nil
-	s.swept = false
 }

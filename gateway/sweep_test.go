@@ -15,17 +15,17 @@ func TestSweep(t *testing.T) {
 	}
 	srv := &Server{cfg: cfg, log: slog.New(slog.DiscardHandler)}
 	s := newSession(srv, nullTransport{lineCodec{}}, "", netip.Addr{})
-	s.out, s.spare = make([][]byte, 0, 64), make([][]byte, 0, 64)
+	s.frames, s.spare = make([][]byte, 0, 64), make([][]byte, 0, 64)
 
 	s.sweepLocked()
 	s.queueLocked([]byte("x\n")) // busy again: the next sweep only marks it
-	s.out = s.out[:0]
+	s.frames = s.frames[:0]
 	s.sweepLocked()
-	if cap(s.out) == 0 {
+	if cap(s.frames) == 0 {
 		t.Fatal("queues of a session that queued a frame since the last sweep were let go")
 	}
 	s.sweepLocked()
-	if cap(s.out) != 0 || cap(s.spare) != 0 {
-		t.Errorf("idle session keeps queues of capacity %d and %d", cap(s.out), cap(s.spare))
+	if cap(s.frames) != 0 || cap(s.spare) != 0 {
+		t.Errorf("idle session keeps queues of capacity %d and %d", cap(s.frames), cap(s.spare))
 	}
 }

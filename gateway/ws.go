@@ -79,7 +79,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(wsReadLimit(s.cfg.MaxLine))
 	t := &wsConn{jsonCodec: jsonCodec{maxLine: s.cfg.MaxLine}, c: c, nc: hw.conn, cfg: &s.cfg}
 	sess := newSession(s, t, hw.conn.RemoteAddr().String(), remoteIP(hw.conn.RemoteAddr()))
-	sess.queued = true // no NAME dance: every frame goes through the queue
+	sess.useQueue() // no NAME dance: every frame goes through the queue
 	sess.log = sess.log.With("transport", "ws")
 	if refusal := s.admit(sess); refusal != "" {
 		t.refuse(refusal, s.isClosing())
