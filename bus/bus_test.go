@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/cluster/clustertest"
+	"github.com/chatd/chatd/internal/testkit"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -61,22 +62,6 @@ func mustConnect(t testing.TB, s *server.Server, mod func(*Config)) *Conn {
 		}
 	})
 	return c
-}
-
-// checkFor polls f until it returns nil or total has passed.
-func checkFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 type event struct {
@@ -672,3 +657,6 @@ func publishAny(c *Conn, room, kind, nick, text string) error {
 	}
 	return c.Publish(room, kind, nick, text)
 }
+
+// checkFor polls until a condition holds (testkit.CheckFor).
+var checkFor = testkit.CheckFor

@@ -188,7 +188,7 @@ func TestSecretRoutes(t *testing.T) {
 	stranger := startRouted(t, "stranger", addr(2), "another secret of some length", peers, nil)
 
 	// The stranger tries a's route port and is refused.
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	checkFor(t, 10*time.Second, func() error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, r := range h.recs {
@@ -201,7 +201,7 @@ func TestSecretRoutes(t *testing.T) {
 	// a and b are routed to each other and the stranger to no one. (A
 	// refused attempt may show as a remote for the moment it lasts: the
 	// stranger retries every second.)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	checkFor(t, 10*time.Second, func() error {
 		for _, n := range []*Node{a, b, stranger} {
 			want := 1
 			if n == stranger {
@@ -229,7 +229,7 @@ func TestSecretRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	checkFor(t, 5*time.Second, func() error {
 		pub.Publish("x", []byte("across"))
 		select {
 		case s := <-got:

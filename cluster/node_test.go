@@ -16,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // testLogger sends records at level and above to t.Log, and drops them once
@@ -37,23 +39,6 @@ func (w *testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	}
 	return len(p), nil
-}
-
-// checkFor polls f every sleep until it returns nil, failing the test with
-// f's last error after total.
-func checkFor(t testing.TB, total, sleep time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", total, err)
-		}
-		time.Sleep(sleep)
-	}
 }
 
 // testConfig is a node config for tests: named, storing in a temp dir,
@@ -428,7 +413,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		nodes[i] = mustStart(t, cfg)
 	}
 
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	checkFor(t, 10*time.Second, func() error {
 		for _, n := range nodes {
 			// NumRoutes counts pooled connections (3 per peer by
 			// default); NumRemotes counts peers.
@@ -440,7 +425,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	})
 	t.Logf("routes up after %s", time.Since(start).Round(time.Millisecond))
 
-	checkFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+	checkFor(t, 15*time.Second, func() error {
 		for _, n := range nodes {
 			s := n.Server()
 			if s.JetStreamIsLeader() {
@@ -453,7 +438,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		return errors.New("no JetStream meta leader")
 	})
 	t.Logf("meta leader after %s", time.Since(start).Round(time.Millisecond))
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	checkFor(t, 10*time.Second, func() error {
 		for _, n := range nodes {
 			if err := n.Ready(); err != nil {
 				return fmt.Errorf("%s: %w", n.Name(), err)
@@ -472,7 +457,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var info *jetstream.StreamInfo
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	checkFor(t, 10*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		s, err := js.CreateStream(ctx, jetstream.StreamConfig{
@@ -494,3 +479,6 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	t.Logf("R3 stream (leader %s) after %s", info.Cluster.Leader, time.Since(start).Round(time.Millisecond))
 }
+
+// checkFor polls until a condition holds (testkit.CheckFor).
+var checkFor = testkit.CheckFor

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 func TestTwoClientsChat(t *testing.T) {
@@ -406,20 +408,6 @@ func TestSlowConsumer(t *testing.T) {
 	join(t, addr, "fresh")
 }
 
-// checkFor polls f until it returns nil or the time is up.
-func checkFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("condition not met within %v: %v", total, err)
-}
-
 // chatd tells the person who started it how others join.
 func TestJoinInstructions(t *testing.T) {
 	for _, tc := range []struct {
@@ -470,3 +458,6 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		t.Errorf("a bad CHAT_RATE: err = %v, want one naming the variable", err)
 	}
 }
+
+// checkFor polls until a condition holds (testkit.CheckFor).
+var checkFor = testkit.CheckFor

@@ -106,10 +106,10 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 		interval: 250 * time.Millisecond, // 4 lines/s per user: under --rate 5
 		per:      2,
 		lease:    composeLease,
-		warm:     faultScaled(2*time.Second, 10*time.Second),
-		during:   faultScaled(2*time.Second, 15*time.Second),
+		warm:     relScale(2*time.Second, 10*time.Second),
+		during:   relScale(2*time.Second, 15*time.Second),
 	}
-	if faultFull() {
+	if relFull() {
 		c.per = 3
 	}
 	heal := func(svc string) func(t *testing.T, probe string) {
@@ -218,12 +218,12 @@ func TestReliabilityComposeFaults(t *testing.T) {
 	run, project, gateways := cc.run, cc.project, composeGateways
 	const lease = composeLease
 	per := 2
-	if faultFull() {
+	if relFull() {
 		per = 3
 	}
 	interval := 250 * time.Millisecond // 4 lines/s per user: under --rate 5
-	warm := faultScaled(2*time.Second, 10*time.Second)
-	during := faultScaled(2*time.Second, 15*time.Second)
+	warm := relScale(2*time.Second, 10*time.Second)
+	during := relScale(2*time.Second, 15*time.Second)
 	group := func(t *testing.T, name, prefix string) *faultGroup {
 		g := newFaultGroup(t, "compose", name, prefix, interval, per, gateways)
 		time.Sleep(warm) // steady chat before the fault: a duration, not a condition

@@ -39,12 +39,12 @@ func TestReliabilityNoGhostsAfterBrokerCrash(t *testing.T) {
 	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
 	js := fc.jetStream()
 	quitters := 6
-	if faultFull() {
+	if relFull() {
 		quitters = 30
 	}
 	t.Run("broker-kill", func(t *testing.T) { ghostRound(t, fc, js, "gk", 1, quitters, 0) })
 	t.Run("two-brokers-kill", func(t *testing.T) {
-		ghostRound(t, fc, js, "gq", 2, quitters, faultScaled(fc.lease, 4*fc.lease))
+		ghostRound(t, fc, js, "gq", 2, quitters, relScale(fc.lease, 4*fc.lease))
 	})
 	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
 }

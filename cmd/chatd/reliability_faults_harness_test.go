@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,18 +30,6 @@ import (
 // ended (it then reconnected). Duplicates and per-sender order are counted
 // at every receiver, and the room's `joined!`/`left!` lines about each
 // user must alternate (a departure is announced once).
-
-// faultFull reports whether the long form was asked for
-// (CHATD_RELIABILITY=full).
-func faultFull() bool { return os.Getenv("CHATD_RELIABILITY") == "full" }
-
-// faultScaled returns short, or long in the full form.
-func faultScaled(short, long time.Duration) time.Duration {
-	if faultFull() {
-		return long
-	}
-	return short
-}
 
 const (
 	faultLinkDown = "*** the chat link is down"

@@ -154,12 +154,12 @@ func TestReliabilityFaults(t *testing.T) {
 	fc := startFaultCluster(t, lease)
 	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
 	per := 2
-	if faultFull() {
+	if relFull() {
 		per = 4
 	}
 	interval := 50 * time.Millisecond // 20 lines/s per user
-	warm := faultScaled(time.Second, 5*time.Second)
-	during := faultScaled(2*time.Second, 10*time.Second)
+	warm := relScale(time.Second, 5*time.Second)
+	during := relScale(2*time.Second, 10*time.Second)
 	group := func(t *testing.T, name, prefix string) *faultGroup {
 		g := newFaultGroup(t, "process", name, prefix, interval, per, fc.chatAddrs())
 		time.Sleep(warm) // steady chat before the fault: a duration, not a condition

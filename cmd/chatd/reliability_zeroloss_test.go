@@ -198,10 +198,10 @@ func TestReliabilityZeroLoss(t *testing.T) {
 		interval: 50 * time.Millisecond,
 		per:      2,
 		lease:    lease,
-		warm:     faultScaled(time.Second, 5*time.Second),
-		during:   faultScaled(3*time.Second, 10*time.Second),
+		warm:     relScale(time.Second, 5*time.Second),
+		during:   relScale(3*time.Second, 10*time.Second),
 	}
-	if faultFull() {
+	if relFull() {
 		c.per = 4
 	}
 	b1, b2, g3 := fc.brokers[0], fc.brokers[1], fc.gateways[2]
