@@ -180,6 +180,7 @@ func (rs *roomSub) onMsg(m *nats.Msg) {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	rs.keepOwn(&e)
 	if rs.filling > 0 {
 		if len(rs.held) >= maxHeld {
 			rs.dropped++
@@ -203,18 +204,27 @@ func (rs *roomSub) deliverLocked(e *Envelope) {
 			clear(rs.last)
 		}
 		rs.last[gw] = n
-		if gw == rs.c.id && (e.Kind == KindSay || e.Kind == KindMe) {
-			// This gateway's own line came back through the bus: it
-			// reached the server, so it may be replayed to the others
-			// (replay.go). A line published into a link that was dying
-			// never comes back, and is never replayed.
-			rs.c.rings.add(rs.room, n, e.TS, Encode(nil, e))
-		}
 	}
 	if rs.c.m.quietNotice(e) {
 		return
 	}
 	rs.deliver(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
+}
+
+// keepOwn keeps e, if it is one of this gateway's own chat lines, for
+// replay to the others (replay.go): it came back through the bus (live, or
+// read back by a fill), so it reached the server. It is kept as it comes
+// in, before a fill in progress holds it: a gateway that is filling its
+// own gap still answers for every line of its own the server has. A line
+// published into a link that was dying never comes back, and is never
+// replayed.
+func (rs *roomSub) keepOwn(e *Envelope) {
+	if e.Kind != KindSay && e.Kind != KindMe {
+		return
+	}
+	if gw, n, ok := splitID(e.ID); ok && gw == rs.c.id {
+		rs.c.rings.add(rs.room, n, e.TS, Encode(nil, e))
+	}
 }
 
 // fill recovers what the subscription may have missed since from (from
@@ -233,6 +243,7 @@ func (rs *roomSub) fill(from, down time.Time) {
 	defer rs.mu.Unlock()
 	recovered := 0
 	for i := range lines {
+		rs.keepOwn(&lines[i])
 		if rs.deliverIfNew(&lines[i]) {
 			recovered++
 		}
@@ -391,12 +402,10 @@ func (c *Conn) readSince(subject string, from time.Time, max int, timeout time.D
 		gone = true
 	}
 	start := from
-	cons, err := c.history.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{subject},
-		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
-		OptStartTime:      &start,
-		InactiveThreshold: 30 * time.Second,
-		MaxResetAttempts:  1,
+	cons, err := c.readConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &start,
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("consumer: %w", err)

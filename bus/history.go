@@ -69,15 +69,26 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 	return nil
 }
 
+// readConsumer makes an ephemeral consumer of the history stream for one
+// read of stored lines, within ctx (an ordered consumer would make its own
+// with a fixed 10 s timeout: reads must stay bounded while the stream
+// elects a leader). The caller deletes it; InactiveThreshold is the
+// fallback if the delete fails.
+func (c *Conn) readConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.InactiveThreshold = 30 * time.Second
+	cfg.MemoryStorage = true
+	cfg.Replicas = 1
+	return c.history.CreateConsumer(ctx, cfg)
+}
+
 // readFrom reads subject's stored lines from stream sequence start to end,
 // keeping the last n that pass the envelope check.
 func (c *Conn) readFrom(ctx context.Context, subject string, start, end uint64, batch, n int) ([]Envelope, error) {
-	cons, err := c.history.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{subject},
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       start,
-		InactiveThreshold: 30 * time.Second, // fallback if the delete below fails
-		MaxResetAttempts:  1,
+	cons, err := c.readConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
 	})
 	if err != nil {
 		return nil, err

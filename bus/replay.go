@@ -3,6 +3,7 @@ package bus
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -40,11 +41,12 @@ type sentLine struct {
 	data []byte // the envelope as published
 }
 
-// ring is the lines this gateway published in one room, oldest first.
+// ring is the lines this gateway published in one room, in counter order.
 type ring struct {
-	lines   []sentLine
-	evicted uint64 // highest counter dropped from lines
-	last    int64  // unix ns of the last append
+	lines     []sentLine
+	evicted   uint64 // highest counter dropped from lines
+	last      int64  // unix ns of the last append
+	published uint64 // counter of the last line published to the room
 }
 
 // rings holds a Conn's own recent lines per room. Its methods are safe for
@@ -54,10 +56,8 @@ type rings struct {
 	m  map[string]*ring
 }
 
-// add records a line published to room. data is copied.
-func (rs *rings) add(room string, n uint64, ts int64, data []byte) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
+// roomLocked returns room's ring, made if need be.
+func (rs *rings) roomLocked(room string) *ring {
 	if rs.m == nil {
 		rs.m = make(map[string]*ring)
 	}
@@ -69,8 +69,37 @@ func (rs *rings) add(room string, n uint64, ts int64, data []byte) {
 		r = &ring{}
 		rs.m[room] = r
 	}
-	r.lines = append(r.lines, sentLine{n: n, ts: ts, data: bytes.Clone(data)})
-	r.last = ts
+	return r
+}
+
+// published records that the line with counter n is being published to
+// room: until it has come back (add), a reply for room may be missing it.
+func (rs *rings) published(room string, n uint64) {
+	rs.mu.Lock()
+	rs.roomLocked(room).published = n
+	rs.mu.Unlock()
+}
+
+// add records a line published to room that came back from the server
+// (once; a line already kept is left as it is). data is copied.
+func (rs *rings) add(room string, n uint64, ts int64, data []byte) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.roomLocked(room)
+	// Lines come back in counter order; one recovered by a gap-fill may
+	// be older than some kept already.
+	i := len(r.lines)
+	for i > 0 && r.lines[i-1].n >= n {
+		if r.lines[i-1].n == n {
+			return
+		}
+		i--
+	}
+	if n <= r.evicted {
+		return
+	}
+	r.lines = slices.Insert(r.lines, i, sentLine{n: n, ts: ts, data: bytes.Clone(data)})
+	r.last = max(r.last, ts)
 	cut := 0
 	for cut < len(r.lines) && (len(r.lines)-cut > ringLines || ts-r.lines[cut].ts > int64(ringAge)) {
 		r.evicted = max(r.evicted, r.lines[cut].n)
@@ -94,14 +123,17 @@ func (rs *rings) evictOldestLocked() {
 
 // after returns the lines of room with a counter above n (known) or, when
 // the asker has none of this gateway's (!known), stamped at or after since;
-// gone reports that some such lines are no longer kept.
-func (rs *rings) after(room string, n uint64, known bool, since int64) (out [][]byte, gone bool) {
+// gone reports that some such lines are no longer kept, behind that the
+// last line published to room has not come back yet.
+func (rs *rings) after(room string, n uint64, known bool, since int64) (out [][]byte, gone, behind bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	r := rs.m[room]
 	if r == nil {
-		return nil, false
+		return nil, false, false
 	}
+	behind = len(r.lines) == 0 && r.published > r.evicted ||
+		len(r.lines) > 0 && r.lines[len(r.lines)-1].n < r.published
 	now := time.Now().UnixNano()
 	for _, l := range r.lines {
 		if now-l.ts > int64(ringAge) {
@@ -114,7 +146,7 @@ func (rs *rings) after(room string, n uint64, known bool, since int64) (out [][]
 	if known && r.evicted > n {
 		gone = true
 	}
-	return out, gone
+	return out, gone, behind
 }
 
 // replayReq is a replay request.
@@ -128,7 +160,15 @@ type replayReq struct {
 type replayMeta struct {
 	GW   string `json:"gw"`
 	Gone bool   `json:"gone,omitempty"`
+	// Partial: a line this gateway published to the room had not come
+	// back to it when it answered (in flight, or published into a link
+	// that was dying): the asker must not take the reply as complete.
+	Partial bool `json:"partial,omitempty"`
 }
+
+// replayCatchUp bounds how long a reply waits for this gateway's last
+// published line to come back before it is sent as partial.
+const replayCatchUp = 300 * time.Millisecond
 
 // serveReplay answers replay requests from the other gateways (and this
 // one) until Close.
@@ -146,7 +186,11 @@ func (c *Conn) serveReplay() error {
 			return
 		}
 		n, known := req.After[c.id]
-		lines, gone := c.rings.after(room, n, known, req.Since)
+		lines, gone, behind := c.rings.after(room, n, known, req.Since)
+		for wait := time.Now().Add(replayCatchUp); behind && time.Now().Before(wait); {
+			time.Sleep(5 * time.Millisecond)
+			lines, gone, behind = c.rings.after(room, n, known, req.Since)
+		}
 		size := 0
 		start := len(lines)
 		for start > 0 && size+len(lines[start-1])+1 <= maxReplay {
@@ -156,7 +200,7 @@ func (c *Conn) serveReplay() error {
 		if start > 0 {
 			gone = true // the oldest do not fit in one reply
 		}
-		meta, _ := json.Marshal(replayMeta{GW: c.id, Gone: gone})
+		meta, _ := json.Marshal(replayMeta{GW: c.id, Gone: gone, Partial: behind})
 		buf := make([]byte, 0, len(meta)+1+size)
 		buf = append(buf, meta...)
 		for _, l := range lines[start:] {
@@ -196,7 +240,8 @@ func (c *Conn) askSenders(room string, since time.Time, last map[string]uint64) 
 	want := len(c.m.seen)
 	c.m.mu.Unlock()
 	deadline := time.Now().Add(c.cfg.RequestTimeout)
-	for want == 0 || len(answered) < want {
+	seen := make(map[string]bool)
+	for want == 0 || len(seen) < want {
 		wait := time.Until(deadline)
 		if wait <= 0 {
 			break
@@ -207,10 +252,13 @@ func (c *Conn) askSenders(room string, since time.Time, last map[string]uint64) 
 		}
 		head, rest, _ := bytes.Cut(m.Data, []byte{'\n'})
 		var meta replayMeta
-		if json.Unmarshal(head, &meta) != nil || meta.GW == "" || answered[meta.GW] {
+		if json.Unmarshal(head, &meta) != nil || meta.GW == "" || seen[meta.GW] {
 			continue
 		}
-		answered[meta.GW] = true
+		seen[meta.GW] = true
+		// A partial reply is used, but the stream must confirm what that
+		// gateway published.
+		answered[meta.GW] = !meta.Partial
 		gone = gone || meta.Gone
 		for len(rest) > 0 {
 			var line []byte

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/cluster/clustertest"
 )
 
 // merge gives each line once, by time, and each sender's lines in counter
@@ -35,17 +37,65 @@ func TestRings(t *testing.T) {
 	for i := 1; i <= ringLines+10; i++ {
 		rs.add("lobby", uint64(i), now+int64(i), []byte(strconv.Itoa(i)))
 	}
-	out, gone := rs.after("lobby", ringLines+5, true, 0)
+	out, gone, _ := rs.after("lobby", ringLines+5, true, 0)
 	if fmt.Sprint(len(out), gone) != "5 false" || string(out[0]) != strconv.Itoa(ringLines+6) {
 		t.Errorf("after a recent counter: %d lines, gone %v", len(out), gone)
 	}
-	if out, gone = rs.after("lobby", 3, true, 0); len(out) != ringLines || !gone {
+	if out, gone, _ = rs.after("lobby", 3, true, 0); len(out) != ringLines || !gone {
 		t.Errorf("after an evicted counter: %d lines, gone %v; want %d, true", len(out), gone, ringLines)
 	}
-	if out, _ = rs.after("lobby", 0, false, now+int64(ringLines+9)); len(out) != 2 {
+	if out, _, _ = rs.after("lobby", 0, false, now+int64(ringLines+9)); len(out) != 2 {
 		t.Errorf("since a time: %d lines, want 2", len(out))
 	}
-	if out, gone = rs.after("dev", 0, true, 0); out != nil || gone {
+	if out, gone, _ = rs.after("dev", 0, true, 0); out != nil || gone {
 		t.Errorf("another room: %d lines, gone %v", len(out), gone)
 	}
+}
+
+// A ring keeps each line once, in counter order, and says when the last
+// line published to a room has not come back yet.
+func TestRingsBehind(t *testing.T) {
+	var rs rings
+	now := time.Now().UnixNano()
+	rs.published("lobby", 1)
+	if _, _, behind := rs.after("lobby", 0, true, 0); !behind {
+		t.Error("line 1 published, none back: not behind")
+	}
+	rs.add("lobby", 1, now, []byte("1"))
+	rs.published("lobby", 3)
+	rs.add("lobby", 3, now, []byte("3"))
+	rs.add("lobby", 2, now, []byte("2")) // read back by a gap-fill, late
+	rs.add("lobby", 3, now, []byte("3")) // came back twice
+	out, _, behind := rs.after("lobby", 0, true, 0)
+	if got := fmt.Sprintf("%q %v", out, behind); got != `["1" "2" "3"] false` {
+		t.Errorf("got %s", got)
+	}
+}
+
+// A gateway that is filling its own gap (its live lines held) still
+// answers for the lines of its own that came back to it: another gateway
+// filling at the same time must get them from it.
+func TestReplayWhileFilling(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	a := mustConnect(t, s, nil)
+	b := mustConnect(t, s, nil)
+	var ra recorder
+	unsub, err := a.Subscribe("lobby", ra.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	a.linkDown() // as if its link had dropped: live lines are held
+	for i := range 3 {
+		if err := a.Publish("lobby", KindSay, "amy", fmt.Sprint("held ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, 5*time.Second, func() error {
+		lines, answered, _ := b.askSenders("lobby", time.Now().Add(-time.Minute), map[string]uint64{})
+		if !answered[a.ID()] || len(lines) != 3 {
+			return fmt.Errorf("a answered %v with %d lines, want 3", answered[a.ID()], len(lines))
+		}
+		return nil
+	})
 }
