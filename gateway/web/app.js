@@ -43,6 +43,9 @@
   const DEAD_AFTER = 60000; // ms without any message: the connection is dead
   const NICK_WAIT_TRIES = 8; // reconnects waiting for our nickname to be freed
   const LIVE_MARGIN = 30000; // ms: lines older than this before we last heard the server have reached us
+  const UNREAD_EVERY = 30000; // ms between unread queries for other rooms
+  const UNREAD_MIN = 5500; // ms: the server answers one query per 5 s
+  const UNREAD_ROOMS = 4; // rooms per query (the server's limit)
 
   const st = {
     gateways: [], // WebSocket URLs, this page's own gateway first
@@ -72,7 +75,12 @@
     liveAt: 0, // when, by our clock, a welcomed connection last heard the server
     resumeAge: 3600000, // ms: the server's --resume-age, from /config.json
     rooms: [], // the last /rooms reply
-    unread: new Map(), // room -> lines in it we have not seen
+    unread: new Map(), // room -> { count, more }: lines in it we have not seen
+    visited: [], // rooms we were in, the latest first
+    unreadAt: 0, // when we last asked for unread counts
+    unreadTimer: 0,
+    unreadPending: false, // a query is on its way
+    noUnread: false, // the server does not count unread lines
     notify: false, // browser notifications wanted (and allowed)
     away: 0, // lines that arrived while the tab was hidden
     clamped: false, // the resume position was older than the server keeps
@@ -242,6 +250,44 @@
 
   function serverTime(local) { return local + (Number.isFinite(st.skew) ? st.skew : 0); }
 
+  // position is a room's position as a token, or '' when we have none.
+  function position(room) {
+    const p = st.pos.get(room);
+    if (!p || !p.ts) return '';
+    const ids = [];
+    for (const [gw, n] of p.last) ids.push(gw + '.' + n);
+    return room + ':' + p.ts + ':' + ids.join(',');
+  }
+
+  // askUnread asks how many lines wait in the rooms we were in before
+  // (docs/protocol.md, "Unread"), at most once per UNREAD_MIN.
+  function askUnread() {
+    clearTimeout(st.unreadTimer);
+    if (st.noUnread || !st.welcomed) return;
+    const wait = st.unreadAt + UNREAD_MIN - Date.now();
+    if (wait > 0) {
+      st.unreadTimer = setTimeout(askUnread, wait);
+      return;
+    }
+    const rooms = st.visited.filter((r) => r !== st.room).map(position).filter((t) => t !== '').slice(0, UNREAD_ROOMS);
+    if (rooms.length > 0 && send({ type: 'unread', rooms })) {
+      st.unreadAt = Date.now();
+      st.unreadPending = true;
+    }
+    st.unreadTimer = setTimeout(askUnread, UNREAD_EVERY);
+  }
+
+  function unreadReply(m) {
+    st.unreadPending = false;
+    for (const r of Array.isArray(m.rooms) ? m.rooms : []) {
+      if (!r || typeof r.room !== 'string' || r.room === st.room) continue;
+      const count = Number(r.count) || 0;
+      if (count > 0) st.unread.set(r.room, { count, more: !!r.more });
+      else st.unread.delete(r.room);
+    }
+    renderRooms();
+  }
+
   // resumeToken is "<room>:<ms>:<gw>.<n>,..." for the room we are in, or ''.
   // The time is the newest line seen or, later, the time we were still
   // hearing the server (less a margin for lines on their way): lines from
@@ -340,11 +386,12 @@
       const b = document.createElement('button');
       b.type = 'button';
       b.className = 'item';
-      const unread = st.unread.get(r.room) || 0;
+      const u = st.unread.get(r.room);
+      const unread = u ? u.count + (u.more ? '+' : '') : '';
       b.append(span('name', '#' + r.room), span('n', String(r.count)));
-      if (unread > 0) b.append(span('badge unread', String(unread)));
+      if (unread) b.append(span('badge unread', unread));
       let label = 'Room ' + r.room + ', ' + r.count + (r.count === 1 ? ' person' : ' people');
-      if (unread > 0) label += ', ' + unread + ' unread';
+      if (unread) label += ', ' + unread + ' unread';
       if (r.room === st.room) {
         b.setAttribute('aria-current', 'true');
         label += ', current room';
@@ -359,7 +406,7 @@
       return li;
     }));
     let total = 0;
-    for (const n of st.unread.values()) total += n;
+    for (const u of st.unread.values()) total += u.count;
     el.menuUnread.hidden = total === 0;
     el.menuUnread.textContent = String(total);
     el.menu.setAttribute('aria-label', 'Rooms and people' + (total ? ', ' + total + ' unread in other rooms' : ''));
@@ -619,6 +666,7 @@
       case 'notice': return serverNotice(m);
       case 'error': return serverError(m);
       case 'private': return privateMsg(m);
+      case 'unread': return unreadReply(m);
       case 'pong': return undefined;
       default: return undefined; // a newer server's message: ignore it
     }
@@ -626,6 +674,7 @@
 
   function welcome(m) {
     st.welcomed = true;
+    st.unreadPending = false;
     st.retry = 0;
     st.nickWait = 0;
     st.nick = String(m.nick || st.nick);
@@ -668,6 +717,7 @@
     staleMembers(false);
     renderMembers();
     st.unread.delete(m.room);
+    st.visited = [m.room, ...st.visited.filter((r) => r !== m.room)].slice(0, 32);
     showRoom();
     if (st.shownRoom !== m.room) divider('#' + m.room);
     st.shownRoom = m.room;
@@ -732,6 +782,7 @@
     }
     if (m.cmd === 'rooms' && Array.isArray(m.rooms)) {
       renderRooms(m.rooms);
+      askUnread();
       if (st.autoRooms > 0) { st.autoRooms--; return; }
     }
     if (st.welcomed) {
@@ -743,6 +794,12 @@
 
   function serverError(m) {
     const text = String(m.text);
+    if (st.unreadPending && m.code === 'bad_message') {
+      // A server from before unread counts.
+      st.unreadPending = false;
+      st.noUnread = true;
+      return;
+    }
     if (st.welcomed) {
       showError(text);
       return;
@@ -819,7 +876,7 @@
 
   el.roomsRefresh.addEventListener('click', () => {
     st.autoRooms++;
-    sendLine('/rooms');
+    sendLine('/rooms'); // and, with its reply, the unread counts
   });
 
   // ---- start ----
