@@ -432,3 +432,40 @@ func TestBrowserMentions(t *testing.T) {
 	b.screenshot("browser-mentions.png")
 	b.checkNoErrors()
 }
+
+// The room list counts the lines waiting in rooms the user was in before,
+// and the count goes when the user goes back there.
+func TestBrowserUnread(t *testing.T) {
+	b := newBrowser(t)
+	m := mustRunMain(t, "--rate", "100", "--burst", "100")
+	dev := join(t, m.ChatAddr().String(), "devuser")
+	dev.send("/join dev\n")
+	dev.expect("devuser joined!")
+	b.login("http://"+m.HTTPAddr().String()+"/", "webuser")
+	b.do(chromedp.SetValue(chromedp.ID("join-room"), "dev"), chromedp.Click(chromedp.CSS("#join-form button")))
+	dev.expect("webuser joined!")
+	b.waitJS("in #dev", `document.getElementById('room-name').textContent === '#dev'`)
+	b.do(chromedp.SetValue(chromedp.ID("join-room"), "lobby"), chromedp.Click(chromedp.CSS("#join-form button")))
+	dev.expect("webuser left!")
+	b.waitJS("in #lobby", `document.getElementById('room-name').textContent === '#lobby'`)
+
+	dev.send("one\n")
+	dev.send("two\n")
+	dev.send("three, webuser\n")
+	dev.expect("devuser: three, webuser")
+	b.do(chromedp.Click(chromedp.ID("rooms-refresh")))
+	b.waitJS("3 unread in #dev", `(() => {
+		const bt = document.querySelector('#rooms li[data-room="dev"] button');
+		const badge = bt && bt.querySelector('.unread');
+		return !!badge && badge.textContent === '3' && bt.getAttribute('aria-label').includes('3 unread') &&
+			document.getElementById('menu-unread').textContent === '3';
+	})()`)
+	if eval[bool](b, `document.querySelector('#rooms li[data-room="lobby"] .unread') !== null`) {
+		t.Errorf("an unread count on the room the user is in")
+	}
+	b.screenshot("browser-unread.png")
+	b.do(chromedp.Click(chromedp.CSS(`#rooms li[data-room="dev"] button`)))
+	dev.expect("webuser joined!")
+	b.waitJS("the count gone", `document.getElementById('room-name').textContent === '#dev' && document.querySelector('#rooms .unread') === null && document.getElementById('menu-unread').hidden`)
+	b.checkNoErrors()
+}
