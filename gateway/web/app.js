@@ -734,6 +734,7 @@
       for (const ev of evs) showEvent(Object.assign({ room: m.room }, ev), true);
       if (framed) divider('live');
     } else {
+      st.clamped = false; // the position was not used
       // Lines already shown (before a reconnect or a room switch) are not
       // shown twice.
       const after = st.lastTs.get(m.room) || 0;
