@@ -123,14 +123,39 @@ func (b *browser) unnamedControls() []string {
 			continue
 		}
 		controls++
-		if str(n.Name) == "" {
+		switch from := nameSource(n); {
+		case str(n.Name) == "":
 			bad = append(bad, fmt.Sprintf("%s (DOM node %d)", role, n.BackendDOMNodeID))
+		case from != "":
+			bad = append(bad, fmt.Sprintf("%s %q (DOM node %d), named only by its %s", role, str(n.Name), n.BackendDOMNodeID, from))
 		}
 	}
 	if controls == 0 {
 		b.t.Fatal("accessibility tree: no controls at all")
 	}
 	return bad
+}
+
+// nameSource returns "placeholder" or "tooltip" when that is where a
+// node's accessible name comes from, and "" otherwise. Sources are listed
+// by priority; the first with a value, not superseded, is the name's.
+func nameSource(n *accessibility.Node) string {
+	if n.Name == nil {
+		return ""
+	}
+	for _, src := range n.Name.Sources {
+		if src.Superseded || src.Invalid || src.Value == nil || strings.Trim(string(src.Value.Value), `" `) == "" {
+			continue
+		}
+		switch {
+		case src.Type == accessibility.ValueSourceTypePlaceholder || src.Attribute == "placeholder" || src.Attribute == "aria-placeholder":
+			return "placeholder"
+		case src.Attribute == "title":
+			return "tooltip"
+		}
+		return ""
+	}
+	return ""
 }
 
 func (b *browser) checkNamed(when string) {
