@@ -473,11 +473,15 @@ func TestBrowserUnread(t *testing.T) {
 	b.do(chromedp.SetValue(chromedp.ID("join-room"), "lobby"), chromedp.Click(chromedp.CSS("#join-form button")))
 	dev.expect("webuser left!")
 	b.waitJS("in #lobby", `document.getElementById('room-name').textContent === '#lobby'`)
+	// The page asked with the room list of its join; the server answers
+	// one query per 5 s.
+	askAgain := time.Now().Add(6 * time.Second).UnixMilli()
 
 	dev.send("one\n")
 	dev.send("two\n")
 	dev.send("three, webuser\n")
 	dev.expect("devuser: three, webuser")
+	b.waitJS("a new query allowed", fmt.Sprintf(`Date.now() > %d`, askAgain))
 	b.do(chromedp.Click(chromedp.ID("rooms-refresh")))
 	b.waitJS("3 unread in #dev", `(() => {
 		const bt = document.querySelector('#rooms li[data-room="dev"] button');
