@@ -344,9 +344,27 @@
     el.whoStale.hidden = !stale;
   }
 
+  // keepFocus rebuilds a list; a keyboard user whose focus was on one of
+  // its items finds it on the same item afterwards.
+  function keepFocus(ul, key, rebuild) {
+    const f = document.activeElement;
+    const li = f && ul.contains(f) ? f.closest('li') : null;
+    const was = li ? li.dataset[key] : undefined;
+    rebuild();
+    if (was === undefined) return;
+    const again = [...ul.children].find((x) => x.dataset[key] === was);
+    const b = again && again.querySelector('button');
+    if (b) b.focus();
+    else (el.body.classList.contains('drawer-open') ? el.joinRoom : el.line).focus(); // the item is gone
+  }
+
   // Members and rooms are buttons in list items: reachable with Tab,
   // chosen with Enter or Space, each with a name of its own.
   function renderMembers() {
+    keepFocus(el.who, 'nick', buildMembers);
+  }
+
+  function buildMembers() {
     const nicks = [...st.members.values()].sort((a, b) => a.toLowerCase() < b.toLowerCase() ? -1 : 1);
     el.who.replaceChildren(...nicks.map((n) => {
       const li = document.createElement('li');
@@ -374,6 +392,10 @@
 
   function renderRooms(list) {
     if (list) st.rooms = list;
+    keepFocus(el.rooms, 'room', buildRooms);
+  }
+
+  function buildRooms() {
     const rooms = st.rooms.slice();
     // A room with lines we have not seen stays listed even if /rooms
     // no longer names it.
@@ -390,7 +412,7 @@
       const unread = u ? u.count + (u.more ? '+' : '') : '';
       b.append(span('name', '#' + r.room), span('n', String(r.count)));
       if (unread) b.append(span('badge unread', unread));
-      let label = 'Room ' + r.room + ', ' + r.count + (r.count === 1 ? ' person' : ' people');
+      let label = '#' + r.room + ', ' + r.count + (r.count === 1 ? ' person' : ' people');
       if (unread) label += ', ' + unread + ' unread';
       if (r.room === st.room) {
         b.setAttribute('aria-current', 'true');
@@ -409,7 +431,7 @@
     for (const u of st.unread.values()) total += u.count;
     el.menuUnread.hidden = total === 0;
     el.menuUnread.textContent = String(total);
-    el.menu.setAttribute('aria-label', 'Rooms and people' + (total ? ', ' + total + ' unread in other rooms' : ''));
+    el.menu.setAttribute('aria-label', 'Rooms & people' + (total ? ', ' + total + ' unread in other rooms' : ''));
   }
 
   function showRoom() {
