@@ -217,6 +217,10 @@ func TestBrowserKeyboard(t *testing.T) {
 	b.waitJS("devuser listed", `document.querySelector('#who li[data-nick="devuser"] button') !== null`)
 	b.tabTo("devuser in the member list", `el.closest('li') && el.closest('li').dataset.nick === 'devuser'`, false, 20)
 	b.focusVisible("a member")
+	// The list changes under the focus: the focus stays on devuser.
+	nc.send("/join dev\n")
+	b.waitJS("ncuser listed", `document.querySelector('#who li[data-nick="ncuser"] button') !== null`)
+	b.waitJS("the focus kept", `document.activeElement.closest('li') && document.activeElement.closest('li').dataset.nick === 'devuser'`)
 	b.key(kb.Enter, false)
 	b.waitJS("the message box prefilled and focused", `document.activeElement === document.getElementById('line') && document.getElementById('line').value === '/msg devuser '`)
 	b.typeText("psst, by keyboard")
