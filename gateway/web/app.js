@@ -894,7 +894,11 @@
     e.preventDefault();
     const room = el.joinRoom.value.trim();
     if (room === '') return;
-    if (sendLine('/join ' + room)) el.joinRoom.value = '';
+    if (sendLine('/join ' + room)) {
+      el.joinRoom.value = '';
+      closeDrawer(false);
+      el.line.focus();
+    }
   });
 
   el.roomsRefresh.addEventListener('click', () => {
