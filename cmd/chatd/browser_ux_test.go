@@ -238,6 +238,34 @@ func TestBrowserKeyboard(t *testing.T) {
 	b.checkNoErrors()
 }
 
+// layout is how the page sits in its window.
+type layout struct {
+	HeaderH     float64 `json:"headerH"`
+	HeaderWrap  bool    `json:"headerWrap"`
+	HeaderText  string  `json:"headerText"`
+	PageScrollX bool    `json:"pageScrollX"`
+	SideShown   bool    `json:"sideShown"`
+	MenuShown   bool    `json:"menuShown"`
+	StatusWhole bool    `json:"statusWhole"` // the status shown, not cut
+}
+
+// measure measures a layout.
+const measure = `(() => {
+	const h = document.querySelector('header');
+	const kids = [...h.children].filter((e) => e.getClientRects().length > 0);
+	const tops = kids.map((e) => Math.round(e.getBoundingClientRect().top + e.getBoundingClientRect().height / 2));
+	const side = document.getElementById('side').getBoundingClientRect();
+	return {
+		headerH: h.getBoundingClientRect().height,
+		headerWrap: h.scrollWidth > h.clientWidth || Math.max(...tops) - Math.min(...tops) > 4,
+		headerText: h.innerText,
+		pageScrollX: document.documentElement.scrollWidth > window.innerWidth,
+		sideShown: getComputedStyle(document.getElementById('side')).visibility === 'visible' && side.left < window.innerWidth && side.right > 0,
+		menuShown: document.getElementById('menu').getClientRects().length > 0,
+		statusWhole: (() => { const s = document.getElementById('status'); return s.clientWidth > 0 && s.scrollWidth <= s.clientWidth; })(),
+	};
+})()`
+
 // At 390×844 (a phone) the header stays one line with no URL, and the room
 // list, the member list, the join box and private messages are in a
 // drawer that opens and closes from the keyboard.
@@ -252,30 +280,8 @@ func TestBrowserPhone(t *testing.T) {
 	nc.send("hello phone, a line long enough to wrap on a narrow screen without scrolling sideways\n")
 	b.waitJS("nc's line", shows("say", "ncuser", "hello phone, a line long enough to wrap on a narrow screen without scrolling sideways"))
 
-	type layout struct {
-		HeaderH     float64 `json:"headerH"`
-		HeaderWrap  bool    `json:"headerWrap"`
-		HeaderText  string  `json:"headerText"`
-		PageScrollX bool    `json:"pageScrollX"`
-		SideShown   bool    `json:"sideShown"`
-		MenuShown   bool    `json:"menuShown"`
-	}
-	const measure = `(() => {
-		const h = document.querySelector('header');
-		const kids = [...h.children].filter((e) => e.getClientRects().length > 0);
-		const tops = kids.map((e) => Math.round(e.getBoundingClientRect().top + e.getBoundingClientRect().height / 2));
-		const side = document.getElementById('side').getBoundingClientRect();
-		return {
-			headerH: h.getBoundingClientRect().height,
-			headerWrap: h.scrollWidth > h.clientWidth || Math.max(...tops) - Math.min(...tops) > 4,
-			headerText: h.innerText,
-			pageScrollX: document.documentElement.scrollWidth > window.innerWidth,
-			sideShown: getComputedStyle(document.getElementById('side')).visibility === 'visible' && side.left < window.innerWidth && side.right > 0,
-			menuShown: document.getElementById('menu').getClientRects().length > 0,
-		};
-	})()`
 	l := eval[layout](b, measure)
-	if l.HeaderWrap || l.HeaderH > 56 || strings.Contains(l.HeaderText, "ws://") {
+	if l.HeaderWrap || l.HeaderH > 56 || strings.Contains(l.HeaderText, "ws://") || !l.StatusWhole {
 		t.Errorf("phone header: %+v", l)
 	}
 	if l.PageScrollX || l.SideShown || !l.MenuShown {
@@ -313,14 +319,15 @@ func TestBrowserPhone(t *testing.T) {
 	b.tabTo("the drawer's button", `el.id === 'menu'`, true, 5)
 	b.key(kb.Enter, false)
 	b.waitJS("the join box focused", `document.activeElement === document.getElementById('join-room')`)
-	b.typeText("dev")
+	b.typeText("the_long_room_of_a_small_phone")
 	b.key(kb.Enter, false)
 	nc.expect("a_long_nickname_on_a_small_phone left!")
-	b.waitJS("in #dev", `document.getElementById('room-name').textContent === '#dev'`)
+	b.waitJS("in the long room, the drawer closed, the focus on the message box", `document.getElementById('room-name').textContent === '#the_long_room_of_a_small_phone' && document.getElementById('menu').getAttribute('aria-expanded') === 'false' && document.activeElement === document.getElementById('line') && getComputedStyle(document.getElementById('side')).visibility === 'hidden'`)
 	l = eval[layout](b, measure)
-	if l.HeaderWrap || l.HeaderH > 56 || l.PageScrollX {
-		t.Errorf("phone header in #dev: %+v", l)
+	if l.HeaderWrap || l.HeaderH > 56 || l.PageScrollX || !l.StatusWhole {
+		t.Errorf("phone header in a long room: %+v", l)
 	}
+	b.screenshot("browser-phone-long-room-390x844.png")
 	b.checkNoErrors()
 }
 
@@ -497,6 +504,13 @@ func TestBrowserUnread(t *testing.T) {
 		t.Errorf("an unread count on the room the user is in")
 	}
 	b.screenshot("browser-unread.png")
+	b.viewport(390, 844)
+	b.waitJS("the drawer's button with the count, the drawer closed", `document.getElementById('menu').getClientRects().length > 0 && !document.getElementById('menu-unread').hidden && getComputedStyle(document.getElementById('side')).visibility === 'hidden'`)
+	if l := eval[layout](b, measure); l.HeaderWrap || l.HeaderH > 56 || l.PageScrollX || !l.StatusWhole {
+		t.Errorf("phone header with an unread count: %+v", l)
+	}
+	b.screenshot("browser-phone-unread-390x844.png")
+	b.viewport(1280, 800)
 	b.do(chromedp.Click(chromedp.CSS(`#rooms li[data-room="dev"] button`)))
 	dev.expect("webuser joined!")
 	b.waitJS("the count gone", `document.getElementById('room-name').textContent === '#dev' && document.querySelector('#rooms .unread') === null && document.getElementById('menu-unread').hidden`)
