@@ -183,12 +183,13 @@ func appendJSONString(b []byte, s string) []byte { return jsonstr.Append(b, s) }
 // clientMsg is one message from a WebSocket client. Unknown fields are
 // ignored, so later versions may add some.
 type clientMsg struct {
-	Type     string `json:"type"`
-	V        int    `json:"v"`
-	Nick     string `json:"nick"`
-	Text     string `json:"text"`
-	Password string `json:"password"` // hello only, on servers with --password
-	Resume   string `json:"resume"`   // hello only: a resume token (resume.go)
+	Type     string   `json:"type"`
+	V        int      `json:"v"`
+	Nick     string   `json:"nick"`
+	Text     string   `json:"text"`
+	Password string   `json:"password"` // hello only, on servers with --password
+	Resume   string   `json:"resume"`   // hello only: a resume token (resume.go)
+	Rooms    []string `json:"rooms"`    // unread only: positions in other rooms (unread.go)
 }
 
 // decodeClientMsg parses one client message. encoding/json turns invalid

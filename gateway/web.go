@@ -44,6 +44,9 @@ type webConfig struct {
 	WSPath   string   `json:"ws_path"`
 	Gateways []string `json:"gateways"`
 	MaxLine  int      `json:"max_line"`
+	// ResumeAgeMS is --resume-age: the page keeps its resume position
+	// within it.
+	ResumeAgeMS int64 `json:"resume_age_ms"`
 }
 
 // setupWeb derives, from the configured web gateways, the origins allowed to
@@ -88,7 +91,7 @@ func (s *Server) setupWeb() error {
 		gws = []string{}
 	}
 	var err error
-	s.webConfig, err = json.Marshal(webConfig{V: wsVersion, WSPath: "/ws", Gateways: gws, MaxLine: s.cfg.MaxLine})
+	s.webConfig, err = json.Marshal(webConfig{V: wsVersion, WSPath: "/ws", Gateways: gws, MaxLine: s.cfg.MaxLine, ResumeAgeMS: s.cfg.ResumeAge.Milliseconds()})
 	return err
 }
 

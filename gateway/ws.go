@@ -39,9 +39,10 @@ type wsConn struct {
 	nc  net.Conn // the hijacked connection: deadlines and the hard close
 	cfg *Config
 
-	hsTimer *time.Timer  // the handshake timeout; reader goroutine only
-	rbuf    bytes.Buffer // the message being read; reader goroutine only
-	wbuf    []byte       // a batch being written; writer only
+	hsTimer    *time.Timer  // the handshake timeout; reader goroutine only
+	lastUnread time.Time    // the last unread query (unread.go); reader goroutine only
+	rbuf       bytes.Buffer // the message being read; reader goroutine only
+	wbuf       []byte       // a batch being written; writer only
 }
 
 // Handler returns the gateway's HTTP handler: the chat page at /, its
@@ -212,8 +213,15 @@ func (t *wsConn) message(s *Session, typ websocket.MessageType, data []byte) boo
 	case "ping":
 		s.deliver(framePong, "")
 		return true
+	case "unread":
+		if s.nick == "" {
+			s.errorf(codeBadMessage, "send {\"type\":\"hello\",\"nick\":\"...\"} first")
+			return false
+		}
+		t.unread(s, m.Rooms)
+		return true
 	}
-	s.errorf(codeBadMessage, "unknown message type; this server knows hello, line and ping (protocol version %d)", wsVersion)
+	s.errorf(codeBadMessage, "unknown message type; this server knows hello, line, ping and unread (protocol version %d)", wsVersion)
 	return false
 }
 

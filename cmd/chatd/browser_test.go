@@ -277,7 +277,7 @@ func TestBrowserFailover(t *testing.T) {
 		nc.send(fmt.Sprintf("away %d\n", i))
 	}
 	nc.expect("webuser joined!") // back in dev, through the other gateway
-	b.waitJS("connected to the second gateway", fmt.Sprintf(`document.body.dataset.state === 'connected' && document.getElementById('status').textContent.includes(%s)`, jsString(a2)))
+	b.waitJS("connected to the second gateway", fmt.Sprintf(`document.body.dataset.state === 'connected' && document.getElementById('status').dataset.gateway === %s`, jsString(a2)))
 	for i := 1; i <= 3; i++ {
 		b.waitJS("the missed line, once", fmt.Sprintf(`[...document.querySelectorAll('#log .msg')].filter(d => d.dataset.nick === 'ncuser' && d.querySelector('.text') && d.querySelector('.text').textContent === %s).length === 1`, jsString(fmt.Sprintf("away %d", i))))
 	}

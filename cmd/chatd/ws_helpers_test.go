@@ -37,6 +37,7 @@ type wsMsg struct {
 	Rooms   []struct {
 		Room  string `json:"room"`
 		Count int    `json:"count"`
+		More  bool   `json:"more,omitempty"`
 	} `json:"rooms,omitempty"`
 	From   string  `json:"from,omitempty"`
 	To     string  `json:"to,omitempty"`
