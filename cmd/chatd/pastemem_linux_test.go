@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -114,14 +115,19 @@ func TestPacedFloodersMemory(t *testing.T) {
 	}
 	// Sample for a few seconds: every flooder spends its burst at once and
 	// is paced from then on, its socket buffers full.
-	peak := joined
+	peak, kernel := joined, int64(-1)
 	for range 20 {
 		time.Sleep(200 * time.Millisecond)
 		peak = max(peak, rssOf(t, cmd.Process.Pid))
+		kernel = max(kernel, recvQueued(chat, web))
 	}
 	growth := peak - joined
 	t.Logf("figure: %d paced flooders (TCP and WebSocket) for 4 s: chatd RSS %.1f MiB joined, %.1f MiB peak while flooding: %+.1f MiB, %+.1f KiB per flooder",
 		n, mb(joined), mb(peak), mb(growth), float64(growth)/1024/n)
+	if kernel >= 0 {
+		t.Logf("figure: what the paced flooders' lines hold in chatd's kernel receive buffers at the peak (ss skmem r): %.1f MiB, %.1f KiB per flooder",
+			mb(kernel), float64(kernel)/1024/n)
+	}
 	if growth > n*256<<10 {
 		t.Errorf("RSS grew by %.1f MiB for %d paced flooders: more than 256 KiB each", mb(growth), n)
 	}
@@ -133,6 +139,24 @@ func TestPacedFloodersMemory(t *testing.T) {
 		c.c.CloseNow()
 	}
 	wg.Wait()
+}
+
+// recvQueued is the sum of the receive queues (ss's skmem r) of the server
+// side of the connections to the chat and web addresses, or -1 without ss.
+func recvQueued(chat, web string) int64 {
+	_, chatPort, _ := net.SplitHostPort(chat)
+	_, webPort, _ := net.SplitHostPort(strings.TrimSuffix(strings.TrimPrefix(web, "ws://"), "/ws"))
+	out, err := exec.Command("ss", "-tmnH", "state", "established", "( sport = :"+chatPort+" or sport = :"+webPort+" )").Output()
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, "skmem:("); i >= 0 {
+			sum += skmemField(l[i+7:], "r")
+		}
+	}
+	return sum
 }
 
 // rssOf is a process's resident set size, in bytes.
