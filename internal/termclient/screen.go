@@ -18,11 +18,12 @@ import (
 //     known by its id; without, the replay is matched after the last two
 //     lines shown.
 
-// maxTyped bounds the own lines waiting for their echo; maxSeen the room
-// lines remembered.
+// maxTyped bounds the own lines waiting for their echo, maxSeen the room
+// lines remembered, maxReplay the replayed lines held until a replay's end.
 const (
-	maxTyped = 100
-	maxSeen  = 500
+	maxTyped  = 100
+	maxSeen   = 500
+	maxReplay = 1000
 )
 
 // seenLine is a room line on the screen: its id, when the server gave
@@ -201,6 +202,9 @@ func (c *client) display(line, id string) {
 	if c.replay != nil {
 		if text, ok := roomText(line, c.nick); ok && classify(line, c.nick) == kindHistory {
 			c.replay.lines = append(c.replay.lines, replayLine{line, seenLine{id, text}})
+			if len(c.replay.lines) >= maxReplay { // shown as it comes from here on
+				c.endReplay(false)
+			}
 			return
 		}
 		live := line == liveFrame
