@@ -167,16 +167,23 @@ func (s *Session) handle(text string) {
 // client's further lines wait in its socket (TCP back-pressure) and are
 // handled in order as the budget refills; what the session holds of them is
 // bounded by its read buffer and one line. The first paced line of a run
-// tells the client, at most once per FloodTimeout. A client paced without a break for FloodTimeout
-// (its backlog never drained) is disconnected as a flood. allow reports
-// false when the line must not be handled: the session is ending.
+// tells the client, at most once per FloodTimeout. A client paced without
+// a break (it never paused for a line's worth of budget: its backlog never
+// drained) for FloodTimeout is disconnected as a flood. allow reports false
+// when the line must not be handled: the session is ending.
 func (s *Session) allow() bool {
 	cfg := &s.srv.cfg
 	now := cfg.Now()
 	r := s.limiter.ReserveN(now, 1)
 	wait := r.DelayFrom(now)
 	if wait <= 0 {
-		s.pacedSince = time.Time{}
+		// A run of paced lines ends when the client has fallen behind its
+		// budget by a whole line: it paused. A line that merely finds the
+		// budget refilled while the previous one was handled (a slow
+		// moment of the gateway's) does not end it.
+		if cfg.Burst == 1 || s.limiter.TokensAt(now) >= 1 {
+			s.pacedSince = time.Time{}
+		}
 		return true
 	}
 	if s.pacedSince.IsZero() {
@@ -187,7 +194,7 @@ func (s *Session) allow() bool {
 			s.noticef("you are sending faster than %g lines/s: your lines are paced, none is dropped, they go out in order", cfg.Rate)
 		}
 	}
-	if now.Add(wait).Sub(s.pacedSince) > cfg.FloodTimeout {
+	if now.Sub(s.pacedSince) >= cfg.FloodTimeout {
 		r.CancelAt(now)
 		s.log.Info("flood", "nick", s.nick, "paced_for", now.Sub(s.pacedSince).Round(time.Millisecond))
 		s.fail(ReasonFlood, codeFlood, fmt.Sprintf("flood: you kept sending faster than %g lines/s for %v, disconnected", cfg.Rate, cfg.FloodTimeout))
