@@ -280,8 +280,9 @@ func TestWebSocketPaste(t *testing.T) {
 
 // IRC lines over the rate are paced too, with one NOTICE.
 func TestIRCPaste(t *testing.T) {
-	// Registration and JOIN are 5 lines: within the burst.
-	m := mustRunMain(t, "--irc", "127.0.0.1:0", "--rate", "20", "--burst", "6")
+	// Registration and JOIN are 5 lines: within the burst; the 24 paced
+	// lines take 1.2 s, within --flood-timeout.
+	m := mustRunMain(t, "--irc", "127.0.0.1:0", "--rate", "20", "--burst", "6", "--flood-timeout", "2s")
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	c := ircRegister(t, m, "ircuser")
 	c.sendf("JOIN #lobby")
@@ -306,4 +307,24 @@ func TestIRCPaste(t *testing.T) {
 	if notices != 1 {
 		t.Errorf("ircuser got %d pacing notices: %q", notices, skipped)
 	}
+
+	// A paste without end: a NOTICE with the reason, then the close.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		batch := strings.Repeat("PRIVMSG #lobby :flood\r\n", 100)
+		for {
+			c.conn.SetWriteDeadline(time.Now().Add(waitFor))
+			if _, err := io.WriteString(c.conn, batch); err != nil {
+				return
+			}
+		}
+	}()
+	got := c.expectClosed()
+	<-done
+	if !strings.Contains(got, " NOTICE ircuser :flood: you kept sending faster than 20 lines/s for 2s, disconnected\r\n") ||
+		!strings.HasSuffix(got, "ERROR :Closing link: Excess flood\r\n") {
+		t.Errorf("ircuser's last lines: ...%q", got[max(0, len(got)-300):])
+	}
+	nc.expect("ircuser left!")
 }
