@@ -68,11 +68,12 @@ type Config struct {
 	MaxConnsPerIP int
 
 	// Rate is the sustained number of lines per second one client may send,
-	// with bursts of Burst lines. FloodLimit refused lines in a row
-	// disconnect the client.
-	Rate       float64
-	Burst      int
-	FloodLimit int
+	// with bursts of Burst lines. Lines over it are paced, not dropped: the
+	// client's reader waits for the budget, so the rest wait in its socket.
+	// A client paced without a break for FloodTimeout is disconnected.
+	Rate         float64
+	Burst        int
+	FloodTimeout time.Duration
 
 	// MaxPending bounds the bytes queued for one client; past it the client
 	// is disconnected as a slow consumer.
@@ -133,7 +134,7 @@ func DefaultConfig() Config {
 		MaxConnsPerIP:    100,
 		Rate:             5,
 		Burst:            10,
-		FloodLimit:       20,
+		FloodTimeout:     30 * time.Second,
 		MaxPending:       256 << 10,
 		SendBuffer:       64 << 10,
 		AuthDelay:        250 * time.Millisecond,
@@ -175,7 +176,7 @@ func (c *Config) fill() error {
 	setDefault(&c.MaxConnsPerIP, d.MaxConnsPerIP)
 	setDefault(&c.Rate, d.Rate)
 	setDefault(&c.Burst, d.Burst)
-	setDefault(&c.FloodLimit, d.FloodLimit)
+	setDefault(&c.FloodTimeout, d.FloodTimeout)
 	setDefault(&c.MaxPending, d.MaxPending)
 	if c.SendBuffer == 0 {
 		c.SendBuffer = d.SendBuffer

@@ -16,7 +16,7 @@ const (
 	ReasonReadError                    // reading failed (e.g. keep-alive probes unanswered)
 	ReasonWriteError                   // a write failed or timed out
 	ReasonSlowConsumer                 // the outbound queue overflowed
-	ReasonFlood                        // too many lines refused by the rate limit
+	ReasonFlood                        // paced without a break for too long (Config.FloodTimeout)
 	ReasonHandshakeTimeout             // no acceptable nickname in time
 	ReasonHandshakeFailed              // too many refused nicknames
 	ReasonBusError                     // the bus failed a call the session needed

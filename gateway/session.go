@@ -79,8 +79,9 @@ type Session struct {
 	missedSkipped int
 	missedGone    bool
 	attempts      int
-	refused       int
-	stopped       bool // no further input is handled
+	pacedSince    time.Time // when the current run of paced lines began (allow); zero: not paced
+	pacingTold    time.Time // when the client was last told its lines are paced
+	stopped       bool      // no further input is handled
 	started       time.Time
 
 	// The outbound side: queue, writer, replay hold, close (outbox.go).
@@ -143,21 +144,55 @@ func (s *Session) handle(text string) {
 	}
 }
 
-// allow applies the flood limit to one line or message.
+// allow applies the rate limit to one line or message, on the reader
+// goroutine, before it is handled. A line within the budget (Rate, Burst)
+// goes at once. A line over it is paced, never dropped: allow waits until
+// the budget has room, and the reader reads nothing meanwhile, so the
+// client's further lines wait in its socket (TCP back-pressure) and are
+// handled in order as the budget refills; what the session holds of them is
+// bounded by its read buffer and one line. The first paced line of a run
+// tells the client, at most once per FloodTimeout. A client paced without
+// a break (it never paused for a line's worth of budget: its backlog never
+// drained) for FloodTimeout is disconnected as a flood. allow reports false
+// when the line must not be handled: the session is ending.
 func (s *Session) allow() bool {
-	if s.limiter.AllowN(s.srv.cfg.Now(), 1) {
-		s.refused = 0
+	cfg := &s.srv.cfg
+	now := cfg.Now()
+	r := s.limiter.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	if wait <= 0 {
+		// A run of paced lines ends when the client has fallen behind its
+		// budget by a whole line: it paused. A line that merely finds the
+		// budget refilled while the previous one was handled (a slow
+		// moment of the gateway's) does not end it.
+		if cfg.Burst == 1 || s.limiter.TokensAt(now) >= 1 {
+			s.pacedSince = time.Time{}
+		}
 		return true
 	}
-	s.refused++
-	switch {
-	case s.refused >= s.srv.cfg.FloodLimit:
-		s.log.Info("flood", "nick", s.nick, "refused", s.refused)
-		s.fail(ReasonFlood, codeFlood, "flood: disconnected for sending too fast")
-	case s.refused == 1:
-		s.errorf(codeFlood, "flood: you are sending too fast (limit %g lines/s); lines are being dropped", s.srv.cfg.Rate)
+	if s.pacedSince.IsZero() {
+		s.pacedSince = now
+		if s.pacingTold.IsZero() || now.Sub(s.pacingTold) >= cfg.FloodTimeout {
+			s.pacingTold = now
+			s.log.Info("pacing", "nick", s.nick)
+			s.noticef("you are sending faster than %g lines/s: your lines are paced, none is dropped, they go out in order", cfg.Rate)
+		}
 	}
-	return false
+	if now.Sub(s.pacedSince) >= cfg.FloodTimeout {
+		r.CancelAt(now)
+		s.log.Info("flood", "nick", s.nick, "paced_for", now.Sub(s.pacedSince).Round(time.Millisecond))
+		s.fail(ReasonFlood, codeFlood, fmt.Sprintf("flood: you kept sending faster than %g lines/s for %v, disconnected", cfg.Rate, cfg.FloodTimeout))
+		return false
+	}
+	t := time.NewTimer(wait)
+	select {
+	case <-t.C:
+		return !s.stopped
+	case <-s.closed: // shutdown, a ban, a slow consumer, the handshake timeout
+		t.Stop()
+		s.stopped = true
+		return false
+	}
 }
 
 // hello handles a nickname the client offers in its handshake (sanitized).

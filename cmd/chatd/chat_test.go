@@ -281,29 +281,6 @@ func TestBadInput(t *testing.T) {
 	join(t, addr, "fresh").sync()
 }
 
-func TestFlood(t *testing.T) {
-	m := mustRunMain(t, "--rate", "2", "--burst", "3", "--flood-limit", "10")
-	addr := m.ChatAddr().String()
-	bob := join(t, addr, "bob")
-	flooder := join(t, addr, "flooder")
-	bob.expect("flooder joined!")
-
-	var lines strings.Builder
-	for i := range 50 {
-		fmt.Fprintf(&lines, "spam %d\n", i)
-	}
-	flooder.send(lines.String())
-	got := flooder.expectClosed()
-	if !strings.Contains(got, "ERROR flood: you are sending too fast") || !strings.Contains(got, "ERROR flood: disconnected") {
-		t.Errorf("flooder got %q", got)
-	}
-	skipped := bob.expect("flooder left!")
-	if n := len(skipped); n > 3 {
-		t.Errorf("bob got %d of the flood, want at most the burst of 3: %q", n, skipped)
-	}
-	bob.sync()
-}
-
 func TestConnectionLimits(t *testing.T) {
 	t.Run("per IP", func(t *testing.T) {
 		m := mustRunMain(t, "--max-conns-per-ip", "2")

@@ -411,3 +411,73 @@ func isQuitLine(line string) bool {
 	f := strings.Fields(line)
 	return len(f) > 0 && strings.EqualFold(f[0], "/quit")
 }
+
+// On a terminal the line editor leaves the line typed on the screen
+// ("alice> hello there"); the server's echo of it is not shown again.
+func TestClientOwnLineOnce(t *testing.T) {
+	m := mustRunMain(t)
+	addr := m.ChatAddr().String()
+	bob := join(t, addr, "bob")
+	cfg := termclient.DefaultConfig()
+	cfg.Addr, cfg.Nick, cfg.Terminal = addr, "alice", true
+	alice := startTermClient(t, cfg)
+	bob.expect("alice joined!")
+	alice.typeLine("hello there")
+	bob.expect("alice: hello there")
+	alice.typeLine("/me waves")
+	bob.expect("* alice waves")
+	bob.send("ack\n")
+	alice.expectFunc("bob's ack", func(l string) bool { return strings.Contains(l, "bob: ack") })
+	out := alice.out.String()
+	if strings.Contains(out, "alice: hello there") || strings.Contains(out, "* alice waves") {
+		t.Errorf("the server's echo of a typed line was shown:\n%s", out)
+	}
+	if n := strings.Count(out, "alice> hello there"); n != 1 {
+		t.Errorf("the typed line shows %d times:\n%s", n, out)
+	}
+}
+
+// After a reconnect the room's history already on the screen is not shown
+// again; what was said meanwhile is. With positions (the resume extension;
+// the gateway reconnected to does not take the resume token, too old for
+// its --resume-age, and replays the room's last lines) and without them
+// (the last lines matched by their text).
+func TestClientHistoryNotRepeated(t *testing.T) {
+	for _, resume := range []bool{true, false} {
+		t.Run(fmt.Sprintf("resume=%v", resume), func(t *testing.T) {
+			ns := clustertest.Start(t, clustertest.Options{})
+			a2 := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+			g1 := mustRunRole(t, RoleGateway, "--nats", ns.ClientURL())
+			mustRunRole(t, RoleGateway, "--nats", ns.ClientURL(), "--listen", a2, "--public-addr", a2, "--resume-age", "1ms")
+			bob := join(t, a2, "bob")
+
+			cfg := termclient.DefaultConfig()
+			cfg.Addr, cfg.Nick, cfg.Resume = g1.ChatAddr().String(), "alice", resume
+			cfg.MinBackoff = time.Hour // only the move to the named gateway is immediate
+			alice := startTermClient(t, cfg)
+			bob.expect("alice joined!")
+			bob.send("one\ntwo\nthree\n")
+			alice.expect("bob: three")
+
+			go g1.Close()
+			alice.expectPrefix("-!- the server is shutting down; trying " + a2)
+			bob.send("four\n")
+			alice.expect("-!- connected to " + a2)
+			alice.expectFunc("four", func(l string) bool { return strings.HasSuffix(l, "bob: four") })
+			bob.send("five\n")
+			alice.expect("bob: five")
+			out := alice.out.String()
+			for _, w := range []string{"one", "two", "three", "four", "five"} {
+				n := 0
+				for _, l := range strings.Split(out, "\n") {
+					if strings.HasSuffix(l, "bob: "+w) {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Errorf("bob's %q shows %d times:\n%s", w, n, out)
+				}
+			}
+		})
+	}
+}

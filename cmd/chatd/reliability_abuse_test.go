@@ -478,11 +478,12 @@ func relDribble(srv *relServer, kind string) (time.Duration, error) {
 }
 
 // TestReliabilityAbuseFlood has many clients on both transports send as
-// fast as they can at once. Each must be disconnected by the flood limit,
-// and the honest pair must keep getting every line.
+// fast as they can at once. Each is paced, then disconnected once it has
+// been paced for --flood-timeout, and the honest pair must keep getting
+// every line.
 func TestReliabilityAbuseFlood(t *testing.T) {
 	n, waves := relScale(60, 500), relScale(5, 20)
-	srv := relAbuseServer(t)
+	srv := relAbuseServer(t, "--flood-timeout", "2s")
 	honest := relStartHonest(t, srv, "flood", 250*time.Millisecond)
 	before := srv.mustSample()
 	sp := srv.startSampler(500 * time.Millisecond)

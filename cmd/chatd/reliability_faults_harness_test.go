@@ -315,8 +315,9 @@ type faultGroup struct {
 	users  []*faultUser
 	byNick map[string]*faultUser
 
-	// floodExpected: lines held during the fault reach the gateway at once
-	// and may be refused as a flood (a paused gateway, under --rate).
+	// floodExpected: lines held during the fault reach the gateway at once,
+	// over --burst: they are paced, and a user whose backlog stays paced
+	// past --flood-timeout is disconnected as a flood (a paused gateway).
 	floodExpected bool
 
 	// zeroLoss: a receiver that stays connected, or resumes, must read

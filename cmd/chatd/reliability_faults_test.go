@@ -253,7 +253,7 @@ func TestReliabilityFaults(t *testing.T) {
 	t.Run("gateway-pause", func(t *testing.T) {
 		g := group(t, "gateway-pause", "gp")
 		// Its users' held lines reach it at once when it wakes: in the
-		// full form (10 s paused) more than --burst, refused as a flood.
+		// full form (10 s paused) more than --burst, paced.
 		g.floodExpected = true
 		g2 := fc.gateways[1]
 		g.markFault()

@@ -368,19 +368,6 @@ func relStartHonest(t testing.TB, s *relServer, tag string, every time.Duration)
 	return h
 }
 
-// wsJoinURL is wsJoin for a server known by URL.
-func wsJoinURL(t testing.TB, url, nick string) *wsClient {
-	t.Helper()
-	c := wsDialOpts(t, url, nil)
-	c.nick = nick
-	c.send(map[string]any{"type": "hello", "v": 1, "nick": nick})
-	if w := c.expectType("welcome"); w.Nick != nick {
-		t.Fatalf("welcome = %v", w)
-	}
-	c.expectEvent("join", nick, "")
-	return c
-}
-
 func (h *relHonest) sendLoop(nick string, every time.Duration, send func(string) error) {
 	defer h.wg.Done()
 	tick := time.NewTicker(every)

@@ -107,6 +107,19 @@ func wsJoin(t testing.TB, m *Main, nick string) *wsClient {
 	return c
 }
 
+// wsJoinURL is wsJoin for a server known by URL.
+func wsJoinURL(t testing.TB, url, nick string) *wsClient {
+	t.Helper()
+	c := wsDialOpts(t, url, nil)
+	c.nick = nick
+	c.send(map[string]any{"type": "hello", "v": 1, "nick": nick})
+	if w := c.expectType("welcome"); w.Nick != nick {
+		t.Fatalf("welcome = %v", w)
+	}
+	c.expectEvent("join", nick, "")
+	return c
+}
+
 func (c *wsClient) sendRaw(typ websocket.MessageType, b []byte) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)

@@ -285,30 +285,6 @@ func TestWebSocketHandshake(t *testing.T) {
 	wsJoin(t, m, "fresh")
 }
 
-func TestWebSocketFlood(t *testing.T) {
-	m := mustRunMain(t, "--rate", "2", "--burst", "3", "--flood-limit", "10")
-	nc := join(t, m.ChatAddr().String(), "ncuser")
-	flooder := wsJoin(t, m, "flooder")
-	nc.expect("flooder joined!")
-	for i := range 30 {
-		flooder.line(fmt.Sprintf("spam %d", i))
-	}
-	msgs, code, reason := flooder.expectClosed()
-	var errs []string
-	for _, m := range msgs {
-		if m.Type == "error" {
-			errs = append(errs, m.Code+": "+m.Text)
-		}
-	}
-	if len(errs) != 2 || !strings.HasPrefix(errs[0], "flood: flood: you are sending too fast") ||
-		errs[1] != "flood: flood: disconnected for sending too fast" || code != websocket.StatusPolicyViolation || reason != "flood" {
-		t.Errorf("flooder got errors %q, close %d %q", errs, code, reason)
-	}
-	if skipped := nc.expect("flooder left!"); len(skipped) > 3 {
-		t.Errorf("nc got %d of the flood, want at most the burst of 3: %q", len(skipped), skipped)
-	}
-}
-
 // A WebSocket client that never reads is dropped when its queue overflows;
 // a TCP reader and a WebSocket reader in the room get every line, in order.
 func TestWebSocketSlowConsumer(t *testing.T) {

@@ -217,6 +217,10 @@ type client struct {
 	connected bool     // a handshake has succeeded at least once
 	retry     int      // reconnect attempts since the last handshake
 
+	typed  []string // echoes of lines typed and sent, still on the screen as typed (screen.go)
+	screen screen   // the room's lines shown (screen.go)
+	replay *replay  // a history replay being read (screen.go)
+
 	pos     position // where we are in our room (resume.go)
 	sentExt bool     // the last nickname line carried the resume extension
 	noExt   bool     // the server refused it: go on without
@@ -402,6 +406,9 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 	if c.connected {
 		sameNickTries = 1
 	}
+	// Echoes of lines sent on an earlier connection do not come now (a
+	// resume replays them as history).
+	c.typed, c.replay = nil, nil
 	// At the end of piped input, the client waits (QuitTimeout at most) for
 	// the server to echo the user's last chat lines before it quits, so that
 	// a script sees its lines went through. (On a terminal, Ctrl-C and
@@ -451,6 +458,7 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 				c.tell("connection to %s lost: %v; the line will be sent after reconnecting", addr, err)
 				return nil
 			}
+			c.typedLine(line)
 			if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
 				unechoed++
 			}
@@ -505,6 +513,7 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 		case ev := <-events:
 			switch {
 			case ev.err != nil:
+				c.endReplay(false)
 				if quitting {
 					return errQuit
 				}
@@ -538,9 +547,9 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 				}
 
 			default:
-				line := sanitize(ev.line)
+				line, id := sanitize(ev.line), ""
 				if c.sentExt {
-					line = c.pos.take(line)
+					line, id = c.pos.take(line)
 				}
 				lastRedirect = parseRedirect(line)
 				note := ""
@@ -571,7 +580,11 @@ func (c *client) session(ctx context.Context, conn net.Conn, addr string) error 
 						unechoed--
 					}
 				}
-				c.show(line) // after any prompt change, which it shows
+				if state == chatting {
+					c.display(line, id) // after any prompt change, which it shows
+				} else {
+					c.show(line)
+				}
 				if note != "" {
 					c.tell("%s", note)
 				}

@@ -414,9 +414,15 @@ func TestTerminalMode(t *testing.T) {
 	})
 	s.in.Write([]byte("\r"))
 	c.echo("hi bob")
+	// The editor left "alice> hi bob" on the screen: the echo is not shown
+	// again. An own line not typed here is, highlighted.
+	c.send("alice: from elsewhere\n")
 	s.out.waitUntil(t, "own line highlighted", func(o string) bool {
-		return strings.Contains(o, sgrOwn+"alice: hi bob"+sgrReset+"\r\n")
+		return strings.Contains(o, sgrOwn+"alice: from elsewhere"+sgrReset+"\r\n")
 	})
+	if o := s.out.String(); strings.Contains(o, "alice: hi bob") || strings.Count(o, "alice> hi bob\r\n") != 1 {
+		t.Errorf("the typed line is not shown exactly once:\n%s", o)
+	}
 	s.in.Write([]byte("\x1b[A\r")) // up arrow: the last line again
 	c.expectLine("hi bob")
 	s.in.Write([]byte{3}) // Ctrl-C ends the client

@@ -34,7 +34,7 @@ func newTermConsole(in io.Reader, out io.Writer, prompt string) *termConsole {
 	return &termConsole{out: out, t: term.NewTerminal(struct {
 		io.Reader
 		io.Writer
-	}{in, out}, prompt)}
+	}{newKeyReader(in), out}, prompt)}
 }
 
 func (c *termConsole) ReadLine() (string, error) {

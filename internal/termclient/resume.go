@@ -25,29 +25,30 @@ type position struct {
 	order []string // gateways, least recently heard first
 }
 
-// take strips a position prefix from a server line and records it; a line
-// without one is returned as it is.
-func (p *position) take(line string) string {
+// take strips a position prefix from a server line and records it, and
+// returns the rest and the line's id ("<gateway>.<counter>"); a line
+// without one is returned as it is, with no id.
+func (p *position) take(line string) (rest, id string) {
 	if !strings.HasPrefix(line, "@") {
-		return line
+		return line, ""
 	}
 	head, rest, ok := strings.Cut(line[1:], " ")
 	if !ok {
-		return line
+		return line, ""
 	}
 	f := strings.Split(head, "/")
 	if len(f) != 3 {
-		return line
+		return line, ""
 	}
 	room, id := f[0], f[1]
 	ms, err := strconv.ParseInt(f[2], 10, 64)
 	dot := strings.LastIndexByte(id, '.')
 	if err != nil || dot <= 0 || room == "" || strings.ContainsAny(room, ":,") {
-		return line
+		return line, ""
 	}
 	n, err := strconv.ParseUint(id[dot+1:], 10, 64)
 	if err != nil {
-		return line
+		return line, ""
 	}
 	gw := id[:dot]
 	if room != p.room || p.last == nil {
@@ -69,7 +70,7 @@ func (p *position) take(line string) string {
 		delete(p.last, p.order[0])
 		p.order = p.order[1:]
 	}
-	return rest
+	return rest, id
 }
 
 // token is the resume token for the position, or "" before any.
