@@ -75,6 +75,12 @@ type Config struct {
 	Burst        int
 	FloodTimeout time.Duration
 
+	// UnreadRooms bounds the rooms of one WebSocket "unread" query (each
+	// costs a history read); 0 turns unread counts off. A client may ask
+	// once per UnreadEvery.
+	UnreadRooms int
+	UnreadEvery time.Duration
+
 	// MaxPending bounds the bytes queued for one client; past it the client
 	// is disconnected as a slow consumer.
 	MaxPending int
@@ -135,6 +141,8 @@ func DefaultConfig() Config {
 		Rate:             5,
 		Burst:            10,
 		FloodTimeout:     30 * time.Second,
+		UnreadRooms:      4,
+		UnreadEvery:      5 * time.Second,
 		MaxPending:       256 << 10,
 		SendBuffer:       64 << 10,
 		AuthDelay:        250 * time.Millisecond,
@@ -177,6 +185,10 @@ func (c *Config) fill() error {
 	setDefault(&c.Rate, d.Rate)
 	setDefault(&c.Burst, d.Burst)
 	setDefault(&c.FloodTimeout, d.FloodTimeout)
+	setDefault(&c.UnreadEvery, d.UnreadEvery)
+	if c.UnreadRooms < 0 {
+		return errors.New("gateway: UnreadRooms is negative")
+	}
 	setDefault(&c.MaxPending, d.MaxPending)
 	if c.SendBuffer == 0 {
 		c.SendBuffer = d.SendBuffer

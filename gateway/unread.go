@@ -12,12 +12,8 @@ import (
 // message, and the gateway counts, among each room's recent stored lines
 // (the --history of a join), the chat lines after the position that others
 // sent. A query costs what a join's history replay does per room; at most
-// maxUnreadRooms rooms a query and one query per unreadEvery bound it.
-
-const (
-	maxUnreadRooms = 4
-	unreadEvery    = 5 * time.Second
-)
+// Config.UnreadRooms rooms a query and one query per Config.UnreadEvery
+// bound it.
 
 // unreadCount is one room's answer: count lines after the position, and
 // more when there may be more than that (every recent line was after it).
@@ -31,11 +27,14 @@ type unreadCount struct {
 func (t *wsConn) unread(s *Session, positions []string) {
 	now := t.cfg.Now()
 	switch {
-	case len(positions) > maxUnreadRooms:
-		s.errorf(codeUsage, "unread: at most %d rooms at a time", maxUnreadRooms)
+	case t.cfg.UnreadRooms == 0:
+		s.errorf(codeUsage, "unread: unread counts are off on this server")
 		return
-	case !t.lastUnread.IsZero() && now.Sub(t.lastUnread) < unreadEvery:
-		s.errorf(codeUsage, "unread: at most one query every %v", unreadEvery)
+	case len(positions) > t.cfg.UnreadRooms:
+		s.errorf(codeUsage, "unread: at most %d rooms at a time", t.cfg.UnreadRooms)
+		return
+	case !t.lastUnread.IsZero() && now.Sub(t.lastUnread) < t.cfg.UnreadEvery:
+		s.errorf(codeUsage, "unread: at most one query every %v", t.cfg.UnreadEvery)
 		return
 	}
 	t.lastUnread = now

@@ -105,6 +105,8 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.IntVar(&g.History, "history", g.History, "lines of a room's history kept and replayed on joining it (0 turns history off)")
 	fs.IntVar(&g.ResumeLines, "resume-lines", g.ResumeLines, "most missed lines replayed to a client that reconnects and resumes (older ones are skipped, and it is told)")
 	fs.DurationVar(&g.ResumeAge, "resume-age", g.ResumeAge, "oldest position a reconnecting client may resume from; older gets a normal join")
+	fs.IntVar(&g.UnreadRooms, "unread-rooms", g.UnreadRooms, "most rooms one WebSocket unread-count query may ask about (each costs a history read); 0 turns unread counts off")
+	fs.DurationVar(&g.UnreadEvery, "unread-every", g.UnreadEvery, "a WebSocket client may ask for unread counts once per this")
 	fs.StringVar(&g.DefaultRoom, "room", g.DefaultRoom, "room a client joins after the handshake")
 	fs.IntVar(&g.MaxLine, "max-line", g.MaxLine, "longest line a client may send, in bytes")
 	fs.DurationVar(&g.LinePause, "line-pause", g.LinePause, "a pause this long ends a line sent without a newline")

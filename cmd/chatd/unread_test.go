@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A WebSocket client asks how many lines wait in rooms it was in before,
@@ -64,4 +65,33 @@ func TestWSUnread(t *testing.T) {
 		t.Errorf("a bad position: %v, want a usage error", x)
 	}
 	dave.sync()
+}
+
+// The unread limits are flags: --unread-rooms bounds a query's rooms (0
+// turns unread counts off) and --unread-every the queries' pace.
+func TestWSUnreadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--unread-rooms", "1"}, "at most 1 rooms"},
+		{[]string{"--unread-rooms", "0"}, "unread counts are off"},
+	} {
+		m := mustRunMain(t, tc.args...)
+		c := wsJoin(t, m, "alice")
+		c.send(map[string]any{"type": "unread", "rooms": []string{"dev:1:a.1", "ops:1:a.1"}})
+		x, _ := c.expect("error", func(x wsMsg) bool { return x.Type == "unread" || x.Type == "error" })
+		if x.Type != "error" || x.Code != "usage" || !strings.Contains(x.Text, tc.want) {
+			t.Errorf("%v: %v, want a usage error saying %q", tc.args, x, tc.want)
+		}
+	}
+	m := mustRunMain(t, "--unread-every", "1ms")
+	c := wsJoin(t, m, "bob")
+	for range 2 {
+		c.send(map[string]any{"type": "unread", "rooms": []string{"dev:1:a.1"}})
+		if x, _ := c.expect("unread", func(x wsMsg) bool { return x.Type == "unread" || x.Type == "error" }); x.Type != "unread" {
+			t.Errorf("with --unread-every 1ms: %v", x)
+		}
+		time.Sleep(5 * time.Millisecond) // past --unread-every: a duration, not a condition
+	}
 }
