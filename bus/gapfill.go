@@ -403,9 +403,9 @@ func (c *Conn) readSince(subject string, from time.Time, max int, timeout time.D
 	}
 	start := from
 	cons, err := c.readConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &start,
+		FilterSubject: subject, // one filter: NATS 2.9 knows no FilterSubjects
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  &start,
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("consumer: %w", err)

@@ -86,9 +86,9 @@ func (c *Conn) readConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (
 // keeping the last n that pass the envelope check.
 func (c *Conn) readFrom(ctx context.Context, subject string, start, end uint64, batch, n int) ([]Envelope, error) {
 	cons, err := c.readConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    start,
+		FilterSubject: subject, // one filter: NATS 2.9 knows no FilterSubjects
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   start,
 	})
 	if err != nil {
 		return nil, err

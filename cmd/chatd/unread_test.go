@@ -29,6 +29,19 @@ func TestWSUnread(t *testing.T) {
 	bob.send("one\n")
 	bob.send("/me waves\n")
 	bob.expect("* bob waves")
+	// The stream stores a line a moment after the room hears it: wait
+	// until both are stored (a fresh client per try: one query per 5 s).
+	tries := 0
+	checkFor(t, 10*time.Second, func() error {
+		tries++
+		c := wsJoin(t, m, fmt.Sprintf("probe%d", tries))
+		c.send(map[string]any{"type": "unread", "rooms": []string{pos}})
+		x, _ := c.expect("unread", func(x wsMsg) bool { return x.Type == "unread" || x.Type == "error" })
+		if len(x.Rooms) != 1 || x.Rooms[0].Count != 2 {
+			return fmt.Errorf("unread = %v", x)
+		}
+		return nil
+	})
 
 	unread := func(c *wsClient, rooms ...string) wsMsg {
 		t.Helper()

@@ -478,7 +478,7 @@ func TestWebPage(t *testing.T) {
 		}
 	}
 	_, cfg := httpGet(t, m, "/config.json")
-	if want := `{"v":1,"ws_path":"/ws","gateways":["ws://chat2.example:8080/ws","wss://chat3.example/ws"],"max_line":4096}`; cfg != want {
+	if want := `{"v":1,"ws_path":"/ws","gateways":["ws://chat2.example:8080/ws","wss://chat3.example/ws"],"max_line":4096,"resume_age_ms":3600000}`; cfg != want {
 		t.Errorf("config.json = %s, want %s", cfg, want)
 	}
 
