@@ -131,6 +131,7 @@ func (t *ircConn) line(line []byte, tooLong bool) {
 	if s.stopped {
 		return
 	}
+	s.takeKicks()
 	t.lastIn, t.pinged = time.Now(), false
 	var m ircMsg
 	var ok bool
@@ -209,6 +210,8 @@ func init() {
 		"MOTD":     {0, false, "MOTD", (*ircConn).motd},
 		"TAGMSG":   {0, false, "TAGMSG target", func(*ircConn, []string) {}},
 		"USERHOST": {1, false, "USERHOST nick", (*ircConn).cmdUserhost},
+		"OPER":     {2, false, "OPER name password", (*ircConn).cmdOper},
+		"KICK":     {2, false, "KICK #room nick [:reason]", (*ircConn).cmdKick},
 	}
 }
 
@@ -348,7 +351,7 @@ func (t *ircConn) register() {
 	t.reply("003", "This server was created "+processStart.UTC().Format(time.RFC1123))
 	t.reply("004", ircServer, "chatd", "i", "n")
 	t.reply("005", "CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=32", "CHANNELLEN=33",
-		"NETWORK="+ircServer, "CHANLIMIT=#:"+strconv.Itoa(ircMaxChannels), "PREFIX=", "CHANMODES=,,,n",
+		"NETWORK="+ircServer, "CHANLIMIT=#:"+strconv.Itoa(ircMaxChannels), "PREFIX=(o)@", "CHANMODES=,,,n",
 		"TARGMAX=PRIVMSG:"+strconv.Itoa(ircMaxTargets)+",NOTICE:"+strconv.Itoa(ircMaxTargets)+",JOIN:,PART:",
 		"are supported by this server")
 	t.motd(nil)
@@ -418,6 +421,10 @@ func (t *ircConn) changeNick(nick string) {
 		t.reply("432", safeParam(nick), reason)
 		return
 	}
+	if why := s.nickBlocked(nick); why != "" {
+		t.reply("432", nick, why)
+		return
+	}
 	old := s.nick
 	ctx, cancel := s.busContext()
 	defer cancel()
@@ -449,6 +456,7 @@ func (t *ircConn) changeNick(nick string) {
 			s.log.Warn("rename", "room", room, "err", err)
 		}
 	}
+	s.renamedOper(old)
 	s.log.Info("nickname changed", "from", old, "to", nick)
 }
 
@@ -496,7 +504,13 @@ func (t *ircConn) join(room string) {
 	ch := "#" + room
 	b := appendSource(nil, s.nick)
 	b = append(append(b, "JOIN "+ch...), "\r\n"...)
-	b = t.appendNames(b, ch, nicks)
+	if s.srv.cfg.Mod != nil {
+		if tp, ok := s.srv.cfg.Mod.Topic(room); ok {
+			b = append(b, t.numeric("332", ch, tp.Text)...)
+			b = append(b, t.numeric("333", ch, tp.By, strconv.FormatInt(tp.At.Unix(), 10))...)
+		}
+	}
+	b = t.appendNames(b, ch, markOps(nicks, s.opers()))
 	if err := s.joinRoom(room, b); err != nil {
 		s.log.Warn("join", "room", room, "err", err)
 		s.unavailable("could not join " + ch)
@@ -559,7 +573,7 @@ func (t *ircConn) cmdNames(p []string) {
 			continue
 		}
 		if nicks, ok := t.members(room); ok {
-			t.s.deliver(t.appendNames(nil, "#"+room, nicks), "")
+			t.s.deliver(t.appendNames(nil, "#"+room, markOps(nicks, t.s.opers())), "")
 		}
 	}
 }
@@ -586,8 +600,13 @@ func (t *ircConn) cmdWho(p []string) {
 	if room, reason := ircChannel(mask); reason == "" {
 		if nicks, ok := t.members(room); ok {
 			var b []byte
+			ops := t.s.opers()
 			for _, n := range nicks {
-				b = append(b, t.numeric("352", "#"+room, n, ircServer, ircServer, n, "H", "0 "+n)...)
+				flags := "H"
+				if containsFold(ops, n) {
+					flags = "H@"
+				}
+				b = append(b, t.numeric("352", "#"+room, n, ircServer, ircServer, n, flags, "0 "+n)...)
 			}
 			t.s.deliver(append(b, t.numeric("315", "#"+room, "End of /WHO list")...), "")
 		}
@@ -677,24 +696,83 @@ func (t *ircConn) cmdList([]string) {
 	if !ok {
 		return
 	}
+	topics := s.srv.roomTopics(names)
 	b := t.numeric("321", "Channel", "Users  Name")
 	for _, n := range names {
-		b = append(b, t.numeric("322", "#"+n, strconv.Itoa(counts[n]), "")...)
+		b = append(b, t.numeric("322", "#"+n, strconv.Itoa(counts[n]), topics[n])...)
 	}
 	s.deliver(append(b, t.numeric("323", "End of /LIST")...), "")
 }
 
+// cmdTopic shows a channel's topic, or sets it (an empty text clears it):
+// the rule of /topic (moderation.go).
 func (t *ircConn) cmdTopic(p []string) {
+	s := t.s
 	room, reason := ircChannel(p[0])
 	if reason != "" {
 		t.reply("403", safeParam(p[0]), "No such channel: "+reason)
 		return
 	}
+	ch := "#" + room
+	mod := s.srv.cfg.Mod
 	if len(p) > 1 {
-		t.reply("482", "#"+room, "Rooms on this server have no topics")
+		if mod == nil {
+			t.reply("482", ch, "Rooms on this server have no topics")
+			return
+		}
+		if !slices.Contains(s.chans, room) {
+			t.reply("442", ch, "You're not on that channel")
+			return
+		}
+		if problem := s.setTopic(room, sanitizeIRC(p[1])); problem != "" {
+			t.reply("482", ch, problem)
+		}
 		return
 	}
-	t.reply("331", "#"+room, "No topic is set")
+	if mod != nil {
+		if tp, ok := mod.Topic(room); ok {
+			t.reply("332", ch, tp.Text)
+			t.reply("333", ch, tp.By, strconv.FormatInt(tp.At.Unix(), 10))
+			return
+		}
+	}
+	t.reply("331", ch, "No topic is set")
+}
+
+// cmdOper is /oper: OPER name password.
+func (t *ircConn) cmdOper(p []string) {
+	if t.s.oper2(p[0], p[1]) {
+		t.reply("381", "You are now an IRC operator")
+	}
+}
+
+// cmdKick is /kick: KICK #room nick [:reason].
+func (t *ircConn) cmdKick(p []string) {
+	s := t.s
+	room, reason := ircChannel(p[0])
+	if reason != "" {
+		t.reply("403", safeParam(p[0]), "No such channel: "+reason)
+		return
+	}
+	if !slices.Contains(s.chans, room) {
+		t.reply("442", "#"+room, "You're not on that channel")
+		return
+	}
+	why := ""
+	if len(p) > 2 {
+		why = sanitizeIRC(p[2])
+	}
+	nick := p[1]
+	s.kickFrom(room, nick, why, func(code, text string) {
+		switch code {
+		case codeNoSuchNick:
+			t.reply("441", safeParam(nick), "#"+room, text)
+		case codeNotOper:
+			t.reply("482", "#"+room, text)
+		default:
+			s.errorf(code, "%s", text)
+		}
+	})
 }
 
 func (t *ircConn) cmdMode(p []string) {
@@ -787,6 +865,9 @@ func (t *ircConn) privateTo(to string, kind ircTextKind, text string, notice boo
 	}
 	if kind == ircAction {
 		text = "* " + s.nick + " " + text
+	}
+	if s.refuseMuted() {
+		return
 	}
 	ctx, cancel := s.busContext()
 	defer cancel()

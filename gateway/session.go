@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -84,6 +85,10 @@ type Session struct {
 	refused       int
 	stopped       bool // no further input is handled
 	started       time.Time
+	oper          bool // an operator (moderation.go)
+
+	shownNick atomic.Pointer[string] // nick, for other goroutines (moderation.go)
+	muted     atomic.Pointer[Mute]   // the mute in force, if any (moderation.go)
 
 	mu        sync.Mutex // guards the fields below
 	queued    bool       // output goes through the queue (after the TCP handshake; always on WebSocket)
@@ -100,6 +105,10 @@ type Session struct {
 	swept     bool     // idle at the last sweep (sweep.go); any queued frame clears it
 	closeOnce sync.Once
 	closed    chan struct{} // closed with the connection
+
+	kickedFrom *kickRec // the kick that closes a classic or web session
+	kicks      []string // rooms an IRC session was kicked from, not yet out of chans
+	ending     bool     // teardown has begun: no more kicks
 }
 
 func newSession(srv *Server, t transport, remote string, ip netip.Addr) *Session {
@@ -205,6 +214,10 @@ func (s *Session) hello(nick string) {
 func (s *Session) claim(nick string) bool {
 	if reason := validNick(nick); reason != "" {
 		s.refuseNick(codeNickInvalid, reason)
+		return false
+	}
+	if why := s.srv.bannedNick(nick); why != "" {
+		s.refuseNick(codeBanned, why)
 		return false
 	}
 	ctx, cancel := s.busContext()
@@ -379,7 +392,7 @@ func (s *Session) say(kind, text string) { s.sayTo(s.room, kind, text) }
 
 // sayTo publishes a chat line to room.
 func (s *Session) sayTo(room, kind, text string) {
-	if text == "" {
+	if text == "" || s.refuseMuted() {
 		return
 	}
 	s.srv.stats.linesIn.Add(1)
@@ -447,6 +460,9 @@ func (s *Session) enter(room string, welcome []byte) error {
 		}
 	}
 	s.endReplay(room, hist, missed)
+	if !s.isIRC() {
+		s.showTopic(room)
+	}
 	return nil
 }
 
@@ -465,6 +481,17 @@ func (s *Session) exit(room, reason string) {
 	defer cancel()
 	if err := s.srv.bus.Part(ctx, room, s.nick, reason); err != nil {
 		s.log.Warn("part", "room", room, "err", err)
+	}
+}
+
+// exitKicked is exit for a session an operator kicked out of room: the
+// room hears the kick.
+func (s *Session) exitKicked(room string, k *kickRec) {
+	s.srv.exit(s, room)
+	ctx, cancel := s.busContext()
+	defer cancel()
+	if err := s.srv.cfg.Mod.PartKicked(ctx, room, s.nick, k.by, k.reason); err != nil {
+		s.log.Warn("kick: part", "room", room, "err", err)
 	}
 }
 
@@ -514,11 +541,15 @@ func containsString(list []string, v string) bool {
 func (s *Session) teardown() {
 	s.mu.Lock()
 	why := s.reason.quitText()
+	s.ending = true
+	kicked := s.kickedFrom
 	s.mu.Unlock()
+	s.takeKicks()
 	if s.partText != "" {
 		why = s.partText
 	}
 	if s.nick != "" {
+		s.endOper(s.nick)
 		// Free the nickname before the room hears "left!", so whoever
 		// reads that can take the name at once.
 		ctx, cancel := s.busContext()
@@ -530,7 +561,11 @@ func (s *Session) teardown() {
 		if s.room != "" {
 			room := s.room
 			s.room = ""
-			s.exit(room, why)
+			if kicked != nil && kicked.room == room {
+				s.exitKicked(room, kicked)
+			} else {
+				s.exit(room, why)
+			}
 		}
 		for _, room := range s.chans {
 			s.exit(room, why)

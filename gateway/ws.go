@@ -298,6 +298,8 @@ func wsCloseStatus(r CloseReason) (websocket.StatusCode, string) {
 		return websocket.StatusPolicyViolation, "banned"
 	case ReasonThrottled:
 		return websocket.StatusPolicyViolation, "too many wrong passwords"
+	case ReasonKicked:
+		return websocket.StatusPolicyViolation, "kicked"
 	}
 	return websocket.StatusNormalClosure, ""
 }
