@@ -212,6 +212,13 @@ func init() {
 		"USERHOST": {1, false, "USERHOST nick", (*ircConn).cmdUserhost},
 		"OPER":     {2, false, "OPER name password", (*ircConn).cmdOper},
 		"KICK":     {2, false, "KICK #room nick [:reason]", (*ircConn).cmdKick},
+		// The chat-wide moderation commands, as raw lines (irssi: /quote
+		// BAN bob 1h spam); replies are NOTICEs.
+		"BAN":    {1, false, "BAN nick|ip|cidr [duration] [:reason]", ircLine((*Session).cmdBan)},
+		"UNBAN":  {1, false, "UNBAN nick|ip|cidr", ircLine((*Session).cmdUnban)},
+		"BANS":   {0, false, "BANS", ircLine((*Session).cmdBans)},
+		"MUTE":   {1, false, "MUTE nick [duration] [:reason]", ircLine((*Session).cmdMute)},
+		"UNMUTE": {1, false, "UNMUTE nick", ircLine((*Session).cmdUnmute)},
 	}
 }
 
@@ -737,6 +744,16 @@ func (t *ircConn) cmdTopic(p []string) {
 		}
 	}
 	t.reply("331", ch, "No topic is set")
+}
+
+// ircLine runs a chat command with the IRC parameters as its argument.
+func ircLine(cmd func(*Session, string)) func(*ircConn, []string) {
+	return func(t *ircConn, p []string) {
+		for i := range p {
+			p[i] = sanitizeIRC(p[i])
+		}
+		cmd(t.s, strings.TrimSpace(strings.Join(p, " ")))
+	}
 }
 
 // cmdOper is /oper: OPER name password.

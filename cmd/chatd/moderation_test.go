@@ -419,6 +419,18 @@ func TestIRCModeration(t *testing.T) {
 	victim.expectLine(":chatd 332 vic #dev :irc topic")
 	victim.sendf("TOPIC #dev :mine")
 	victim.expectLine(":chatd 482 vic #dev :an operator is in dev: only operators may change its topic")
+
+	// The chat-wide commands as raw lines.
+	op.sendf("MUTE ncuser 1m :be quiet")
+	op.expectLine(":chatd NOTICE opy :muted ncuser for 1m0s")
+	nc.expectPrefix("ERROR you are muted by opy until ")
+	victim.sendf("BAN opy")
+	victim.expectLine(":chatd NOTICE vic :/ban is for operators; see /oper")
+	op.sendf("BAN vic :go away")
+	op.expectLine(":chatd NOTICE opy :banned vic")
+	victim.expectLine("ERROR :Closing link: Banned")
+	op.sendf("BANS")
+	op.expectLine(":chatd NOTICE opy :bans (1): vic by opy (go away)")
 }
 
 // `chatd passwd` prints a bcrypt hash that the operators file takes.
