@@ -27,6 +27,7 @@ import (
 //	ban.net.<hex>       {"net","by","reason","at","until"}    a banned address or CIDR prefix (hex of its text)
 //	mute.<nickkey>      {"nick","by","reason","at","until"}   a muted nickname
 //	topic.<room>        {"text","by","at"}                    a room's topic
+//	reg.<nickkey>       {"nick","hash","at"}                  a registered nickname and its password hash
 //
 // Every gateway watches the bucket (watchMod) and keeps its current
 // entries in memory; an entry that is not what a gateway writes (checkMod)
@@ -74,6 +75,7 @@ type modRec struct {
 	Text   string `json:"text,omitempty"`
 	At     int64  `json:"at,omitempty"`
 	Until  int64  `json:"until,omitempty"`
+	Hash   string `json:"hash,omitempty"`
 }
 
 func (r *modRec) expired(now time.Time) bool {
@@ -167,6 +169,14 @@ func (c *Conn) checkMod(key string, val []byte) (modRec, string) {
 			return r, "unknown kind of ban"
 		}
 		return r, decision()
+	case "reg":
+		if why := nickFor(rest); why != "" {
+			return r, why
+		}
+		if !validHash(r.Hash) || r.At <= 0 {
+			return r, "no valid password hash or time"
+		}
+		return r, ""
 	case "topic":
 		switch {
 		case ValidRoom(rest) != nil:
@@ -181,6 +191,20 @@ func (c *Conn) checkMod(key string, val []byte) (modRec, string) {
 		return r, ""
 	}
 	return r, "unknown key"
+}
+
+// validHash reports whether h looks like a password hash a gateway writes:
+// a bcrypt hash ($2a$, $2b$ or $2y$, 60 printable ASCII characters).
+func validHash(h string) bool {
+	if len(h) != 60 || !(strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$")) {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] <= ' ' || h[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // rejectMod counts and logs, at most once per rejectLogEvery, an entry of
@@ -570,6 +594,40 @@ func (c *Conn) PartKicked(ctx context.Context, room, nick, by, reason string) er
 		text += " " + reason
 	}
 	return errors.Join(derr, m.announce(room, KindKick, nick, text))
+}
+
+// PutReg registers nick with the password hash hash (a bcrypt hash),
+// replacing any registration of it.
+func (c *Conn) PutReg(ctx context.Context, nick, hash string) error {
+	k, err := NickKey(nick)
+	if err != nil {
+		return err
+	}
+	if !validHash(hash) {
+		return fmt.Errorf("bus: register %q: not a bcrypt hash", nick)
+	}
+	return c.modPut(ctx, "reg."+k, modRec{Nick: nick, Hash: hash, At: time.Now().UnixMilli()})
+}
+
+// DeleteReg drops nick's registration and reports whether there was one.
+func (c *Conn) DeleteReg(ctx context.Context, nick string) (bool, error) {
+	k, err := NickKey(nick)
+	if err != nil {
+		return false, err
+	}
+	return c.modDelete(ctx, "reg."+k)
+}
+
+// Reg returns the password hash of nick, if it is registered.
+func (c *Conn) Reg(nick string) (string, bool) {
+	k, err := NickKey(nick)
+	if err != nil {
+		return "", false
+	}
+	c.mod.mu.RLock()
+	r, ok := c.mod.entries["reg."+k]
+	c.mod.mu.RUnlock()
+	return r.Hash, ok
 }
 
 // sweepMod deletes the bans and mutes that have expired.

@@ -33,6 +33,11 @@ func TestModerationShared(t *testing.T) {
 	must(t, a.PutBan(ctx, Ban{Nick: "old", By: "Alice", At: now.Add(-time.Hour), Until: now.Add(-time.Minute)}))
 	must(t, a.PutMute(ctx, Mute{Nick: "loud", By: "Alice", At: now, Until: now.Add(time.Minute)}))
 	must(t, a.SetTopic(ctx, "lobby", Topic{Text: "hello", By: "Alice", At: now}))
+	const hash = "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+	must(t, a.PutReg(ctx, "Carol", hash))
+	if err := a.PutReg(ctx, "Dave", "not a hash"); err == nil {
+		t.Error("PutReg took a plain password")
+	}
 
 	checkFor(t, 5*time.Second, func() error {
 		ops, err := b.Opers(ctx)
@@ -48,6 +53,9 @@ func TestModerationShared(t *testing.T) {
 		}
 		if tp, ok := b.Topic("lobby"); !ok || tp.Text != "hello" || tp.By != "Alice" {
 			return fmt.Errorf("topic %v %v", tp, ok)
+		}
+		if h, ok := b.Reg("CAROL"); !ok || h != hash {
+			return fmt.Errorf("registration %q %v", h, ok)
 		}
 		return nil
 	})
@@ -131,6 +139,8 @@ func TestModerationForeign(t *testing.T) {
 		"topic.lobby":                   `{"text":"","by":"alice","at":1}`,
 		"topic.Bad_Room":                `{"text":"x","by":"alice","at":1}`,
 		"whatever":                      `{}`,
+		"reg.mallory":                   `{"nick":"mallory","hash":"plaintext","at":1}`,
+		"reg.trent":                     `{"nick":"trent","at":1,"hash":"$2a$10$` + "\n" + `"}`,
 		"ban.net." + hexOf("1.2.3.4/8"): `{"net":"1.2.3.4/8","by":"alice","at":1}`,
 	}
 	for k, v := range foreign {
@@ -157,6 +167,9 @@ func TestModerationForeign(t *testing.T) {
 	}
 	if _, ok := c.Topic("lobby"); ok {
 		t.Error("an empty topic was taken")
+	}
+	if _, ok := c.Reg("mallory"); ok {
+		t.Error("a registration without a hash was taken")
 	}
 
 	// Kick orders: only a well-formed one reaches the gateway.
