@@ -24,7 +24,7 @@ var (
 func init() {
 	commandList = []command{
 		{"help", "/help", "list commands", (*Session).cmdHelp},
-		{"nick", "/nick NEW", "change your nickname", (*Session).cmdNick},
+		{"nick", "/nick NEW [PASSWORD]", "change your nickname (PASSWORD: a registered one's)", (*Session).cmdNick},
 		{"join", "/join ROOM", "leave this room and join (or create) ROOM", (*Session).cmdJoin},
 		{"rooms", "/rooms", "list rooms in use and their sizes", (*Session).cmdRooms},
 		{"who", "/who", "list everyone in this room", (*Session).cmdWho},
@@ -32,6 +32,8 @@ func init() {
 		{"me", "/me ACTION", "show an action: * you ACTION", (*Session).cmdMe},
 		{"quit", "/quit [REASON]", "leave the chat", (*Session).cmdQuit},
 		{"topic", "/topic [TEXT|-]", "show, set or (-) clear this room's topic", (*Session).cmdTopic},
+		{"register", "/register PASSWORD", "keep your nickname: it then needs PASSWORD, on every gateway", (*Session).cmdRegister},
+		{"drop", "/drop [NICK]", "release your registered nickname (operators: anyone's)", (*Session).cmdDrop},
 		{"oper", "/oper NAME PASSWORD", "become an operator", (*Session).cmdOper},
 		{"kick", "/kick NICK [REASON]", "operators: put NICK out of this room", (*Session).cmdKick},
 		{"ban", "/ban NICK|IP|CIDR [DURATION] [REASON]", "operators: ban from the chat (10m, 2h, 7d; none: until /unban)", (*Session).cmdBan},
@@ -69,6 +71,8 @@ func (s *Session) cmdHelp(string) {
 }
 
 func (s *Session) cmdNick(arg string) {
+	arg, pw, _ := strings.Cut(arg, " ")
+	pw = strings.TrimSpace(pw)
 	if arg == "" {
 		s.usage("nick")
 		return
@@ -83,6 +87,9 @@ func (s *Session) cmdNick(arg string) {
 	}
 	if why := s.nickBlocked(arg); why != "" {
 		s.errorf(codeBanned, "%s", why)
+		return
+	}
+	if !s.nickPassword(arg, pw) {
 		return
 	}
 	ctx, cancel := s.busContext()

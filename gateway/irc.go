@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -45,6 +46,7 @@ type ircConn struct {
 	user       bool   // USER received
 	wantNick   string // NICK received, not yet claimed
 	capping    bool   // CAP negotiation holds registration
+	sasl       bool   // AUTHENTICATE PLAIN received: its data comes next
 	registered bool
 	bad        int
 	lastIn     time.Time
@@ -190,28 +192,29 @@ var ircCommands map[string]ircCommand
 
 func init() {
 	ircCommands = map[string]ircCommand{
-		"CAP":      {1, true, "CAP LS|REQ|LIST|END", (*ircConn).cmdCap},
-		"PASS":     {1, true, "PASS password", (*ircConn).cmdPass},
-		"NICK":     {0, true, "NICK nickname", (*ircConn).cmdNick},
-		"USER":     {4, true, "USER user 0 * :realname", (*ircConn).cmdUser},
-		"PING":     {0, true, "PING token", (*ircConn).cmdPing},
-		"PONG":     {0, true, "PONG token", func(*ircConn, []string) {}},
-		"QUIT":     {0, true, "QUIT [:reason]", (*ircConn).cmdQuit},
-		"JOIN":     {1, false, "JOIN #room[,#room]", (*ircConn).cmdJoin},
-		"PART":     {1, false, "PART #room[,#room]", (*ircConn).cmdPart},
-		"PRIVMSG":  {0, false, "PRIVMSG target :text", (*ircConn).cmdPrivmsg},
-		"NOTICE":   {0, false, "NOTICE target :text", (*ircConn).cmdNotice},
-		"NAMES":    {0, false, "NAMES #room", (*ircConn).cmdNames},
-		"WHO":      {0, false, "WHO #room|nick", (*ircConn).cmdWho},
-		"WHOIS":    {1, false, "WHOIS nick", (*ircConn).cmdWhois},
-		"LIST":     {0, false, "LIST", (*ircConn).cmdList},
-		"TOPIC":    {1, false, "TOPIC #room", (*ircConn).cmdTopic},
-		"MODE":     {1, false, "MODE target", (*ircConn).cmdMode},
-		"MOTD":     {0, false, "MOTD", (*ircConn).motd},
-		"TAGMSG":   {0, false, "TAGMSG target", func(*ircConn, []string) {}},
-		"USERHOST": {1, false, "USERHOST nick", (*ircConn).cmdUserhost},
-		"OPER":     {2, false, "OPER name password", (*ircConn).cmdOper},
-		"KICK":     {2, false, "KICK #room nick [:reason]", (*ircConn).cmdKick},
+		"CAP":          {1, true, "CAP LS|REQ|LIST|END", (*ircConn).cmdCap},
+		"PASS":         {1, true, "PASS password", (*ircConn).cmdPass},
+		"AUTHENTICATE": {1, true, "AUTHENTICATE PLAIN|data|*", (*ircConn).cmdAuthenticate},
+		"NICK":         {0, true, "NICK nickname", (*ircConn).cmdNick},
+		"USER":         {4, true, "USER user 0 * :realname", (*ircConn).cmdUser},
+		"PING":         {0, true, "PING token", (*ircConn).cmdPing},
+		"PONG":         {0, true, "PONG token", func(*ircConn, []string) {}},
+		"QUIT":         {0, true, "QUIT [:reason]", (*ircConn).cmdQuit},
+		"JOIN":         {1, false, "JOIN #room[,#room]", (*ircConn).cmdJoin},
+		"PART":         {1, false, "PART #room[,#room]", (*ircConn).cmdPart},
+		"PRIVMSG":      {0, false, "PRIVMSG target :text", (*ircConn).cmdPrivmsg},
+		"NOTICE":       {0, false, "NOTICE target :text", (*ircConn).cmdNotice},
+		"NAMES":        {0, false, "NAMES #room", (*ircConn).cmdNames},
+		"WHO":          {0, false, "WHO #room|nick", (*ircConn).cmdWho},
+		"WHOIS":        {1, false, "WHOIS nick", (*ircConn).cmdWhois},
+		"LIST":         {0, false, "LIST", (*ircConn).cmdList},
+		"TOPIC":        {1, false, "TOPIC #room", (*ircConn).cmdTopic},
+		"MODE":         {1, false, "MODE target", (*ircConn).cmdMode},
+		"MOTD":         {0, false, "MOTD", (*ircConn).motd},
+		"TAGMSG":       {0, false, "TAGMSG target", func(*ircConn, []string) {}},
+		"USERHOST":     {1, false, "USERHOST nick", (*ircConn).cmdUserhost},
+		"OPER":         {2, false, "OPER name password", (*ircConn).cmdOper},
+		"KICK":         {2, false, "KICK #room nick [:reason]", (*ircConn).cmdKick},
 		// The chat-wide moderation commands, as raw lines (irssi: /quote
 		// BAN bob 1h spam); replies are NOTICEs.
 		"BAN":    {1, false, "BAN nick|ip|cidr [duration] [:reason]", ircLine((*Session).cmdBan)},
@@ -297,6 +300,59 @@ func (t *ircConn) cmdPass(p []string) {
 	t.pass, t.passGiven = p[0], true
 }
 
+// cmdAuthenticate is SASL PLAIN (IRCv3), for a registered nickname:
+// AUTHENTICATE PLAIN, then the base64 of "\x00NICK\x00PASSWORD" (an
+// authorization identity, if any, must be NICK). Wrong passwords go
+// through the password throttle; the client may try again, or register
+// without (then the nickname's password is asked for as without SASL).
+func (t *ircConn) cmdAuthenticate(p []string) {
+	s := t.s
+	switch {
+	case t.registered:
+		t.reply("907", "You have already authenticated using SASL")
+		return
+	case !t.st.has(capSASL):
+		t.reply("904", "SASL authentication failed: request the sasl capability first")
+		return
+	case p[0] == "*":
+		t.sasl = false
+		t.reply("906", "SASL authentication aborted")
+		return
+	case !t.sasl:
+		if !strings.EqualFold(p[0], "PLAIN") {
+			t.reply("908", "PLAIN", "are the available SASL mechanisms")
+			t.reply("904", "SASL authentication failed")
+			return
+		}
+		t.sasl = true
+		s.deliver([]byte("AUTHENTICATE +\r\n"), "")
+		return
+	}
+	t.sasl = false
+	raw, err := base64.StdEncoding.DecodeString(p[0])
+	parts := strings.Split(string(raw), "\x00")
+	if err != nil || len(parts) != 3 || (parts[0] != "" && parts[0] != parts[1]) || validNick(parts[1]) != "" {
+		t.reply("904", "SASL authentication failed: send the base64 of \\0NICK\\0PASSWORD")
+		return
+	}
+	nick, pw := parts[1], parts[2]
+	right := s.registered(nick) && s.srv.cfg.Mod.CheckNick(nick, pw)
+	if !s.verdict(right, "nickname") {
+		if !s.stopped {
+			t.reply("904", "SASL authentication failed: too many wrong passwords from your address; wait a few seconds")
+		}
+		return
+	}
+	if !right {
+		s.srv.modCount(modNickFailed)
+		t.reply("904", "SASL authentication failed: no registered nickname "+nick+" with that password")
+		return
+	}
+	s.identified = nick
+	t.reply("900", nick+"!"+nick+"@"+ircServer, nick, "You are now logged in as "+nick)
+	t.reply("903", "SASL authentication successful")
+}
+
 func (t *ircConn) cmdUser(p []string) {
 	if t.registered {
 		t.reply("462", "You may not reregister")
@@ -332,18 +388,27 @@ func (t *ircConn) register() {
 	if t.registered || t.capping || !t.user || t.wantNick == "" {
 		return
 	}
+	// PASS is the server's password, or a registered nickname's; with a
+	// server password, both: PASS :SERVERPASSWORD NICKPASSWORD.
+	serverPw, nickPw := "", t.pass
+	if t.cfg.Password != "" {
+		serverPw, nickPw, _ = strings.Cut(t.pass, " ")
+	}
 	if t.cfg.Password != "" && !s.authed {
 		if !t.passGiven {
 			s.fail(ReasonHandshakeFailed, codeBadPassword, "this server needs a password: send PASS before NICK and USER (irssi: /connect host port PASSWORD), closing")
 			return
 		}
-		if !s.checkPassword(t.pass) {
+		if !s.checkPassword(serverPw) {
 			return
 		}
 		s.authed = true
 	}
 	nick := t.wantNick
 	t.wantNick = ""
+	if !s.identify(nick, nickPw) {
+		return
+	}
 	if !s.claim(nick) {
 		return
 	}
@@ -430,6 +495,10 @@ func (t *ircConn) changeNick(nick string) {
 	}
 	if why := s.nickBlocked(nick); why != "" {
 		t.reply("432", nick, why)
+		return
+	}
+	if why := s.nickRegistered(nick); why != "" {
+		t.reply("433", nick, "the nickname "+nick+" is registered: reconnect with its password (PASS)")
 		return
 	}
 	old := s.nick

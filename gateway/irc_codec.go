@@ -26,6 +26,7 @@ const (
 	capEchoMessage
 	capMessageTags
 	capMultiPrefix
+	capSASL
 )
 
 var ircCaps = []struct {
@@ -36,6 +37,7 @@ var ircCaps = []struct {
 	{"message-tags", capMessageTags},
 	{"multi-prefix", capMultiPrefix},
 	{"server-time", capServerTime},
+	{"sasl", capSASL},
 }
 
 // ircState is what an IRC session's frames depend on: its nickname (for
@@ -323,7 +325,7 @@ func (c ircCodec) errorMsg(code, text string) []byte {
 	switch code {
 	case codeNickInvalid:
 		return c.numeric("432", tried, text)
-	case codeNickTaken:
+	case codeNickTaken, codeNickRegistered:
 		return c.numeric("433", tried, text)
 	case codeTooLong:
 		return c.numeric("417", text)

@@ -216,7 +216,9 @@ type clientMsg struct {
 	Nick     string `json:"nick"`
 	Text     string `json:"text"`
 	Password string `json:"password"` // hello only, on servers with --password
-	Resume   string `json:"resume"`   // hello only: a resume token (resume.go)
+	// NickPassword is the password of a registered nickname (hello only).
+	NickPassword string `json:"nick_password"`
+	Resume       string `json:"resume"` // hello only: a resume token (resume.go)
 }
 
 // decodeClientMsg parses one client message. encoding/json turns invalid

@@ -65,6 +65,14 @@ type Moderation interface {
 	// did (not connected, or not in room).
 	Kick(ctx context.Context, room, nick, by, reason string) (bool, error)
 	ReceiveKicks(kick func(room, nick, by, reason string) bool) (stop func(), err error)
+	// Registered reports whether nick is registered: whoever takes it must
+	// give its password. CheckNick reports whether password is nick's (it
+	// may be slow: a password hash). Register ties nick to password, Drop
+	// releases it and reports whether it was registered.
+	Registered(nick string) bool
+	CheckNick(nick, password string) bool
+	Register(ctx context.Context, nick, password string) error
+	Drop(ctx context.Context, nick string) (bool, error)
 	// PartKicked is Bus.Part for a kicked user: the room hears KindKick,
 	// text "<by> <reason>".
 	PartKicked(ctx context.Context, room, nick, by, reason string) error
@@ -87,6 +95,9 @@ const (
 	codeMuted     = "muted"
 	codeBadTarget = "bad_target"
 	codeNoMod     = "no_moderation"
+	// codeNickRegistered: the nickname is registered and no password (or
+	// no right one) was given for it.
+	codeNickRegistered = "nick_registered"
 )
 
 // Limits of moderation input.
@@ -107,10 +118,20 @@ const (
 	modUnmute
 	modTopic
 	modRefused // a non-operator's attempt
+	modRegister
+	modDrop
+	modNickFailed // a wrong password for a registered nickname
 	numModActions
 )
 
-var modActionNames = [numModActions]string{"oper", "oper_failed", "kick", "ban", "unban", "mute", "unmute", "topic", "refused"}
+var modActionNames = [numModActions]string{"oper", "oper_failed", "kick", "ban", "unban", "mute", "unmute", "topic", "refused",
+	"register", "drop", "nick_password_failed"}
+
+// Bounds of a nickname's password, in bytes (bcrypt reads at most 72).
+const (
+	minNickPassword = 8
+	maxNickPassword = 72
+)
 
 // modSnap is a gateway's copy of the bans and mutes, rebuilt whole on
 // every change.
@@ -345,27 +366,16 @@ func (s *Session) oper2(name, pw string) bool {
 	}
 	check := s.srv.cfg.Operators
 	right := check != nil && check(name, pw)
-	now := s.srv.cfg.Now()
-	at, fails, judged := s.srv.auth.attempt(s.key, right, now)
-	if !judged {
+	if !s.verdict(right, "operator") {
 		s.srv.modCount(modOperFailed)
-		s.log.Warn("operator attempt refused: too many wrong passwords from this address", "addr", s.ip.String(), "failures", fails)
-		s.errorf(codeThrottled, "too many wrong passwords from your address; wait a few seconds before trying again")
-		return false
-	}
-	if wait := at.Sub(now); wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-s.closed:
-			t.Stop()
-			s.stopped = true
-			return false
+		if !s.stopped {
+			s.errorf(codeThrottled, "too many wrong passwords from your address; wait a few seconds before trying again")
 		}
+		return false
 	}
 	if !right {
 		s.srv.modCount(modOperFailed)
-		s.log.Warn("wrong operator name or password", "nick", s.nick, "name", name, "addr", s.ip.String(), "failures", fails)
+		s.log.Warn("wrong operator name or password", "nick", s.nick, "name", name, "addr", s.ip.String())
 		s.errorf(codeBadOper, "wrong operator name or password")
 		return false
 	}
@@ -380,6 +390,197 @@ func (s *Session) oper2(name, pw string) bool {
 	s.srv.modCount(modOper)
 	s.log.Info("moderation: operator", "actor", s.nick, "operator", name)
 	s.noticef("you are now an operator (%s)", name)
+	return true
+}
+
+// verdict waits, on the reader goroutine, for the address's turn to be
+// answered about a password (guard.go), as for the server password, right
+// or wrong. It reports false when the attempt is refused unjudged (too
+// many waiting from the address) or the session closed meanwhile
+// (s.stopped is then set).
+func (s *Session) verdict(right bool, what string) bool {
+	now := s.srv.cfg.Now()
+	at, fails, judged := s.srv.auth.attempt(s.key, right, now)
+	if !judged {
+		s.log.Warn(what+" password attempt refused: too many wrong passwords from this address",
+			"addr", s.ip.String(), "key", s.key.String(), "failures", fails)
+		return false
+	}
+	if !right {
+		s.log.Warn("wrong "+what+" password", "addr", s.ip.String(), "key", s.key.String(), "failures", fails,
+			"answer_in", at.Sub(now))
+	}
+	if wait := at.Sub(now); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.closed:
+			t.Stop()
+			s.stopped = true
+			return false
+		}
+	}
+	return true
+}
+
+// registered reports whether nick is a registered nickname.
+func (s *Session) registered(nick string) bool {
+	return s.srv.cfg.Mod != nil && s.srv.cfg.Mod.Registered(nick)
+}
+
+// identify checks, in the handshake, the password given for nick, if nick
+// is registered: right, the session may take nick (claim); wrong, the
+// client is told and the session closes, as after a wrong server
+// password. It reports false if the session is closing.
+func (s *Session) identify(nick, pw string) bool {
+	if pw == "" || validNick(nick) != "" || !s.registered(nick) {
+		return true
+	}
+	right := s.srv.cfg.Mod.CheckNick(nick, pw)
+	if !s.verdict(right, "nickname") {
+		if !s.stopped {
+			s.fail(ReasonThrottled, codeThrottled, "too many wrong passwords from your address; wait a few seconds before trying again, closing")
+		}
+		return false
+	}
+	if !right {
+		s.srv.modCount(modNickFailed)
+		s.fail(ReasonHandshakeFailed, codeBadPassword, "wrong password for the nickname "+nick+", closing")
+		return false
+	}
+	s.identified = nick
+	return true
+}
+
+// nickRegistered says why the session may not take nick without its
+// password, or "".
+func (s *Session) nickRegistered(nick string) string {
+	if strings.EqualFold(s.identified, nick) || !s.registered(nick) {
+		return ""
+	}
+	how := "send it as the line after your nickname"
+	switch {
+	case s.isIRC():
+		how = "send PASS with it before NICK (with a server password: PASS :SERVERPASSWORD NICKPASSWORD)"
+	case s.enc.transportSlot() == 1:
+		how = `put it in the hello as "nick_password"`
+	}
+	return "the nickname " + nick + " is registered: give its password (" + how + ")"
+}
+
+// regLine handles a TCP client's handshake line once the server password,
+// if any, is given: a nickname, or the password of the registered one it
+// asked for (the line after it, like the server password).
+func (s *Session) regLine(text string) {
+	if nick := s.regNick; nick != "" {
+		s.regNick = ""
+		pw := strings.TrimSpace(stripSelfPrefix(text, nick))
+		if pw == "" {
+			pw = "\x00" // a wrong one
+		}
+		if s.identify(nick, pw) {
+			s.hello(nick)
+		}
+		return
+	}
+	if validNick(text) == "" && s.nickRegistered(text) != "" {
+		s.regNick = text
+		if s.sendEarly(s.enc.notice("the nickname "+text+" is registered: send its password as your next line")) != nil {
+			s.stopped = true
+		}
+		return
+	}
+	s.hello(text)
+}
+
+// cmdRegister ties the session's nickname to a password: /register PASSWORD.
+func (s *Session) cmdRegister(arg string) {
+	mod := s.moderation()
+	if mod == nil {
+		return
+	}
+	switch {
+	case arg == "":
+		s.usage("register")
+		return
+	case len(arg) < minNickPassword || len(arg) > maxNickPassword:
+		s.errorf(codeUsage, "a password must be %d to %d bytes", minNickPassword, maxNickPassword)
+		return
+	case s.nickRegistered(s.nick) != "":
+		s.errorf(codeNickRegistered, "the nickname %s is registered already", s.nick)
+		return
+	}
+	ctx, cancel := s.busContext()
+	defer cancel()
+	if err := mod.Register(ctx, s.nick, arg); err != nil {
+		s.log.Warn("register", "err", err)
+		s.unavailable("nickname not registered")
+		return
+	}
+	s.identified = s.nick
+	s.srv.modCount(modRegister)
+	s.log.Info("moderation: register", "actor", s.nick, "target", s.nick)
+	s.noticef("the nickname %s is registered: from now on it needs this password, on every gateway; /drop releases it", s.nick)
+}
+
+// cmdDrop releases a registered nickname: /drop (one's own) or, for
+// operators, /drop NICK.
+func (s *Session) cmdDrop(arg string) {
+	mod := s.moderation()
+	if mod == nil {
+		return
+	}
+	nick := arg
+	if nick == "" {
+		nick = s.nick
+	}
+	if validNick(nick) != "" {
+		s.usage("drop")
+		return
+	}
+	if !strings.EqualFold(nick, s.nick) && !s.requireOper("drop") {
+		return
+	}
+	ctx, cancel := s.busContext()
+	defer cancel()
+	ok, err := mod.Drop(ctx, nick)
+	switch {
+	case err != nil:
+		s.log.Warn("drop", "err", err)
+		s.unavailable("nickname not dropped")
+	case !ok:
+		s.errorf(codeBadTarget, "the nickname %s is not registered", nick)
+	default:
+		s.srv.modCount(modDrop)
+		s.log.Info("moderation: drop", "actor", s.nick, "target", nick)
+		s.noticef("the nickname %s is no longer registered", nick)
+	}
+}
+
+// nickPassword checks, for /nick NEW PASSWORD, the password of a
+// registered NEW; it reports whether the session may take NEW, having
+// told the client if not.
+func (s *Session) nickPassword(nick, pw string) bool {
+	if s.nickRegistered(nick) == "" {
+		return true
+	}
+	if pw == "" {
+		s.errorf(codeNickRegistered, "the nickname %s is registered: /nick %s PASSWORD", nick, nick)
+		return false
+	}
+	right := s.srv.cfg.Mod.CheckNick(nick, pw)
+	if !s.verdict(right, "nickname") {
+		if !s.stopped {
+			s.errorf(codeThrottled, "too many wrong passwords from your address; wait a few seconds before trying again")
+		}
+		return false
+	}
+	if !right {
+		s.srv.modCount(modNickFailed)
+		s.errorf(codeBadPassword, "wrong password for the nickname %s", nick)
+		return false
+	}
+	s.identified = nick
 	return true
 }
 

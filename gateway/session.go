@@ -85,7 +85,9 @@ type Session struct {
 	refused       int
 	stopped       bool // no further input is handled
 	started       time.Time
-	oper          bool // an operator (moderation.go)
+	oper          bool   // an operator (moderation.go)
+	identified    string // the registered nickname whose password was given
+	regNick       string // held while its password is asked (TCP)
 
 	shownNick atomic.Pointer[string] // nick, for other goroutines (moderation.go)
 	muted     atomic.Pointer[Mute]   // the mute in force, if any (moderation.go)
@@ -220,6 +222,10 @@ func (s *Session) claim(nick string) bool {
 		s.refuseNick(codeBanned, why)
 		return false
 	}
+	if why := s.nickRegistered(nick); why != "" {
+		s.refuseNick(codeNickRegistered, why)
+		return false
+	}
 	ctx, cancel := s.busContext()
 	ok, err := s.srv.bus.ClaimNick(ctx, nick)
 	cancel()
@@ -245,7 +251,7 @@ func (s *Session) claim(nick string) bool {
 // held while the next line, the password, is checked; a classic client
 // sends it prefixed with "<nick>: ", like any line.
 func (s *Session) handshakeLine(text string) {
-	if s.pendingNick == "" && s.nick == "" {
+	if s.pendingNick == "" && s.regNick == "" && s.nick == "" {
 		// The terminal client's extension (resume.go); a plain client
 		// never sends it, and its nickname line is left as it is.
 		if nick, ext, token := takeResume(text); ext {
@@ -255,7 +261,7 @@ func (s *Session) handshakeLine(text string) {
 		}
 	}
 	if s.srv.cfg.Password == "" || s.authed {
-		s.hello(text)
+		s.regLine(text)
 		return
 	}
 	if s.pendingNick == "" {
@@ -273,7 +279,7 @@ func (s *Session) handshakeLine(text string) {
 		return
 	}
 	s.authed = true
-	s.hello(s.pendingNick)
+	s.regLine(s.pendingNick)
 }
 
 // checkPassword judges a password attempt. It waits, on the reader

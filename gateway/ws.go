@@ -191,7 +191,11 @@ func (t *wsConn) message(s *Session, typ websocket.MessageType, data []byte) boo
 			return false
 		}
 		s.setResume(m.Resume)
-		s.hello(textsafe.Sanitize([]byte(m.Nick)))
+		nick := textsafe.Sanitize([]byte(m.Nick))
+		if !s.identify(nick, m.NickPassword) {
+			return false
+		}
+		s.hello(nick)
 		if s.nick != "" {
 			t.hsTimer.Stop()
 		}
