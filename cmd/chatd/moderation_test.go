@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -470,5 +471,125 @@ func TestPasswdHash(t *testing.T) {
 	w2.Close()
 	if code := runPasswd(nil, r2, &out, &errs); code == 0 {
 		t.Error("a 5-byte password was hashed")
+	}
+}
+
+// A registered nickname cannot be taken on another gateway, on any
+// transport, without its password; wrong passwords are counted, logged
+// and close the attempt, as a wrong server password does; /drop releases
+// it (its holder, or an operator).
+func TestRegisteredNicknames(t *testing.T) {
+	ga, gb := twoModGateways(t)
+	a, b := ga.ChatAddr().String(), gb.ChatAddr().String()
+	alice := join(t, a, "alice")
+	alice.send("/register short\n")
+	alice.expect("ERROR a password must be 8 to 72 bytes")
+	alice.send("/register open sesame\n")
+	alice.expect("*** the nickname alice is registered: from now on it needs this password, on every gateway; /drop releases it")
+	alice.send("/register again and again\n")
+	alice.expect("*** the nickname alice is registered: from now on it needs this password, on every gateway; /drop releases it")
+	alice.send("/quit\n")
+	alice.expectClosed()
+
+	// TCP, on the other gateway: asked after the nickname.
+	c := dial(t, b)
+	c.expectName()
+	c.send("alice\n")
+	c.expect("*** the nickname alice is registered: send its password as your next line")
+	c.send("open sesame\n") // the old password
+	if got := c.expectClosed(); got != "ERROR wrong password for the nickname alice, closing\n" {
+		t.Errorf("wrong password: %q", got)
+	}
+	c = dial(t, b)
+	c.expectName()
+	c.send("alice\n")
+	c.expect("*** the nickname alice is registered: send its password as your next line")
+	c.send("alice: again and again") // a classic client: its prefix, no newline
+	c.nick = "alice"
+	c.expect("Connected to server!")
+	c.expect("alice joined!")
+
+	// WebSocket, while alice is connected: taken; then without, with a
+	// wrong and with the right password.
+	c.send("/quit\n")
+	c.expectClosed()
+	w := wsDial(t, ga)
+	w.send(map[string]any{"type": "hello", "nick": "alice"})
+	w.expectError("nick_registered", `the nickname alice is registered: give its password (put it in the hello as "nick_password"), choose another`)
+	w.send(map[string]any{"type": "hello", "nick": "alice", "nick_password": "wrong one"})
+	w.expectError("bad_password", "wrong password for the nickname alice, closing")
+	w.expectClosed()
+	w = wsDial(t, ga)
+	w.send(map[string]any{"type": "hello", "nick": "alice", "nick_password": "again and again"})
+	w.expectType("welcome")
+	w.line("/quit")
+	w.expectClosed()
+
+	// IRC: PASS before NICK.
+	irc := ircDial(t, ga)
+	irc.sendf("NICK alice")
+	irc.sendf("USER alice 0 * :x")
+	irc.expectLine(":chatd 433 * alice :the nickname alice is registered: give its password (send PASS with it before NICK (with a server password: PASS :SERVERPASSWORD NICKPASSWORD)), choose another")
+	irc = ircDial(t, gb)
+	irc.nick = "alice"
+	irc.sendf("PASS :again and again")
+	irc.sendf("NICK alice")
+	irc.sendf("USER alice 0 * :x")
+	irc.expectLine(":chatd 001 alice :Welcome to the chatd chat, alice; rooms are channels: /join #lobby")
+	irc.sendf("QUIT")
+	irc.expectClosed()
+	// IRC: SASL PLAIN.
+	irc = ircDial(t, ga)
+	irc.nick = "alice"
+	irc.sendf("CAP LS 302")
+	irc.sendf("NICK alice")
+	irc.sendf("USER alice 0 * :x")
+	irc.sendf("CAP REQ :sasl")
+	irc.expectLine(":chatd CAP * ACK :sasl")
+	irc.sendf("AUTHENTICATE PLAIN")
+	irc.expectLine("AUTHENTICATE +")
+	irc.sendf("AUTHENTICATE %s", base64.StdEncoding.EncodeToString([]byte("\x00alice\x00not it")))
+	irc.expectLine(":chatd 904 * :SASL authentication failed: no registered nickname alice with that password")
+	irc.sendf("AUTHENTICATE PLAIN")
+	irc.sendf("AUTHENTICATE %s", base64.StdEncoding.EncodeToString([]byte("alice\x00alice\x00again and again")))
+	irc.expectLine(":chatd 903 * :SASL authentication successful")
+	irc.sendf("CAP END")
+	irc.expectLine(":chatd 001 alice :Welcome to the chatd chat, alice; rooms are channels: /join #lobby")
+	irc.sendf("QUIT")
+	irc.expectClosed()
+
+	// /nick to a registered nickname needs its password.
+	bob := join(t, a, "bob")
+	bob.send("/nick alice\n")
+	bob.expect("ERROR the nickname alice is registered: /nick alice PASSWORD")
+	bob.send("/nick alice guessing\n")
+	bob.expect("ERROR wrong password for the nickname alice")
+	bob.send("/drop alice\n")
+	bob.expect("ERROR /drop is for operators; see /oper")
+	bob.send("/nick alice again and again\n")
+	bob.expect("*** bob is now known as alice")
+	bob.nick = "alice"
+	bob.send("/drop\n")
+	bob.expect("*** the nickname alice is no longer registered")
+	bob.send("/quit\n")
+	bob.expectClosed()
+	join(t, b, "alice") // free for anyone now
+
+	// An operator drops anyone's.
+	carol := join(t, b, "carol")
+	carol.send("/register carols secret\n")
+	carol.expectPrefix("*** the nickname carol is registered")
+	op := join(t, a, "op")
+	oper(op, "admin")
+	op.send("/drop carol\n")
+	op.expect("*** the nickname carol is no longer registered")
+	op.send("/drop carol\n")
+	op.expect("ERROR the nickname carol is not registered")
+
+	if got := ga.Gateway.Stats().Moderation["nick_password_failed"] + gb.Gateway.Stats().Moderation["nick_password_failed"]; got != 4 {
+		t.Errorf("wrong nickname passwords counted: %d, want 4", got)
+	}
+	if !strings.Contains(logsOf(t, gb), "wrong nickname password") {
+		t.Error("no log of a wrong nickname password")
 	}
 }

@@ -194,3 +194,32 @@ func (m modBus) ReceiveKicks(kick func(room, nick, by, reason string) bool) (fun
 func (m modBus) PartKicked(ctx context.Context, room, nick, by, reason string) error {
 	return m.c.PartKicked(ctx, room, nick, by, reason)
 }
+
+// nickCost is the bcrypt cost of registered nicknames' passwords.
+const nickCost = 10
+
+func (m modBus) Registered(nick string) bool {
+	_, ok := m.c.Reg(nick)
+	return ok
+}
+
+func (m modBus) CheckNick(nick, password string) bool {
+	hash, ok := m.c.Reg(nick)
+	if !ok {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+}
+
+func (m modBus) Register(ctx context.Context, nick, password string) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), nickCost)
+	if err != nil {
+		return err
+	}
+	return m.c.PutReg(ctx, nick, string(hash))
+}
+
+func (m modBus) Drop(ctx context.Context, nick string) (bool, error) {
+	return m.c.DeleteReg(ctx, nick)
+}
