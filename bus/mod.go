@@ -630,13 +630,24 @@ func (c *Conn) Reg(nick string) (string, bool) {
 	return r.Hash, ok
 }
 
-// sweepMod deletes the bans and mutes that have expired.
+// sweepMod deletes the bans and mutes that have expired, and the operator
+// entries of gateways that are gone (not while this gateway may not judge
+// that: mayJudge).
 func (c *Conn) sweepMod(ctx context.Context) {
 	now := time.Now()
+	var live map[string]struct{}
+	if c.m.mayJudge() {
+		live, _ = c.m.liveGateways(ctx)
+	}
 	var keys []string
 	for k, r := range c.modEntries("") {
-		if (strings.HasPrefix(k, "ban.") || strings.HasPrefix(k, "mute.")) && r.expired(now) {
+		switch {
+		case (strings.HasPrefix(k, "ban.") || strings.HasPrefix(k, "mute.")) && r.expired(now):
 			keys = append(keys, k)
+		case strings.HasPrefix(k, "op.") && live != nil && r.GW != c.id:
+			if _, ok := live[r.GW]; !ok {
+				keys = append(keys, k)
+			}
 		}
 	}
 	for _, k := range keys {

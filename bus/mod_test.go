@@ -80,7 +80,8 @@ func TestModerationShared(t *testing.T) {
 		}
 		return nil
 	})
-	// An operator whose gateway is gone no longer counts.
+	// An operator whose gateway is gone no longer counts, and the sweep
+	// deletes its entry and the expired ban.
 	a.Close()
 	checkFor(t, 5*time.Second, func() error {
 		if ops, err := b.Opers(ctx); err != nil || len(ops) != 0 {
@@ -88,6 +89,19 @@ func TestModerationShared(t *testing.T) {
 		}
 		return nil
 	})
+	checkFor(t, 5*time.Second, func() error {
+		b.sweepMod(ctx)
+		if n := len(b.modEntries("op.")); n != 0 {
+			return fmt.Errorf("%d op entries left", n)
+		}
+		if _, ok := b.modEntries("ban.nick.")["ban.nick.old"]; ok {
+			return fmt.Errorf("the expired ban is left")
+		}
+		return nil
+	})
+	if len(b.modEntries("mute.")) != 1 || len(b.modEntries("ban.net.")) != 1 {
+		t.Errorf("the sweep deleted what is in force: %v", b.modEntries(""))
+	}
 }
 
 func must(t testing.TB, err error) {

@@ -58,7 +58,7 @@ func oper(c *client, name string) {
 // nothing; a non-operator's moderation commands are refused, one ERROR
 // each, and change nothing.
 func TestOperators(t *testing.T) {
-	ga, gb := twoModGateways(t)
+	ga, gb := twoModGateways(t, "--admin", "127.0.0.1:0")
 	alice := join(t, ga.ChatAddr().String(), "alice")
 	bob := join(t, gb.ChatAddr().String(), "bob")
 	alice.expect("bob joined!")
@@ -106,6 +106,19 @@ func TestOperators(t *testing.T) {
 	}
 	if !strings.Contains(logsOf(t, gb), "moderation refused: not an operator") {
 		t.Error("no log of the refused attempts")
+	}
+	code, body, err := get("http://" + gb.AdminAddr().String() + "/metrics")
+	if err != nil || code != 200 {
+		t.Fatalf("GET /metrics: %d, %v", code, err)
+	}
+	for name, want := range map[string]float64{
+		`chatd_moderation_total{action="refused"}`: 7,
+		`chatd_moderation_total{action="kick"}`:    0,
+		`chatd_bus_mod_rejected_total`:             0,
+	} {
+		if got, ok := metric(body, name); !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
 	}
 
 	// Operator status ends with the session.
