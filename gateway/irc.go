@@ -336,7 +336,7 @@ func (t *ircConn) cmdAuthenticate(p []string) {
 		return
 	}
 	nick, pw := parts[1], parts[2]
-	right := s.registered(nick) && s.srv.cfg.Mod.CheckNick(nick, pw)
+	right := s.registered(nick) && !s.srv.auth.backlogged(s.key, s.srv.cfg.Now()) && s.srv.cfg.Mod.CheckNick(nick, pw)
 	if !s.verdict(right, "nickname") {
 		if !s.stopped {
 			t.reply("904", "SASL authentication failed: too many wrong passwords from your address; wait a few seconds")

@@ -365,7 +365,7 @@ func (s *Session) oper2(name, pw string) bool {
 		return true
 	}
 	check := s.srv.cfg.Operators
-	right := check != nil && check(name, pw)
+	right := !s.srv.auth.backlogged(s.key, s.srv.cfg.Now()) && check != nil && check(name, pw)
 	if !s.verdict(right, "operator") {
 		s.srv.modCount(modOperFailed)
 		if !s.stopped {
@@ -423,6 +423,17 @@ func (s *Session) verdict(right bool, what string) bool {
 	return true
 }
 
+// backlogged reports whether key's attempts already wait in line for more
+// than the longest delay: its next attempt will be refused unjudged, so a
+// slow password hash need not be computed for it (a stranger cannot make
+// the gateway compute hashes faster than the throttle lets it guess).
+func (a *authThrottle) backlogged(key netip.Prefix, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.keys[key]
+	return e != nil && e.free.Sub(now) > a.max
+}
+
 // registered reports whether nick is a registered nickname.
 func (s *Session) registered(nick string) bool {
 	return s.srv.cfg.Mod != nil && s.srv.cfg.Mod.Registered(nick)
@@ -436,7 +447,7 @@ func (s *Session) identify(nick, pw string) bool {
 	if pw == "" || validNick(nick) != "" || !s.registered(nick) {
 		return true
 	}
-	right := s.srv.cfg.Mod.CheckNick(nick, pw)
+	right := !s.srv.auth.backlogged(s.key, s.srv.cfg.Now()) && s.srv.cfg.Mod.CheckNick(nick, pw)
 	if !s.verdict(right, "nickname") {
 		if !s.stopped {
 			s.fail(ReasonThrottled, codeThrottled, "too many wrong passwords from your address; wait a few seconds before trying again, closing")
@@ -568,7 +579,7 @@ func (s *Session) nickPassword(nick, pw string) bool {
 		s.errorf(codeNickRegistered, "the nickname %s is registered: /nick %s PASSWORD", nick, nick)
 		return false
 	}
-	right := s.srv.cfg.Mod.CheckNick(nick, pw)
+	right := !s.srv.auth.backlogged(s.key, s.srv.cfg.Now()) && s.srv.cfg.Mod.CheckNick(nick, pw)
 	if !s.verdict(right, "nickname") {
 		if !s.stopped {
 			s.errorf(codeThrottled, "too many wrong passwords from your address; wait a few seconds before trying again")

@@ -23,6 +23,7 @@ type fuzzMod struct {
 	mutes  map[string]Mute
 	topics map[string]Topic
 	regs   map[string]string
+	checks int // CheckNick calls
 }
 
 func newFuzzMod() *fuzzMod {
@@ -136,6 +137,7 @@ func (m *fuzzMod) Registered(nick string) bool {
 func (m *fuzzMod) CheckNick(nick, password string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.checks++
 	pw, ok := m.regs[strings.ToLower(nick)]
 	return ok && pw == password
 }
@@ -285,5 +287,43 @@ func TestModerationCommands(t *testing.T) {
 	}
 	if got := srv.Stats().Moderation; got["refused"] != 1 || got["oper_failed"] != 1 || got["ban"] != 3 || got["kick"] != 1 {
 		t.Errorf("counted: %v", got)
+	}
+}
+
+// An address whose password attempts already wait in line past
+// --auth-delay-max is refused before any password hash is computed for it.
+func TestModerationBackloggedNoHash(t *testing.T) {
+	now := time.Unix(1795000000, 0)
+	mod := newFuzzMod()
+	srv, err := New(Config{Mod: mod, AuthDelay: time.Second, AuthDelayMax: 2 * time.Second, Now: func() time.Time { return now },
+		Operators: func(string, string) bool { t.Error("operator password checked"); return false }}, newFuzzBus())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(srv, &fuzzTransport{codec: lineCodec{}}, "test", netip.MustParseAddr("192.0.2.1"))
+	s.writing = true
+	s.hello("fuzzer")
+	srv.auth.attempt(s.key, false, now) // the next verdict in 1s
+	srv.auth.attempt(s.key, false, now) // then 2s after: 3s away
+	if !srv.auth.backlogged(s.key, now) {
+		t.Fatal("not backlogged")
+	}
+	if srv.auth.backlogged(AddrKey(netip.MustParseAddr("192.0.2.99")), now) {
+		t.Fatal("another address backlogged")
+	}
+	for _, in := range []string{"/nick carol carols secret", "/oper root pw"} {
+		s.mu.Lock()
+		s.out = s.out[:0]
+		s.mu.Unlock()
+		s.handle(in)
+		s.mu.Lock()
+		got := string(bytes.Join(s.out, nil))
+		s.mu.Unlock()
+		if got != "ERROR too many wrong passwords from your address; wait a few seconds before trying again\n" {
+			t.Errorf("%s: got %q", in, got)
+		}
+	}
+	if mod.checks != 0 {
+		t.Errorf("%d password hashes computed for a backlogged address", mod.checks)
 	}
 }
