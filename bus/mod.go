@@ -430,13 +430,16 @@ func (c *Conn) Bans() []Ban {
 		out = append(out, b)
 	}
 	slices.SortFunc(out, func(a, b Ban) int {
-		if a.Nick != b.Nick {
-			if a.Nick == "" || b.Nick == "" {
-				return strings.Compare(b.Nick, a.Nick) // nicknames first
+		switch {
+		case a.Net.IsValid() != b.Net.IsValid():
+			if a.Net.IsValid() {
+				return 1 // nicknames first
 			}
-			return strings.Compare(strings.ToLower(a.Nick), strings.ToLower(b.Nick))
+			return -1
+		case a.Net.IsValid():
+			return strings.Compare(a.Net.String(), b.Net.String())
 		}
-		return strings.Compare(a.Net.String(), b.Net.String())
+		return strings.Compare(strings.ToLower(a.Nick), strings.ToLower(b.Nick))
 	})
 	return out
 }

@@ -827,7 +827,7 @@ func ircLine(cmd func(*Session, string)) func(*ircConn, []string) {
 
 // cmdOper is /oper: OPER name password.
 func (t *ircConn) cmdOper(p []string) {
-	if t.s.oper2(p[0], p[1]) {
+	if t.s.becomeOper(p[0], p[1]) {
 		t.reply("381", "You are now an IRC operator")
 	}
 }

@@ -350,12 +350,12 @@ func (s *Session) cmdOper(arg string) {
 		s.usage("oper")
 		return
 	}
-	s.oper2(name, pw)
+	s.becomeOper(name, pw)
 }
 
-// oper2 checks an operator's name and password and, if right, makes the
+// becomeOper checks an operator's name and password and, if right, makes the
 // session an operator; it reports whether it did.
-func (s *Session) oper2(name, pw string) bool {
+func (s *Session) becomeOper(name, pw string) bool {
 	mod := s.moderation()
 	if mod == nil {
 		return false
