@@ -763,6 +763,9 @@ func (t *ircConn) cmdWhois(p []string) {
 		t.reply("319", found, strings.Join(chans, " "))
 	}
 	t.reply("312", found, ircServer, "a chatd gateway (IRC, nc and browser users share rooms)")
+	if containsFold(t.s.opers(), found) {
+		t.reply("313", found, "is a chat operator")
+	}
 	t.reply("318", found, "End of /WHOIS list")
 }
 

@@ -404,6 +404,8 @@ func TestIRCModeration(t *testing.T) {
 	op.expectUntagged(":ncuser!ncuser@chatd JOIN #dev")
 	op.sendf("WHO #dev")
 	op.expectLine(":chatd 352 opy #dev opy chatd chatd opy H@ :0 opy")
+	victim.sendf("WHOIS opy")
+	victim.expectLine(":chatd 313 vic opy :is a chat operator")
 
 	nc.send("/kick vic\n")
 	nc.expect("ERROR /kick is for operators; see /oper")
