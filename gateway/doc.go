@@ -28,6 +28,10 @@
 //     writeLines (writebuf.go) for TCP and IRC; for WebSocket one message, a JSON
 //     array when the batch holds several frames (ws.go).
 //
+// Moderation (moderation.go) — operators, kicks, bans, mutes, topics and
+// registered nicknames — is kept on the bus (Config.Mod, a Moderation);
+// the gateway applies it to its own sessions (ApplyModeration).
+//
 // Lock order: Server.mu, then room.mu, then Session.mu; the poller's lock
 // (park.go) is taken with none of them held. No lock is held while writing
 // to a socket or calling the Bus.
