@@ -292,6 +292,8 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	if err := c.serveReplay(); err != nil {
+		close(c.done) // ends the moderation watch
+		c.wg.Wait()
 		nc.Close()
 		return nil, fmt.Errorf("bus: subscribe %s: %w", ReplaySubjects, err)
 	}
