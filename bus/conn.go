@@ -288,6 +288,8 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	if err := c.watchMod(ctx); err != nil {
+		close(c.done) // ends the moderation watch, if it started
+		c.wg.Wait()
 		nc.Close()
 		return nil, err
 	}
