@@ -109,6 +109,10 @@ type Config struct {
 	// longer than Lease. The gateway should disconnect that user. It must
 	// not block.
 	OnNickLost func(nick string)
+	// OnModeration, if set, is called after the moderation bucket changed
+	// (an operator, a ban, a mute or a topic; see mod.go). It must not
+	// block.
+	OnModeration func()
 }
 
 // DefaultRetain is the default Config.Retain: lines kept per room for
@@ -187,6 +191,9 @@ type Conn struct {
 	gateways jetstream.KeyValue
 	nicks    jetstream.KeyValue
 	presence jetstream.KeyValue
+	modKV    jetstream.KeyValue
+
+	mod modState // this gateway's copy of chat_mod (mod.go)
 
 	m *membership // leases, nicknames, presence, reaping: see members.go
 
@@ -280,7 +287,15 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		nc.Close()
 		return nil, err
 	}
+	if err := c.watchMod(ctx); err != nil {
+		close(c.done) // ends the moderation watch, if it started
+		c.wg.Wait()
+		nc.Close()
+		return nil, err
+	}
 	if err := c.serveReplay(); err != nil {
+		close(c.done) // ends the moderation watch
+		c.wg.Wait()
 		nc.Close()
 		return nil, fmt.Errorf("bus: subscribe %s: %w", ReplaySubjects, err)
 	}

@@ -16,6 +16,9 @@
 //   - Buckets chat_gateways (leases, TTL Lease), chat_nicks (nickkey → owner)
 //     and chat_presence (<room>.<nickkey> → owner). A record whose gateway's
 //     lease has lapsed is stale: it is ignored, taken over or reaped.
+//   - chat_mod holds moderation (operators, bans, mutes, topics, registered
+//     nicknames), watched by every gateway and checked entry by entry;
+//     chat.v1.mod.<nickkey> carries kick orders as requests (mod.go).
 //   - Membership (leases, nickname claims, presence, reaping) has one owner,
 //     membership (members.go: the states of an entry and their transitions),
 //     and it alone publishes join and leave events: Join and Part announce,

@@ -22,6 +22,14 @@ const (
 	KindLeave = "leave" // nick left the room; text is the reason, if any
 	KindNick  = "nick"  // nick is now known as text
 	KindMsg   = "msg"   // private message from nick to To
+	// KindKick, on a room's subject: nick was removed from the room by an
+	// operator; text is "<operator>" or "<operator> <reason>" (announced by
+	// PartKicked). On chat.v1.mod.<nickkey>: an order from nick (an
+	// operator) to the gateway of To to remove To from Room, for reason
+	// Text (sent by Kick).
+	KindKick = "kick"
+	// KindTopic: nick set the room's topic to text (empty: cleared).
+	KindTopic = "topic"
 )
 
 // Envelope is what travels on every chat subject: one JSON object,

@@ -83,6 +83,9 @@ func (c *Conn) setupJetStream(ctx context.Context) error {
 	if c.presence, err = bucket(PresenceBucket, "chatd: room members", 0, 2); err != nil {
 		return err
 	}
+	if c.modKV, err = bucket(ModBucket, "chatd: operators, bans, mutes and topics", 0, 2); err != nil {
+		return err
+	}
 	if c.cfg.History > 0 {
 		c.history, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name:              HistoryStream,
@@ -129,7 +132,7 @@ func (c *Conn) waitLeaders(ctx context.Context) error {
 }
 
 func (c *Conn) leadersReady(ctx context.Context) error {
-	for _, kv := range []jetstream.KeyValue{c.gateways, c.nicks, c.presence} {
+	for _, kv := range []jetstream.KeyValue{c.gateways, c.nicks, c.presence, c.modKV} {
 		if _, err := c.kvGet(ctx, kv, "leader-probe"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("bucket %s: %w", kv.Bucket(), err)
 		}

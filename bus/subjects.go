@@ -12,16 +12,21 @@ import (
 //	chat.v1.room.<room>.msg    chat lines (say, me); captured by the history stream
 //	chat.v1.room.<room>.event  notices (join, leave, nick); not stored
 //	chat.v1.user.<nickkey>     private messages, sent as requests
+//	chat.v1.mod.<nickkey>      moderation orders (kick) for a user, as requests
 const (
 	subjectPrefix = "chat.v1"
 	roomPrefix    = subjectPrefix + ".room."
 	userPrefix    = subjectPrefix + ".user."
+	modPrefix     = subjectPrefix + ".mod."
 
 	// HistorySubjects is the history stream's subject filter.
 	HistorySubjects = roomPrefix + "*.msg"
 	// UserSubjects is the one subscription every gateway holds for private
 	// messages.
 	UserSubjects = userPrefix + "*"
+	// ModSubjects is the one subscription every gateway holds for
+	// moderation orders.
+	ModSubjects = modPrefix + "*"
 )
 
 // MaxRoomLen is the longest room name accepted, in bytes.
@@ -116,7 +121,7 @@ func EventSubject(room, kind string) (string, error) {
 	switch kind {
 	case KindSay, KindMe:
 		return roomPrefix + room + ".msg", nil
-	case KindJoin, KindLeave, KindNick:
+	case KindJoin, KindLeave, KindNick, KindKick, KindTopic:
 		return roomPrefix + room + ".event", nil
 	}
 	return "", fmt.Errorf("%w: %q", ErrInvalidKind, kind)
@@ -135,6 +140,16 @@ func UserSubject(nick string) (string, error) {
 		return "", err
 	}
 	return userPrefix + key, nil
+}
+
+// ModSubject returns chat.v1.mod.<nickkey>, where moderation orders for
+// nick are sent.
+func ModSubject(nick string) (string, error) {
+	key, err := NickKey(nick)
+	if err != nil {
+		return "", err
+	}
+	return modPrefix + key, nil
 }
 
 // presenceKey is the chat_presence key for nick in room: <room>.<nickkey>.

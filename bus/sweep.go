@@ -38,7 +38,10 @@ func (c *Conn) sweepLoop() {
 			return
 		case <-t.C:
 		}
-		for _, kv := range []jetstream.KeyValue{c.nicks, c.presence} {
+		ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.Sweep/2, c.cfg.RequestTimeout))
+		c.sweepMod(ctx)
+		cancel()
+		for _, kv := range []jetstream.KeyValue{c.nicks, c.presence, c.modKV} {
 			ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.Sweep/2, c.cfg.RequestTimeout))
 			// A sweep cut short keeps what it purged; the next one
 			// takes the rest.

@@ -129,6 +129,7 @@ type carrier uint8
 const (
 	onRoom carrier = iota // chat.v1.room.<room>.msg or .event (live or from history)
 	onUser                // chat.v1.user.<nickkey>
+	onMod                 // chat.v1.mod.<nickkey>
 )
 
 // accept decodes data, which arrived on subject, and checks it against the
@@ -183,7 +184,7 @@ func (c *Conn) checkFields(on carrier, subject string, e *Envelope) Reason {
 			if suffix != "msg" {
 				return ReasonKind
 			}
-		case KindJoin, KindLeave, KindNick:
+		case KindJoin, KindLeave, KindNick, KindKick, KindTopic:
 			if suffix != "event" {
 				return ReasonKind
 			}
@@ -194,13 +195,20 @@ func (c *Conn) checkFields(on carrier, subject string, e *Envelope) Reason {
 			return ReasonRoom
 		}
 	} else {
-		if e.Kind != KindMsg {
+		want, kind := UserSubject, KindMsg
+		if on == onMod {
+			want, kind = ModSubject, KindKick
+			if ValidRoom(e.Room) != nil {
+				return ReasonRoom
+			}
+		}
+		if e.Kind != kind {
 			return ReasonKind
 		}
 		if !rules.Nick(e.To) {
 			return ReasonRecipient
 		}
-		if want, err := UserSubject(e.To); err != nil || want != subject {
+		if w, err := want(e.To); err != nil || w != subject {
 			return ReasonRecipient
 		}
 	}
@@ -213,6 +221,13 @@ func (c *Conn) checkFields(on carrier, subject string, e *Envelope) Reason {
 			return ReasonNick
 		}
 		return 0
+	case KindKick: // text is the operator, then the reason
+		if on == onRoom {
+			by, _, _ := strings.Cut(e.Text, " ")
+			if !rules.Nick(by) {
+				return ReasonNick
+			}
+		}
 	case KindSay, KindMe, KindMsg:
 		if e.Text == "" {
 			return ReasonText

@@ -24,13 +24,23 @@ var (
 func init() {
 	commandList = []command{
 		{"help", "/help", "list commands", (*Session).cmdHelp},
-		{"nick", "/nick NEW", "change your nickname", (*Session).cmdNick},
+		{"nick", "/nick NEW [PASSWORD]", "change your nickname (PASSWORD: a registered one's)", (*Session).cmdNick},
 		{"join", "/join ROOM", "leave this room and join (or create) ROOM", (*Session).cmdJoin},
 		{"rooms", "/rooms", "list rooms in use and their sizes", (*Session).cmdRooms},
 		{"who", "/who", "list everyone in this room", (*Session).cmdWho},
 		{"msg", "/msg NICK TEXT", "send TEXT to NICK only", (*Session).cmdMsg},
 		{"me", "/me ACTION", "show an action: * you ACTION", (*Session).cmdMe},
 		{"quit", "/quit [REASON]", "leave the chat", (*Session).cmdQuit},
+		{"topic", "/topic [TEXT|-]", "show, set or (-) clear this room's topic", (*Session).cmdTopic},
+		{"register", "/register PASSWORD", "keep your nickname: it then needs PASSWORD, on every gateway", (*Session).cmdRegister},
+		{"drop", "/drop [NICK]", "release your registered nickname (operators: anyone's)", (*Session).cmdDrop},
+		{"oper", "/oper NAME PASSWORD", "become an operator", (*Session).cmdOper},
+		{"kick", "/kick NICK [REASON]", "operators: put NICK out of this room", (*Session).cmdKick},
+		{"ban", "/ban NICK|IP|CIDR [DURATION] [REASON]", "operators: ban from the chat (10m, 2h, 7d; none: until /unban)", (*Session).cmdBan},
+		{"unban", "/unban NICK|IP|CIDR", "operators: lift a ban", (*Session).cmdUnban},
+		{"bans", "/bans", "operators: list the bans", (*Session).cmdBans},
+		{"mute", "/mute NICK [DURATION] [REASON]", "operators: NICK can read but not send", (*Session).cmdMute},
+		{"unmute", "/unmute NICK", "operators: lift a mute", (*Session).cmdUnmute},
 	}
 	commands = make(map[string]command, len(commandList))
 	for _, c := range commandList {
@@ -61,6 +71,8 @@ func (s *Session) cmdHelp(string) {
 }
 
 func (s *Session) cmdNick(arg string) {
+	arg, pw, _ := strings.Cut(arg, " ")
+	pw = strings.TrimSpace(pw)
 	if arg == "" {
 		s.usage("nick")
 		return
@@ -71,6 +83,13 @@ func (s *Session) cmdNick(arg string) {
 	}
 	if reason := validNick(arg); reason != "" {
 		s.errorf(codeNickInvalid, "%s", reason)
+		return
+	}
+	if why := s.nickBlocked(arg); why != "" {
+		s.errorf(codeBanned, "%s", why)
+		return
+	}
+	if !s.nickPassword(arg, pw) {
 		return
 	}
 	ctx, cancel := s.busContext()
@@ -98,6 +117,7 @@ func (s *Session) cmdNick(arg string) {
 	if err := s.srv.bus.Rename(ctx, s.room, old, arg); err != nil {
 		s.log.Warn("rename", "err", err)
 	}
+	s.renamedOper(old)
 	s.log.Info("nickname changed", "from", old, "to", arg)
 }
 
@@ -123,7 +143,7 @@ func (s *Session) cmdJoin(arg string) {
 
 func (s *Session) cmdRooms(string) {
 	if names, counts, ok := s.roomList(); ok {
-		s.deliver(s.enc.rooms(names, counts), "")
+		s.deliver(s.enc.rooms(names, counts, s.srv.roomTopics(names)), "")
 	}
 }
 
@@ -156,7 +176,7 @@ func (s *Session) cmdWho(string) {
 		s.unavailable("member list unavailable")
 		return
 	}
-	s.deliver(s.enc.who(s.room, nicks), "")
+	s.deliver(s.enc.who(s.room, nicks, s.opers()), "")
 }
 
 func (s *Session) cmdMsg(arg string) {
@@ -168,6 +188,9 @@ func (s *Session) cmdMsg(arg string) {
 	}
 	if validNick(to) != "" {
 		s.errorf(codeNoSuchNick, "no such nickname: %s", to)
+		return
+	}
+	if s.refuseMuted() {
 		return
 	}
 	ctx, cancel := s.busContext()

@@ -46,6 +46,14 @@ type Config struct {
 	// safe for concurrent use.
 	Banned func(ip netip.Addr) bool
 
+	// Mod, if set, is the cluster's moderation (moderation.go): operators,
+	// kicks, bans, mutes and topics. Without it those commands are refused.
+	Mod Moderation
+	// Operators, if set, judges an operator's name and password (/oper,
+	// IRC OPER). It must be safe for concurrent use; it may be slow (a
+	// password hash), and runs on the session's reader.
+	Operators func(name, password string) bool
+
 	// Password, when set, is asked of every client before its nickname is
 	// accepted: a private server. TCP clients send it as the line after
 	// their nickname; WebSocket clients in their hello.

@@ -29,10 +29,16 @@
 //     array when the batch holds several frames (ws.go).
 //
 // A Session is two parts: the reader's protocol state (session.go), owned
-// by its reader goroutine and never locked, and its outbox (outbox.go), the
-// one part any goroutine may touch, under outbox.mu.
+// by its reader goroutine and never locked but for the kick state
+// (Session.kickMu), and its outbox (outbox.go), the one part any goroutine
+// may touch, under outbox.mu.
 //
-// Lock order: Server.mu, then room.mu, then outbox.mu; the poller's lock
+// Moderation (moderation.go) — operators, kicks, bans, mutes, topics and
+// registered nicknames — is kept on the bus (Config.Mod, a Moderation);
+// the gateway applies it to its own sessions (ApplyModeration).
+//
+// Lock order: Server.mu, then room.mu, then Session.kickMu, then
+// outbox.mu; the poller's lock
 // (park.go) is taken with none of them held. No lock is held while writing
 // to a socket or calling the Bus.
 package gateway

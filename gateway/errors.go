@@ -24,6 +24,7 @@ const (
 	ReasonProtocolError                // WebSocket: too many bad messages, or one too big
 	ReasonBanned                       // the address was banned (a reloaded ban list)
 	ReasonThrottled                    // too many wrong passwords from the address
+	ReasonKicked                       // an operator kicked the user out of its room
 )
 
 var reasonNames = [...]string{
@@ -41,6 +42,7 @@ var reasonNames = [...]string{
 	ReasonProtocolError:    "protocol_error",
 	ReasonBanned:           "banned",
 	ReasonThrottled:        "throttled",
+	ReasonKicked:           "kicked",
 }
 
 func (r CloseReason) String() string {
@@ -71,6 +73,8 @@ func (r CloseReason) quitText() string {
 		return "Server shutting down"
 	case ReasonBanned:
 		return "Banned"
+	case ReasonKicked:
+		return "Kicked"
 	}
 	return "Connection closed"
 }

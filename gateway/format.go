@@ -42,9 +42,10 @@ type codec interface {
 	// errorMsg says something was refused; code is a short stable token
 	// (may be empty), text says why and what to do.
 	errorMsg(code, text string) []byte
-	// who is the reply to /who, rooms the reply to /rooms (names sorted).
-	who(room string, nicks []string) []byte
-	rooms(names []string, counts map[string]int) []byte
+	// who is the reply to /who (ops: the operators, of any room), rooms
+	// the reply to /rooms (names sorted; topics by room, may be nil).
+	who(room string, nicks, ops []string) []byte
+	rooms(names []string, counts map[string]int, topics map[string]string) []byte
 	// private is a private message; outgoing is the sender's own copy.
 	private(from, to, text string, at time.Time, outgoing bool) []byte
 }
@@ -245,12 +246,12 @@ func (lineCodec) notice(text string) []byte { return concat(noticePrefix, text, 
 
 func (lineCodec) errorMsg(_, text string) []byte { return concat("ERROR ", text, "\n") }
 
-func (c lineCodec) who(room string, nicks []string) []byte {
-	return c.notice(whoText(room, nicks))
+func (c lineCodec) who(room string, nicks, ops []string) []byte {
+	return c.notice(whoText(room, nicks, ops))
 }
 
-func (c lineCodec) rooms(names []string, counts map[string]int) []byte {
-	return c.notice(roomsText(names, counts))
+func (c lineCodec) rooms(names []string, counts map[string]int, topics map[string]string) []byte {
+	return c.notice(roomsText(names, counts, topics))
 }
 
 func (lineCodec) private(from, to, text string, _ time.Time, outgoing bool) []byte {
@@ -260,14 +261,34 @@ func (lineCodec) private(from, to, text string, _ time.Time, outgoing bool) []by
 	return concat(noticePrefix, "private from ", from, ": ", text, "\n")
 }
 
-func whoText(room string, nicks []string) string {
-	return fmt.Sprintf("in %s (%d): %s", room, len(nicks), strings.Join(nicks, ", "))
+// whoText lists nicks, operators marked with "@" (which no nickname
+// holds).
+func whoText(room string, nicks, ops []string) string {
+	return fmt.Sprintf("in %s (%d): %s", room, len(nicks), strings.Join(markOps(nicks, ops), ", "))
 }
 
-func roomsText(names []string, counts map[string]int) string {
+func markOps(nicks, ops []string) []string {
+	if len(ops) == 0 {
+		return nicks
+	}
+	out := make([]string, len(nicks))
+	for i, n := range nicks {
+		if containsFold(ops, n) {
+			n = "@" + n
+		}
+		out[i] = n
+	}
+	return out
+}
+
+// roomsText lists the rooms, their sizes and topics: "lobby (2) [topic]".
+func roomsText(names []string, counts map[string]int, topics map[string]string) string {
 	parts := make([]string, len(names))
 	for i, name := range names {
 		parts[i] = fmt.Sprintf("%s (%d)", name, counts[name])
+		if t := topics[name]; t != "" {
+			parts[i] += " [" + t + "]"
+		}
 	}
 	return "rooms: " + strings.Join(parts, ", ")
 }
@@ -294,6 +315,17 @@ func formatEvent(kind, nick, text string) []byte {
 		return concat(nick, " left!\n")
 	case KindNick:
 		return concat(noticePrefix, nick, " is now known as ", text, "\n")
+	case KindKick:
+		by, reason, _ := strings.Cut(text, " ")
+		if reason != "" {
+			reason = ": " + reason
+		}
+		return concat(noticePrefix, nick, " was kicked by ", by, reason, "\n")
+	case KindTopic:
+		if text == "" {
+			return concat(noticePrefix, nick, " cleared the topic\n")
+		}
+		return concat(noticePrefix, nick, " set the topic: ", text, "\n")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -45,6 +46,7 @@ type ircConn struct {
 	user       bool   // USER received
 	wantNick   string // NICK received, not yet claimed
 	capping    bool   // CAP negotiation holds registration
+	sasl       bool   // AUTHENTICATE PLAIN received: its data comes next
 	registered bool
 	bad        int
 	lastIn     time.Time
@@ -131,6 +133,7 @@ func (t *ircConn) line(line []byte, tooLong bool) {
 	if s.stopped {
 		return
 	}
+	s.takeKicks()
 	t.lastIn, t.pinged = time.Now(), false
 	var m ircMsg
 	var ok bool
@@ -189,26 +192,36 @@ var ircCommands map[string]ircCommand
 
 func init() {
 	ircCommands = map[string]ircCommand{
-		"CAP":      {1, true, "CAP LS|REQ|LIST|END", (*ircConn).cmdCap},
-		"PASS":     {1, true, "PASS password", (*ircConn).cmdPass},
-		"NICK":     {0, true, "NICK nickname", (*ircConn).cmdNick},
-		"USER":     {4, true, "USER user 0 * :realname", (*ircConn).cmdUser},
-		"PING":     {0, true, "PING token", (*ircConn).cmdPing},
-		"PONG":     {0, true, "PONG token", func(*ircConn, []string) {}},
-		"QUIT":     {0, true, "QUIT [:reason]", (*ircConn).cmdQuit},
-		"JOIN":     {1, false, "JOIN #room[,#room]", (*ircConn).cmdJoin},
-		"PART":     {1, false, "PART #room[,#room]", (*ircConn).cmdPart},
-		"PRIVMSG":  {0, false, "PRIVMSG target :text", (*ircConn).cmdPrivmsg},
-		"NOTICE":   {0, false, "NOTICE target :text", (*ircConn).cmdNotice},
-		"NAMES":    {0, false, "NAMES #room", (*ircConn).cmdNames},
-		"WHO":      {0, false, "WHO #room|nick", (*ircConn).cmdWho},
-		"WHOIS":    {1, false, "WHOIS nick", (*ircConn).cmdWhois},
-		"LIST":     {0, false, "LIST", (*ircConn).cmdList},
-		"TOPIC":    {1, false, "TOPIC #room", (*ircConn).cmdTopic},
-		"MODE":     {1, false, "MODE target", (*ircConn).cmdMode},
-		"MOTD":     {0, false, "MOTD", (*ircConn).motd},
-		"TAGMSG":   {0, false, "TAGMSG target", func(*ircConn, []string) {}},
-		"USERHOST": {1, false, "USERHOST nick", (*ircConn).cmdUserhost},
+		"CAP":          {1, true, "CAP LS|REQ|LIST|END", (*ircConn).cmdCap},
+		"PASS":         {1, true, "PASS password", (*ircConn).cmdPass},
+		"AUTHENTICATE": {1, true, "AUTHENTICATE PLAIN|data|*", (*ircConn).cmdAuthenticate},
+		"NICK":         {0, true, "NICK nickname", (*ircConn).cmdNick},
+		"USER":         {4, true, "USER user 0 * :realname", (*ircConn).cmdUser},
+		"PING":         {0, true, "PING token", (*ircConn).cmdPing},
+		"PONG":         {0, true, "PONG token", func(*ircConn, []string) {}},
+		"QUIT":         {0, true, "QUIT [:reason]", (*ircConn).cmdQuit},
+		"JOIN":         {1, false, "JOIN #room[,#room]", (*ircConn).cmdJoin},
+		"PART":         {1, false, "PART #room[,#room]", (*ircConn).cmdPart},
+		"PRIVMSG":      {0, false, "PRIVMSG target :text", (*ircConn).cmdPrivmsg},
+		"NOTICE":       {0, false, "NOTICE target :text", (*ircConn).cmdNotice},
+		"NAMES":        {0, false, "NAMES #room", (*ircConn).cmdNames},
+		"WHO":          {0, false, "WHO #room|nick", (*ircConn).cmdWho},
+		"WHOIS":        {1, false, "WHOIS nick", (*ircConn).cmdWhois},
+		"LIST":         {0, false, "LIST", (*ircConn).cmdList},
+		"TOPIC":        {1, false, "TOPIC #room", (*ircConn).cmdTopic},
+		"MODE":         {1, false, "MODE target", (*ircConn).cmdMode},
+		"MOTD":         {0, false, "MOTD", (*ircConn).motd},
+		"TAGMSG":       {0, false, "TAGMSG target", func(*ircConn, []string) {}},
+		"USERHOST":     {1, false, "USERHOST nick", (*ircConn).cmdUserhost},
+		"OPER":         {2, false, "OPER name password", (*ircConn).cmdOper},
+		"KICK":         {2, false, "KICK #room nick [:reason]", (*ircConn).cmdKick},
+		// The chat-wide moderation commands, as raw lines (irssi: /quote
+		// BAN bob 1h spam); replies are NOTICEs.
+		"BAN":    {1, false, "BAN nick|ip|cidr [duration] [:reason]", ircLine((*Session).cmdBan)},
+		"UNBAN":  {1, false, "UNBAN nick|ip|cidr", ircLine((*Session).cmdUnban)},
+		"BANS":   {0, false, "BANS", ircLine((*Session).cmdBans)},
+		"MUTE":   {1, false, "MUTE nick [duration] [:reason]", ircLine((*Session).cmdMute)},
+		"UNMUTE": {1, false, "UNMUTE nick", ircLine((*Session).cmdUnmute)},
 	}
 }
 
@@ -287,6 +300,59 @@ func (t *ircConn) cmdPass(p []string) {
 	t.pass, t.passGiven = p[0], true
 }
 
+// cmdAuthenticate is SASL PLAIN (IRCv3), for a registered nickname:
+// AUTHENTICATE PLAIN, then the base64 of "\x00NICK\x00PASSWORD" (an
+// authorization identity, if any, must be NICK). Wrong passwords go
+// through the password throttle; the client may try again, or register
+// without (then the nickname's password is asked for as without SASL).
+func (t *ircConn) cmdAuthenticate(p []string) {
+	s := t.s
+	switch {
+	case t.registered:
+		t.reply("907", "You have already authenticated using SASL")
+		return
+	case !t.st.has(capSASL):
+		t.reply("904", "SASL authentication failed: request the sasl capability first")
+		return
+	case p[0] == "*":
+		t.sasl = false
+		t.reply("906", "SASL authentication aborted")
+		return
+	case !t.sasl:
+		if !strings.EqualFold(p[0], "PLAIN") {
+			t.reply("908", "PLAIN", "are the available SASL mechanisms")
+			t.reply("904", "SASL authentication failed")
+			return
+		}
+		t.sasl = true
+		s.deliver([]byte("AUTHENTICATE +\r\n"), "")
+		return
+	}
+	t.sasl = false
+	raw, err := base64.StdEncoding.DecodeString(p[0])
+	parts := strings.Split(string(raw), "\x00")
+	if err != nil || len(parts) != 3 || (parts[0] != "" && parts[0] != parts[1]) || validNick(parts[1]) != "" {
+		t.reply("904", "SASL authentication failed: send the base64 of \\0NICK\\0PASSWORD")
+		return
+	}
+	nick, pw := parts[1], parts[2]
+	right := s.registered(nick) && !s.srv.auth.backlogged(s.key, s.srv.cfg.Now()) && s.srv.cfg.Mod.CheckNick(nick, pw)
+	if !s.verdict(right, "nickname") {
+		if !s.stopped {
+			t.reply("904", "SASL authentication failed: too many wrong passwords from your address; wait a few seconds")
+		}
+		return
+	}
+	if !right {
+		s.srv.modCount(modNickFailed)
+		t.reply("904", "SASL authentication failed: no registered nickname "+nick+" with that password")
+		return
+	}
+	s.identified = nick
+	t.reply("900", nick+"!"+nick+"@"+ircServer, nick, "You are now logged in as "+nick)
+	t.reply("903", "SASL authentication successful")
+}
+
 func (t *ircConn) cmdUser(p []string) {
 	if t.registered {
 		t.reply("462", "You may not reregister")
@@ -322,18 +388,27 @@ func (t *ircConn) register() {
 	if t.registered || t.capping || !t.user || t.wantNick == "" {
 		return
 	}
+	// PASS is the server's password, or a registered nickname's; with a
+	// server password, both: PASS :SERVERPASSWORD NICKPASSWORD.
+	serverPw, nickPw := "", t.pass
+	if t.cfg.Password != "" {
+		serverPw, nickPw, _ = strings.Cut(t.pass, " ")
+	}
 	if t.cfg.Password != "" && !s.authed {
 		if !t.passGiven {
 			s.fail(ReasonHandshakeFailed, codeBadPassword, "this server needs a password: send PASS before NICK and USER (irssi: /connect host port PASSWORD), closing")
 			return
 		}
-		if !s.checkPassword(t.pass) {
+		if !s.checkPassword(serverPw) {
 			return
 		}
 		s.authed = true
 	}
 	nick := t.wantNick
 	t.wantNick = ""
+	if !s.identify(nick, nickPw) {
+		return
+	}
 	if !s.claim(nick) {
 		return
 	}
@@ -348,7 +423,7 @@ func (t *ircConn) register() {
 	t.reply("003", "This server was created "+processStart.UTC().Format(time.RFC1123))
 	t.reply("004", ircServer, "chatd", "i", "n")
 	t.reply("005", "CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=32", "CHANNELLEN=33",
-		"NETWORK="+ircServer, "CHANLIMIT=#:"+strconv.Itoa(ircMaxChannels), "PREFIX=", "CHANMODES=,,,n",
+		"NETWORK="+ircServer, "CHANLIMIT=#:"+strconv.Itoa(ircMaxChannels), "PREFIX=(o)@", "CHANMODES=,,,n",
 		"TARGMAX=PRIVMSG:"+strconv.Itoa(ircMaxTargets)+",NOTICE:"+strconv.Itoa(ircMaxTargets)+",JOIN:,PART:",
 		"are supported by this server")
 	t.motd(nil)
@@ -418,6 +493,14 @@ func (t *ircConn) changeNick(nick string) {
 		t.reply("432", safeParam(nick), reason)
 		return
 	}
+	if why := s.nickBlocked(nick); why != "" {
+		t.reply("432", nick, why)
+		return
+	}
+	if why := s.nickRegistered(nick); why != "" {
+		t.reply("433", nick, "the nickname "+nick+" is registered: reconnect with its password (PASS)")
+		return
+	}
 	old := s.nick
 	ctx, cancel := s.busContext()
 	defer cancel()
@@ -449,6 +532,7 @@ func (t *ircConn) changeNick(nick string) {
 			s.log.Warn("rename", "room", room, "err", err)
 		}
 	}
+	s.renamedOper(old)
 	s.log.Info("nickname changed", "from", old, "to", nick)
 }
 
@@ -496,7 +580,13 @@ func (t *ircConn) join(room string) {
 	ch := "#" + room
 	b := appendSource(nil, s.nick)
 	b = append(append(b, "JOIN "+ch...), "\r\n"...)
-	b = t.appendNames(b, ch, nicks)
+	if s.srv.cfg.Mod != nil {
+		if tp, ok := s.srv.cfg.Mod.Topic(room); ok {
+			b = append(b, t.numeric("332", ch, tp.Text)...)
+			b = append(b, t.numeric("333", ch, tp.By, strconv.FormatInt(tp.At.Unix(), 10))...)
+		}
+	}
+	b = t.appendNames(b, ch, markOps(nicks, s.opers()))
 	if err := s.joinRoom(room, b); err != nil {
 		s.log.Warn("join", "room", room, "err", err)
 		s.unavailable("could not join " + ch)
@@ -559,7 +649,7 @@ func (t *ircConn) cmdNames(p []string) {
 			continue
 		}
 		if nicks, ok := t.members(room); ok {
-			t.s.deliver(t.appendNames(nil, "#"+room, nicks), "")
+			t.s.deliver(t.appendNames(nil, "#"+room, markOps(nicks, t.s.opers())), "")
 		}
 	}
 }
@@ -586,8 +676,13 @@ func (t *ircConn) cmdWho(p []string) {
 	if room, reason := ircChannel(mask); reason == "" {
 		if nicks, ok := t.members(room); ok {
 			var b []byte
+			ops := t.s.opers()
 			for _, n := range nicks {
-				b = append(b, t.numeric("352", "#"+room, n, ircServer, ircServer, n, "H", "0 "+n)...)
+				flags := "H"
+				if containsFold(ops, n) {
+					flags = "H@"
+				}
+				b = append(b, t.numeric("352", "#"+room, n, ircServer, ircServer, n, flags, "0 "+n)...)
 			}
 			t.s.deliver(append(b, t.numeric("315", "#"+room, "End of /WHO list")...), "")
 		}
@@ -668,6 +763,9 @@ func (t *ircConn) cmdWhois(p []string) {
 		t.reply("319", found, strings.Join(chans, " "))
 	}
 	t.reply("312", found, ircServer, "a chatd gateway (IRC, nc and browser users share rooms)")
+	if containsFold(t.s.opers(), found) {
+		t.reply("313", found, "is a chat operator")
+	}
 	t.reply("318", found, "End of /WHOIS list")
 }
 
@@ -677,24 +775,93 @@ func (t *ircConn) cmdList([]string) {
 	if !ok {
 		return
 	}
+	topics := s.srv.roomTopics(names)
 	b := t.numeric("321", "Channel", "Users  Name")
 	for _, n := range names {
-		b = append(b, t.numeric("322", "#"+n, strconv.Itoa(counts[n]), "")...)
+		b = append(b, t.numeric("322", "#"+n, strconv.Itoa(counts[n]), topics[n])...)
 	}
 	s.deliver(append(b, t.numeric("323", "End of /LIST")...), "")
 }
 
+// cmdTopic shows a channel's topic, or sets it (an empty text clears it):
+// the rule of /topic (moderation.go).
 func (t *ircConn) cmdTopic(p []string) {
+	s := t.s
 	room, reason := ircChannel(p[0])
 	if reason != "" {
 		t.reply("403", safeParam(p[0]), "No such channel: "+reason)
 		return
 	}
+	ch := "#" + room
+	mod := s.srv.cfg.Mod
 	if len(p) > 1 {
-		t.reply("482", "#"+room, "Rooms on this server have no topics")
+		if mod == nil {
+			t.reply("482", ch, "Rooms on this server have no topics")
+			return
+		}
+		if !slices.Contains(s.chans, room) {
+			t.reply("442", ch, "You're not on that channel")
+			return
+		}
+		if problem := s.setTopic(room, sanitizeIRC(p[1])); problem != "" {
+			t.reply("482", ch, problem)
+		}
 		return
 	}
-	t.reply("331", "#"+room, "No topic is set")
+	if mod != nil {
+		if tp, ok := mod.Topic(room); ok {
+			t.reply("332", ch, tp.Text)
+			t.reply("333", ch, tp.By, strconv.FormatInt(tp.At.Unix(), 10))
+			return
+		}
+	}
+	t.reply("331", ch, "No topic is set")
+}
+
+// ircLine runs a chat command with the IRC parameters as its argument.
+func ircLine(cmd func(*Session, string)) func(*ircConn, []string) {
+	return func(t *ircConn, p []string) {
+		for i := range p {
+			p[i] = sanitizeIRC(p[i])
+		}
+		cmd(t.s, strings.TrimSpace(strings.Join(p, " ")))
+	}
+}
+
+// cmdOper is /oper: OPER name password.
+func (t *ircConn) cmdOper(p []string) {
+	if t.s.becomeOper(p[0], p[1]) {
+		t.reply("381", "You are now an IRC operator")
+	}
+}
+
+// cmdKick is /kick: KICK #room nick [:reason].
+func (t *ircConn) cmdKick(p []string) {
+	s := t.s
+	room, reason := ircChannel(p[0])
+	if reason != "" {
+		t.reply("403", safeParam(p[0]), "No such channel: "+reason)
+		return
+	}
+	if !slices.Contains(s.chans, room) {
+		t.reply("442", "#"+room, "You're not on that channel")
+		return
+	}
+	why := ""
+	if len(p) > 2 {
+		why = sanitizeIRC(p[2])
+	}
+	nick := p[1]
+	s.kickFrom(room, nick, why, func(code, text string) {
+		switch code {
+		case codeNoSuchNick:
+			t.reply("441", safeParam(nick), "#"+room, text)
+		case codeNotOper:
+			t.reply("482", "#"+room, text)
+		default:
+			s.errorf(code, "%s", text)
+		}
+	})
 }
 
 func (t *ircConn) cmdMode(p []string) {
@@ -787,6 +954,9 @@ func (t *ircConn) privateTo(to string, kind ircTextKind, text string, notice boo
 	}
 	if kind == ircAction {
 		text = "* " + s.nick + " " + text
+	}
+	if s.refuseMuted() {
+		return
 	}
 	ctx, cancel := s.busContext()
 	defer cancel()

@@ -26,6 +26,7 @@ const (
 	capEchoMessage
 	capMessageTags
 	capMultiPrefix
+	capSASL
 )
 
 var ircCaps = []struct {
@@ -36,6 +37,7 @@ var ircCaps = []struct {
 	{"message-tags", capMessageTags},
 	{"multi-prefix", capMultiPrefix},
 	{"server-time", capServerTime},
+	{"sasl", capSASL},
 }
 
 // ircState is what an IRC session's frames depend on: its nickname (for
@@ -184,6 +186,21 @@ func ircEvent(ev *event, tagged bool) []byte {
 		b = appendSource(b, ev.nick)
 		b = append(b, "NICK "...)
 		b = append(b, ev.text...)
+	case KindKick:
+		by, reason, _ := strings.Cut(ev.text, " ")
+		b = appendSource(b, by)
+		b = append(b, "KICK #"...)
+		b = append(b, ev.room...)
+		b = append(b, ' ')
+		b = append(b, ev.nick...)
+		b = append(b, " :"...)
+		b = append(b, reason...)
+	case KindTopic:
+		b = appendSource(b, ev.nick)
+		b = append(b, "TOPIC #"...)
+		b = append(b, ev.room...)
+		b = append(b, " :"...)
+		b = append(b, ev.text...)
 	default:
 		return nil
 	}
@@ -308,7 +325,7 @@ func (c ircCodec) errorMsg(code, text string) []byte {
 	switch code {
 	case codeNickInvalid:
 		return c.numeric("432", tried, text)
-	case codeNickTaken:
+	case codeNickTaken, codeNickRegistered:
 		return c.numeric("433", tried, text)
 	case codeTooLong:
 		return c.numeric("417", text)
@@ -318,10 +335,12 @@ func (c ircCodec) errorMsg(code, text string) []byte {
 	return c.notice(text)
 }
 
-func (c ircCodec) who(room string, nicks []string) []byte { return c.notice(whoText(room, nicks)) }
+func (c ircCodec) who(room string, nicks, ops []string) []byte {
+	return c.notice(whoText(room, nicks, ops))
+}
 
-func (c ircCodec) rooms(names []string, counts map[string]int) []byte {
-	return c.notice(roomsText(names, counts))
+func (c ircCodec) rooms(names []string, counts map[string]int, topics map[string]string) []byte {
+	return c.notice(roomsText(names, counts, topics))
 }
 
 // private renders a private message; the sender's own copy only for a

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/chatd/chatd/internal/jsonstr"
@@ -31,7 +32,18 @@ func (jsonCodec) skips(*event) bool  { return false }
 
 func (jsonCodec) event(ev *event) []byte {
 	switch ev.kind {
-	case KindSay, KindMe, KindJoin, KindLeave, KindNick:
+	case KindSay, KindMe, KindJoin, KindLeave, KindNick, KindTopic:
+	case KindKick:
+		// "by" is the operator; text the reason.
+		by, reason, _ := strings.Cut(ev.text, " ")
+		kick := *ev
+		kick.text = reason
+		b := make([]byte, 0, 96+len(ev.room)+len(ev.nick)+len(ev.text))
+		b = append(b, `{"type":"event",`...)
+		b = appendEventFields(b, &kick, true)
+		b = append(b, `,"by":`...)
+		b = appendJSONString(b, by)
+		return append(b, '}')
 	default:
 		return nil // a kind this gateway does not know
 	}
@@ -128,9 +140,21 @@ func (jsonCodec) errorMsg(code, text string) []byte {
 	return append(b, '}')
 }
 
-func (jsonCodec) who(room string, nicks []string) []byte {
+func (jsonCodec) who(room string, nicks, ops []string) []byte {
 	b := append([]byte(nil), `{"type":"notice","cmd":"who","text":`...)
-	b = appendJSONString(b, whoText(room, nicks))
+	b = appendJSONString(b, whoText(room, nicks, ops))
+	b = append(b, `,"ops":[`...)
+	first := true
+	for _, n := range nicks {
+		if containsFold(ops, n) {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendJSONString(b, n)
+		}
+	}
+	b = append(b, ']')
 	b = append(b, `,"room":`...)
 	b = appendJSONString(b, room)
 	b = append(b, `,"nicks":[`...)
@@ -143,9 +167,9 @@ func (jsonCodec) who(room string, nicks []string) []byte {
 	return append(b, "]}"...)
 }
 
-func (jsonCodec) rooms(names []string, counts map[string]int) []byte {
+func (jsonCodec) rooms(names []string, counts map[string]int, topics map[string]string) []byte {
 	b := append([]byte(nil), `{"type":"notice","cmd":"rooms","text":`...)
-	b = appendJSONString(b, roomsText(names, counts))
+	b = appendJSONString(b, roomsText(names, counts, topics))
 	b = append(b, `,"rooms":[`...)
 	for i, n := range names {
 		if i > 0 {
@@ -155,6 +179,10 @@ func (jsonCodec) rooms(names []string, counts map[string]int) []byte {
 		b = appendJSONString(b, n)
 		b = append(b, `,"count":`...)
 		b = strconv.AppendInt(b, int64(counts[n]), 10)
+		if t := topics[n]; t != "" {
+			b = append(b, `,"topic":`...)
+			b = appendJSONString(b, t)
+		}
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
@@ -183,13 +211,15 @@ func appendJSONString(b []byte, s string) []byte { return jsonstr.Append(b, s) }
 // clientMsg is one message from a WebSocket client. Unknown fields are
 // ignored, so later versions may add some.
 type clientMsg struct {
-	Type     string   `json:"type"`
-	V        int      `json:"v"`
-	Nick     string   `json:"nick"`
-	Text     string   `json:"text"`
-	Password string   `json:"password"` // hello only, on servers with --password
-	Resume   string   `json:"resume"`   // hello only: a resume token (resume.go)
-	Rooms    []string `json:"rooms"`    // unread only: positions in other rooms (unread.go)
+	Type     string `json:"type"`
+	V        int    `json:"v"`
+	Nick     string `json:"nick"`
+	Text     string `json:"text"`
+	Password string `json:"password"` // hello only, on servers with --password
+	// NickPassword is the password of a registered nickname (hello only).
+	NickPassword string   `json:"nick_password"`
+	Resume       string   `json:"resume"` // hello only: a resume token (resume.go)
+	Rooms        []string `json:"rooms"`  // unread only: positions in other rooms (unread.go)
 }
 
 // decodeClientMsg parses one client message. encoding/json turns invalid

@@ -216,11 +216,12 @@ func TestLineClassesDisjoint(t *testing.T) {
 	var genuine [][]byte
 	genuine = append(genuine, lineConnected, lineLive,
 		c.notice("you are already in dev"), c.errorMsg(codeUsage, "usage: /me ACTION"),
-		c.who("lobby", []string{"alice", "bob"}), c.rooms([]string{"dev", "lobby"}, map[string]int{"dev": 1, "lobby": 2}),
+		c.who("lobby", []string{"alice", "bob"}, []string{"bob"}), c.rooms([]string{"dev", "lobby"}, map[string]int{"dev": 1, "lobby": 2}, map[string]string{"dev": "the topic"}),
 		c.private("bob", "alice", "psst: it is *** me", now, false), c.private("alice", "bob", "x", now, true),
 		formatEvent(KindSay, "bob", "hi: there"), formatEvent(KindMe, "bob", "waves"),
 		formatEvent(KindJoin, "[x]", ""), formatEvent(KindLeave, "Connected", ""),
-		formatEvent(KindNick, "bob", "eve"),
+		formatEvent(KindNick, "bob", "eve"), formatEvent(KindKick, "bob", "alice spam: *** x"),
+		formatEvent(KindTopic, "alice", "read the rules"), formatEvent(KindTopic, "alice", ""),
 		formatHistory(KindSay, "bob", "hi", now.Add(-time.Minute), now),
 		formatHistory(KindMe, "bob", "waves", now.Add(-48*time.Hour), now),
 		formatHistory(KindSay, "[12]x", "hi", now.Add(-24*time.Hour-time.Minute), now))

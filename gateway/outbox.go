@@ -53,6 +53,14 @@ func (o *outbox) useQueue() {
 	o.mu.Unlock()
 }
 
+// isClosing reports whether the session is closing: nothing more is
+// queued.
+func (o *outbox) isClosing() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closing
+}
+
 func (o *outbox) isQueued() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -101,12 +101,13 @@ func (r *room) add(s *Session) {
 	r.mu.Unlock()
 }
 
-func (r *room) remove(s *Session) {
+// remove takes s out of the members and reports whether it was one.
+func (r *room) remove(s *Session) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i, ok := r.slots[s]
 	if !ok {
-		return
+		return false
 	}
 	last := len(r.members) - 1
 	moved := r.members[last]
@@ -115,6 +116,7 @@ func (r *room) remove(s *Session) {
 	r.members[last] = nil
 	r.members = r.members[:last]
 	delete(r.slots, s)
+	return true
 }
 
 // enter adds s to the local room, subscribing to the room on the bus if s is
@@ -145,7 +147,8 @@ func (srv *Server) enter(s *Session, name string) error {
 	return nil
 }
 
-// exit removes s from the local room name.
+// exit removes s from the local room name. Once is enough: a session that
+// is not a member (a kick took it out already) is left alone.
 func (srv *Server) exit(s *Session, name string) {
 	srv.mu.Lock()
 	r := srv.rooms[name]
@@ -153,8 +156,9 @@ func (srv *Server) exit(s *Session, name string) {
 	if r == nil {
 		return
 	}
-	r.remove(s)
-	srv.release(r)
+	if r.remove(s) {
+		srv.release(r)
+	}
 }
 
 // release drops one reference to r and unsubscribes when it was the last.

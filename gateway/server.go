@@ -40,8 +40,10 @@ type Server struct {
 	closing     bool
 	linkDown    bool // the bus link is lost; clients have been told
 	stopPrivate func()
-	stopSweep   chan struct{} // ends sweepLoop (sweep.go)
-	poller      *poller       // parks idle TCP readers (park.go); nil: never
+	stopSweep   chan struct{}           // ends sweepLoop (sweep.go)
+	stopKicks   func()                  // ends the kick orders' subscription; nil without moderation
+	mod         atomic.Pointer[modSnap] // bans and mutes (moderation.go)
+	poller      *poller                 // parks idle TCP readers (park.go); nil: never
 }
 
 // New returns a gateway that moves chat through b. It fills zero fields of
@@ -76,6 +78,14 @@ func New(cfg Config, b Bus) (*Server, error) {
 		return nil, err
 	}
 	s.stopPrivate = stop
+	if cfg.Mod != nil {
+		s.refreshMod()
+		if s.stopKicks, err = cfg.Mod.ReceiveKicks(s.receiveKick); err != nil {
+			stop()
+			s.poller.close()
+			return nil, err
+		}
+	}
 	go s.sweepLoop(s.stopSweep)
 	return s, nil
 }
@@ -142,6 +152,8 @@ func (s *Server) admit(sess *Session) (refusal string) {
 		refusal = "server is shutting down"
 	case s.cfg.Banned != nil && s.cfg.Banned(sess.ip):
 		refusal = "you are banned from this server"
+	case s.bannedAddr(sess.key) != "":
+		refusal = s.bannedAddr(sess.key)
 	case len(s.sessions) >= s.cfg.MaxConns:
 		refusal = "server is full, try again later"
 	case s.perIP[sess.key] >= s.cfg.MaxConnsPerIP:
@@ -176,6 +188,7 @@ func (s *Server) addNick(sess *Session) {
 	s.mu.Lock()
 	s.nicks[strings.ToLower(sess.nick)] = sess
 	s.mu.Unlock()
+	sess.setPublicNick(sess.nick)
 }
 
 func (s *Server) dropNick(sess *Session) {
@@ -341,6 +354,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if first {
 		s.stopPrivate()
+		if s.stopKicks != nil {
+			s.stopKicks()
+		}
 		close(s.stopSweep)
 		s.poller.close()
 	}

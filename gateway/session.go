@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -83,6 +85,17 @@ type Session struct {
 	pacingTold    time.Time // when the client was last told its lines are paced
 	stopped       bool      // no further input is handled
 	started       time.Time
+	oper          bool   // an operator (moderation.go)
+	identified    string // the registered nickname whose password was given
+	regNick       string // held while its password is asked (TCP)
+
+	shownNick atomic.Pointer[string] // nick, for other goroutines (moderation.go)
+	muted     atomic.Pointer[Mute]   // the mute in force, if any (moderation.go)
+
+	kickMu     sync.Mutex // guards the three below; taken before outbox.mu
+	kickedFrom *kickRec   // the kick that closes a classic or web session
+	kicks      []string   // rooms an IRC session was kicked from, not yet out of chans
+	ending     bool       // teardown has begun: no more kicks
 
 	// The outbound side: queue, writer, replay hold, close (outbox.go).
 	outbox
@@ -226,6 +239,14 @@ func (s *Session) claim(nick string) bool {
 		s.refuseNick(codeNickInvalid, reason)
 		return false
 	}
+	if why := s.srv.bannedNick(nick); why != "" {
+		s.refuseNick(codeBanned, why)
+		return false
+	}
+	if why := s.nickRegistered(nick); why != "" {
+		s.refuseNick(codeNickRegistered, why)
+		return false
+	}
 	ctx, cancel := s.busContext()
 	ok, err := s.srv.bus.ClaimNick(ctx, nick)
 	cancel()
@@ -249,7 +270,7 @@ func (s *Session) claim(nick string) bool {
 // held while the next line, the password, is checked; a classic client
 // sends it prefixed with "<nick>: ", like any line.
 func (s *Session) handshakeLine(text string) {
-	if s.pendingNick == "" && s.nick == "" {
+	if s.pendingNick == "" && s.regNick == "" && s.nick == "" {
 		// The terminal client's extension (resume.go); a plain client
 		// never sends it, and its nickname line is left as it is.
 		if nick, ext, token := takeResume(text); ext {
@@ -259,7 +280,7 @@ func (s *Session) handshakeLine(text string) {
 		}
 	}
 	if s.srv.cfg.Password == "" || s.authed {
-		s.hello(text)
+		s.regLine(text)
 		return
 	}
 	if s.pendingNick == "" {
@@ -277,7 +298,7 @@ func (s *Session) handshakeLine(text string) {
 		return
 	}
 	s.authed = true
-	s.hello(s.pendingNick)
+	s.regLine(s.pendingNick)
 }
 
 // checkPassword judges a password attempt. It waits, on the reader
@@ -370,7 +391,7 @@ func (s *Session) say(kind, text string) { s.sayTo(s.room, kind, text) }
 
 // sayTo publishes a chat line to room.
 func (s *Session) sayTo(room, kind, text string) {
-	if text == "" {
+	if text == "" || s.refuseMuted() {
 		return
 	}
 	s.srv.stats.linesIn.Add(1)
@@ -431,6 +452,9 @@ func (s *Session) enter(room string, welcome []byte) error {
 		}
 	}
 	s.endReplay(room, hist, missed)
+	if !s.isIRC() {
+		s.showTopic(room)
+	}
 	return nil
 }
 
@@ -449,6 +473,17 @@ func (s *Session) exit(room, reason string) {
 	defer cancel()
 	if err := s.srv.bus.Part(ctx, room, s.nick, reason); err != nil {
 		s.log.Warn("part", "room", room, "err", err)
+	}
+}
+
+// exitKicked is exit for a session an operator kicked out of room: the
+// room hears the kick.
+func (s *Session) exitKicked(room string, k *kickRec) {
+	s.srv.exit(s, room)
+	ctx, cancel := s.busContext()
+	defer cancel()
+	if err := s.srv.cfg.Mod.PartKicked(ctx, room, s.nick, k.by, k.reason); err != nil {
+		s.log.Warn("kick: part", "room", room, "err", err)
 	}
 }
 
@@ -477,10 +512,16 @@ func (s *Session) endReplay(room string, hist []event, missed bool) {
 // room hears "left!" here and nowhere else, so exactly once.
 func (s *Session) teardown() {
 	why := s.closeReason().quitText()
+	s.kickMu.Lock()
+	s.ending = true
+	kicked := s.kickedFrom
+	s.kickMu.Unlock()
+	s.takeKicks()
 	if s.partText != "" {
 		why = s.partText
 	}
 	if s.nick != "" {
+		s.endOper(s.nick)
 		// Free the nickname before the room hears "left!", so whoever
 		// reads that can take the name at once.
 		ctx, cancel := s.busContext()
@@ -492,7 +533,11 @@ func (s *Session) teardown() {
 		if s.room != "" {
 			room := s.room
 			s.room = ""
-			s.exit(room, why)
+			if kicked != nil && kicked.room == room {
+				s.exitKicked(room, kicked)
+			} else {
+				s.exit(room, why)
+			}
 		}
 		for _, room := range s.chans {
 			s.exit(room, why)

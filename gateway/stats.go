@@ -31,6 +31,8 @@ type stats struct {
 
 	authFailures  [numTransports]atomic.Uint64 // wrong server passwords
 	authThrottled [numTransports]atomic.Uint64 // password attempts refused unjudged
+
+	mod [numModActions]atomic.Uint64 // moderation actions (moderation.go)
 }
 
 // observeEvent counts one bus event delivered to n members, sent at at.
@@ -70,6 +72,9 @@ type Stats struct {
 	AuthFailures  map[string]uint64
 	AuthThrottled map[string]uint64
 	AuthTracked   int
+	// Moderation counts moderation actions by kind (oper, oper_failed,
+	// kick, ban, unban, mute, unmute, topic, refused).
+	Moderation map[string]uint64
 }
 
 // Stats returns the gateway's counters. Safe for concurrent use.
@@ -101,6 +106,10 @@ func (s *Server) Stats() Stats {
 		out.Closed[name] = byReason
 		out.AuthFailures[name] = st.authFailures[i].Load()
 		out.AuthThrottled[name] = st.authThrottled[i].Load()
+	}
+	out.Moderation = make(map[string]uint64, numModActions)
+	for i, name := range modActionNames {
+		out.Moderation[name] = st.mod[i].Load()
 	}
 	for i := range st.latency {
 		out.Latency[i] = st.latency[i].Load()

@@ -192,7 +192,11 @@ func (t *wsConn) message(s *Session, typ websocket.MessageType, data []byte) boo
 			return false
 		}
 		s.setResume(m.Resume)
-		s.hello(textsafe.Sanitize([]byte(m.Nick)))
+		nick := textsafe.Sanitize([]byte(m.Nick))
+		if !s.identify(nick, m.NickPassword) {
+			return false
+		}
+		s.hello(nick)
 		if s.nick != "" {
 			t.hsTimer.Stop()
 		}
@@ -306,6 +310,8 @@ func wsCloseStatus(r CloseReason) (websocket.StatusCode, string) {
 		return websocket.StatusPolicyViolation, "banned"
 	case ReasonThrottled:
 		return websocket.StatusPolicyViolation, "too many wrong passwords"
+	case ReasonKicked:
+		return websocket.StatusPolicyViolation, "kicked"
 	}
 	return websocket.StatusNormalClosure, ""
 }

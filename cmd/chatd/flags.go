@@ -95,6 +95,7 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ProxyProtocol, "proxy-protocol", c.ProxyProtocol, "chat connections start with a PROXY protocol header from a load balancer, giving the real client address; only when nothing else can reach the chat ports")
 	fs.StringVar(&c.Gateway.Password, "password", c.Gateway.Password, "a server password every client must give before joining (TCP: the line after the nickname; WebSocket: in hello); prefer CHAT_PASSWORD or --config")
 	fs.StringVar(&c.BansFile, "bans", c.BansFile, "file of banned IP addresses and CIDR prefixes, one per line (an IPv6 address bans its /64); re-read on SIGHUP, which also closes the open sessions it now bans")
+	fs.StringVar(&c.OperatorsFile, "operators", c.OperatorsFile, "file of chat operators, one 'NAME HASH' per line (the bcrypt hash 'chatd passwd' prints); they use /oper NAME PASSWORD; re-read on SIGHUP (default: no operators)")
 	fs.IntVar(&c.Bus.Replicas, "replicas", c.Bus.Replicas, "JetStream replicas for history and nickname data: 1, or 3 on a 3-broker cluster (default: 1, or up to 3 with --peers)")
 	fs.IntVar(&c.Bus.Retain, "retain", c.Bus.Retain, "lines kept per room (at least --history) so that a gateway whose bus link comes back, or a client that reconnects, gets what it missed")
 	fs.DurationVar(&c.Bus.RetainAge, "retain-age", c.Bus.RetainAge, "also drop stored lines older than this (0: kept until --retain newer ones push them out)")
@@ -224,6 +225,7 @@ Usage:
   chatd client [flags] HOST[:PORT]
                              terminal chat client (see chatd client --help)
   chatd secret [--init FILE] print a new cluster secret (or create FILE with one)
+  chatd passwd               print the bcrypt hash of a password, for --operators
   chatd version              print the version
 
 Every flag can also be set with an environment variable: CHAT_ and the flag

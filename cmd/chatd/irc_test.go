@@ -21,7 +21,7 @@ func TestIRCRegistration(t *testing.T) {
 	c.sendf("PRIVMSG #lobby :hi")
 	c.expectLine(":chatd 451 * :You have not registered: send NICK and USER first")
 	c.sendf("CAP LS 302")
-	c.expectLine(":chatd CAP * LS :echo-message message-tags multi-prefix server-time")
+	c.expectLine(":chatd CAP * LS :echo-message message-tags multi-prefix server-time sasl")
 	c.sendf("NICK bad!nick")
 	c.sendf("USER bob 0 * :Bob")
 	c.sendf("CAP REQ :server-time bogus")

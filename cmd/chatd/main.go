@@ -9,6 +9,7 @@
 //	chatd healthcheck [flags]  probe a running node's readiness
 //	chatd client HOST[:PORT]   a terminal chat client (no nc needed)
 //	chatd secret               print a new cluster secret
+//	chatd passwd               print a password hash for --operators
 //	chatd version              print the version
 package main
 
@@ -36,6 +37,8 @@ func main() {
 			os.Exit(runClient(args[1:]))
 		case "secret":
 			os.Exit(runSecret(args[1:], os.Stdout, os.Stderr))
+		case "passwd":
+			os.Exit(runPasswd(args[1:], os.Stdin, os.Stdout, os.Stderr))
 		case "healthcheck":
 			os.Exit(healthcheck(args[1:], os.Stdout, os.Stderr))
 		case "version":

@@ -53,6 +53,11 @@ var (
 		"Password attempts refused without a verdict because their address had too many waiting, by transport.", []string{"transport"}, nil)
 	descAuthTracked = prometheus.NewDesc("chatd_auth_throttled_addresses",
 		"Addresses (IPv6: /64s) the password throttle remembers now.", nil, nil)
+	descModeration = prometheus.NewDesc("chatd_moderation_total",
+		"Moderation actions on this gateway, by action (oper, oper_failed, kick, ban, unban, mute, unmute, topic, "+
+			"refused: a non-operator's attempt).", []string{"action"}, nil)
+	descModRejected = prometheus.NewDesc("chatd_bus_mod_rejected_total",
+		"Entries of the moderation bucket (chat_mod) ignored as not written by a chatd gateway.", nil, nil)
 	descRejected = prometheus.NewDesc("chatd_bus_rejected_total",
 		"Envelopes received from the bus (room events, private messages, history) and dropped as invalid, by reason "+
 			"(malformed, version, kind, id, room, recipient, nick, text, too_long).", []string{"reason"}, nil)
@@ -63,7 +68,7 @@ type chatCollector struct{ m *Main }
 
 func (c *chatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descOpened, descClosed, descRooms, descLinesIn,
-		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descAuthFailures, descAuthThrottled, descAuthTracked, descRejected} {
+		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descAuthFailures, descAuthThrottled, descAuthTracked, descRejected, descModeration, descModRejected} {
 		ch <- d
 	}
 }
@@ -76,6 +81,7 @@ func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descNATSUp, prometheus.GaugeValue, up)
 		ch <- prometheus.MustNewConstMetric(descReconnects, prometheus.CounterValue, float64(b.Reconnects()))
+		ch <- prometheus.MustNewConstMetric(descModRejected, prometheus.CounterValue, float64(b.ModRejected()))
 		rejected := b.Rejected()
 		for _, r := range bus.Reasons() {
 			ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(rejected[r]), r.String())
@@ -94,6 +100,9 @@ func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descAuthFailures, prometheus.CounterValue, float64(st.AuthFailures[tr]), tr)
 		ch <- prometheus.MustNewConstMetric(descAuthThrottled, prometheus.CounterValue, float64(st.AuthThrottled[tr]), tr)
+	}
+	for _, action := range sortedKeys(st.Moderation) {
+		ch <- prometheus.MustNewConstMetric(descModeration, prometheus.CounterValue, float64(st.Moderation[action]), action)
 	}
 	ch <- prometheus.MustNewConstMetric(descAuthTracked, prometheus.GaugeValue, float64(st.AuthTracked))
 	ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(st.Rooms))

@@ -58,6 +58,7 @@ type Config struct {
 	TLSKey          string
 	ProxyProtocol   bool   // chat listeners expect a PROXY protocol header
 	BansFile        string // banned IPs and CIDRs, reloaded on SIGHUP
+	OperatorsFile   string // operators' names and password hashes, reloaded on SIGHUP
 	NATSUser        string
 	NATSPassword    string
 	NATSCreds       string
@@ -97,6 +98,7 @@ type Main struct {
 	ircLn     net.Listener
 	ircTLSLn  net.Listener
 	bans      *banList
+	opers     *operList
 	admin     *http.Server
 	pprof     *http.Server
 	adminLn   net.Listener
@@ -178,9 +180,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return m.printJoin()
 }
 
-// Reload re-reads what can change without a restart (the ban list); chatd
-// calls it on SIGHUP. On error the old settings stay.
+// Reload re-reads what can change without a restart (the ban list, the
+// operators); chatd calls it on SIGHUP. On error the old settings stay.
 func (m *Main) Reload() {
+	if m.opers != nil {
+		if n, err := m.opers.load(); err != nil {
+			m.log.Error("reload operators: keeping the old list", "err", err)
+		} else {
+			m.log.Info("operators reloaded", "file", m.opers.file, "operators", n)
+		}
+	}
 	if m.bans == nil {
 		return
 	}

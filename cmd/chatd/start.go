@@ -129,6 +129,7 @@ func (m *Main) startGateway(ctx context.Context) error {
 	}
 	bcfg.OnDisconnect = func() { withGateway((*gateway.Server).LinkDown) }
 	bcfg.OnReconnect = func() { withGateway((*gateway.Server).LinkUp) }
+	bcfg.OnModeration = func() { withGateway((*gateway.Server).ApplyModeration) }
 	bcfg.OnNickLost = func(nick string) {
 		withGateway(func(g *gateway.Server) {
 			g.Evict(nick, "your nickname was taken while the chat link was down; reconnect and choose another")
@@ -146,6 +147,16 @@ func (m *Main) startGateway(ctx context.Context) error {
 	gcfg.WebHosts = append(m.servedNames(), gcfg.WebHosts...)
 	if m.bans != nil {
 		gcfg.Banned = m.bans.banned
+	}
+	gcfg.Mod = modBus{m.Bus}
+	if m.Config.OperatorsFile != "" {
+		m.opers = &operList{file: m.Config.OperatorsFile}
+		n, err := m.opers.load()
+		if err != nil {
+			return err
+		}
+		gcfg.Operators = m.opers.check
+		m.log.Info("operators loaded", "file", m.opers.file, "operators", n)
 	}
 	if m.Gateway, err = gateway.New(gcfg, m.Bus); err != nil {
 		return err

@@ -34,10 +34,13 @@ type wsMsg struct {
 	Code    string   `json:"code,omitempty"`
 	Cmd     string   `json:"cmd,omitempty"`
 	Nicks   []string `json:"nicks,omitempty"`
+	Ops     []string `json:"ops,omitempty"`
+	By      string   `json:"by,omitempty"`
 	Rooms   []struct {
 		Room  string `json:"room"`
 		Count int    `json:"count"`
 		More  bool   `json:"more,omitempty"`
+		Topic string `json:"topic,omitempty"`
 	} `json:"rooms,omitempty"`
 	From   string  `json:"from,omitempty"`
 	To     string  `json:"to,omitempty"`
