@@ -661,3 +661,34 @@ func TestRegisteredNicknames(t *testing.T) {
 		t.Error("no log of a wrong nickname password")
 	}
 }
+
+// The web page marks operators in its member list, shows kicks and topic
+// changes, and drops a kicked user from the list.
+func TestBrowserModeration(t *testing.T) {
+	b := newBrowser(t)
+	m := mustRunMain(t, "--operators", operatorsFile(t, "root"), "--rate", "100", "--burst", "100", "--auth-delay", "10ms")
+	alice := join(t, m.ChatAddr().String(), "alice")
+	oper(alice, "root")
+	carol := join(t, m.ChatAddr().String(), "carol")
+	alice.expect("carol joined!")
+
+	b.login("http://"+m.HTTPAddr().String()+"/", "webby")
+	alice.expect("webby joined!")
+	b.waitJS("alice marked as an operator", `(() => {
+		const li = document.querySelector('#who li[data-nick="alice"]');
+		return li && li.dataset.op === 'true' && li.textContent.includes('@alice');
+	})()`)
+	b.waitJS("carol not an operator", `(() => {
+		const li = document.querySelector('#who li[data-nick="carol"]');
+		return li && !li.dataset.op && !li.textContent.includes('@');
+	})()`)
+
+	alice.send("/topic read the rules\n")
+	b.waitJS("the topic change", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'topic' && d.textContent.includes('alice set the topic: read the rules'))`)
+
+	alice.send("/kick carol spam\n")
+	carol.expectClosed()
+	b.waitJS("the kick", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'kick' && d.textContent.includes('carol was kicked by alice: spam'))`)
+	b.waitJS("carol off the member list", `!document.querySelector('#who li[data-nick="carol"]')`)
+	b.checkNoErrors()
+}

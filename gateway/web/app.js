@@ -66,6 +66,7 @@
     autoWho: 0, // /who replies requested by the page, not shown in the log
     autoRooms: 0, // same for /rooms
     members: new Map(), // lower-case nick -> nick
+    ops: new Set(), // lower-case nicks of the operators among members
     lastTs: new Map(), // room -> ts of the newest chat line shown
     pos: new Map(), // room -> { ts, last: Map gateway -> counter }: where to resume
     shownRoom: '', // the room of the last divider in the log
@@ -209,6 +210,13 @@
         break;
       case 'nick':
         add('system', [ts, span('nick', ev.nick), ' is now known as ', span('nick', ev.text)], data);
+        break;
+      case 'kick':
+        add('system', [ts, span('nick', ev.nick), ' was kicked by ', span('nick', String(ev.by || '')),
+          ev.text ? ': ' + ev.text : ''], data);
+        break;
+      case 'topic':
+        add('system', [ts, span('nick', ev.nick), ev.text ? ' set the topic: ' + ev.text : ' cleared the topic'], data);
         break;
       default:
         return false; // a kind this page does not know
@@ -369,16 +377,20 @@
     el.who.replaceChildren(...nicks.map((n) => {
       const li = document.createElement('li');
       li.dataset.nick = n;
+      const op = st.ops.has(n.toLowerCase());
+      if (op) li.dataset.op = 'true';
+      const shown = (op ? '@' : '') + n;
       if (isSelf(n)) {
         li.className = 'self';
-        li.append(span('item', n));
+        li.append(span('item', shown));
+        if (op) li.title = 'operator';
         return li;
       }
       const b = document.createElement('button');
       b.type = 'button';
       b.className = 'item';
-      b.textContent = n;
-      b.setAttribute('aria-label', 'Send ' + n + ' a private message');
+      b.textContent = shown;
+      b.setAttribute('aria-label', 'Send ' + n + (op ? ', an operator,' : '') + ' a private message');
       b.addEventListener('click', () => {
         el.line.value = '/msg ' + n + ' ';
         closeDrawer(false);
@@ -736,6 +748,7 @@
     st.rejoin = '';
     st.room = m.room;
     st.members.clear();
+    st.ops.clear();
     staleMembers(false);
     renderMembers();
     st.unread.delete(m.room);
@@ -777,16 +790,19 @@
         st.members.set(ev.nick.toLowerCase(), ev.nick);
         break;
       case 'leave':
+      case 'kick':
         st.members.delete(ev.nick.toLowerCase());
+        st.ops.delete(ev.nick.toLowerCase());
         break;
       case 'nick':
+        if (st.ops.delete(ev.nick.toLowerCase())) st.ops.add(ev.text.toLowerCase());
         st.members.delete(ev.nick.toLowerCase());
         st.members.set(ev.text.toLowerCase(), ev.text);
         if (isSelf(ev.nick)) st.nick = ev.text;
         showRoom();
         break;
     }
-    if (ev.kind === 'join' || ev.kind === 'leave' || ev.kind === 'nick') renderMembers();
+    if (ev.kind === 'join' || ev.kind === 'leave' || ev.kind === 'kick' || ev.kind === 'nick') renderMembers();
     noteServerTime(ev.ts);
     const hit = showEvent(ev, false);
     if ((ev.kind === 'say' || ev.kind === 'me') && !isSelf(ev.nick)) {
@@ -799,6 +815,7 @@
     if (m.cmd === 'who' && Array.isArray(m.nicks)) {
       if (m.room === st.room) {
         st.members = new Map(m.nicks.map((n) => [String(n).toLowerCase(), String(n)]));
+        st.ops = new Set((Array.isArray(m.ops) ? m.ops : []).map((n) => String(n).toLowerCase()));
         renderMembers();
       }
       if (st.autoWho > 0) { st.autoWho--; return; }
