@@ -80,6 +80,43 @@ func TestCompose(t *testing.T) {
 	users[0].expect("back: hello again")
 	users[1].expect("back: hello again")
 
+	// Moderation is the cluster's: a topic set on gateway1 reaches
+	// gateway3, and a nickname registered on gateway1 asks for its
+	// password on gateway2.
+	users[0].send("/topic compose topic\n")
+	back.expect("*** user1 set the topic: compose topic")
+	users[0].send("/register compose-pass1\n")
+	users[0].expectPrefix("*** the nickname user1 is registered")
+	users[0].send("/quit\n")
+	users[1].expect("user1 left!")
+	checkFor(t, time.Minute, func() error {
+		c := dial(t, gateways[1])
+		defer c.conn.Close()
+		c.expectName()
+		c.send("user1\n")
+		if s, err := c.line(); err != nil || !strings.HasPrefix(s, "*** the nickname user1 is registered") {
+			return fmt.Errorf("user1 on gateway2 without its password: %q, %v", s, err)
+		}
+		c.send("wrong-pass\n")
+		if s, _ := c.line(); !strings.HasPrefix(s, "ERROR wrong password for the nickname user1") {
+			return fmt.Errorf("a wrong password: %q", s)
+		}
+		return nil
+	})
+	owner := dial(t, gateways[1])
+	owner.expectName()
+	owner.send("user1\n")
+	owner.expectPrefix("*** the nickname user1 is registered")
+	owner.send("compose-pass1\n")
+	owner.nick = "user1"
+	// The welcome and the room's topic, in either order.
+	want := map[string]bool{"Connected to server!": true, "*** topic of lobby: compose topic (set by user1)": true}
+	owner.expectFunc("the welcome and the topic", func(s string) bool {
+		delete(want, s)
+		return len(want) == 0
+	})
+	users[0] = owner
+
 	// A browser on one gateway and an nc user on another share the room.
 	b := newBrowser(t)
 	b.login("http://127.0.0.1:8081/", "webcompose")
