@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -231,4 +232,43 @@ func (m *membership) reassertNicks(ctx context.Context) {
 			c.log.Debug("bus: reassert nick", "nick", nick, "err", err)
 		}
 	}
+}
+
+// Whois finds nick across the cluster: the nickname as its holder spells
+// it and the rooms it is in, sorted, or "" if no live gateway holds it. A
+// user may be in no room (an IRC client before JOIN).
+func (c *Conn) Whois(ctx context.Context, nick string) (string, []string, error) {
+	key, err := NickKey(nick)
+	if err != nil {
+		return "", nil, err
+	}
+	if c.closing.Load() {
+		return "", nil, ErrClosed
+	}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	e, err := c.kvGet(ctx, c.nicks, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("bus: whois %s: %w", nick, err)
+	}
+	owner, valid := c.m.readRecord(c.nicks, e)
+	if !valid {
+		return "", nil, nil
+	}
+	if alive, err := c.m.gatewayAlive(ctx, owner.GW); err != nil || !alive {
+		return "", nil, err
+	}
+	entries, err := c.m.livePresence(ctx, "*."+key)
+	if err != nil {
+		return "", nil, fmt.Errorf("bus: whois %s: %w", nick, err)
+	}
+	rooms := make([]string, 0, len(entries))
+	for _, p := range entries {
+		rooms = append(rooms, roomOf(p.key))
+	}
+	slices.Sort(rooms)
+	return owner.Nick, rooms, nil
 }

@@ -100,4 +100,7 @@ type Bus interface {
 	// IRCGateways lists where IRC clients reach the other live gateways
 	// that have an IRC port, for IRC clients of a gateway shutting down.
 	IRCGateways(ctx context.Context) ([]string, error)
+	// Whois finds nick on any gateway: the nickname as its holder spells
+	// it and the rooms it is in, sorted; "" when nobody holds it.
+	Whois(ctx context.Context, nick string) (string, []string, error)
 }

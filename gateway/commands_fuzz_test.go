@@ -145,6 +145,15 @@ func (b *fuzzBus) ReceivePrivate(func(to, from, text string, at time.Time) bool)
 func (b *fuzzBus) Gateways(context.Context) ([]string, error)    { return nil, nil }
 func (b *fuzzBus) IRCGateways(context.Context) ([]string, error) { return nil, nil }
 
+func (b *fuzzBus) Whois(_ context.Context, nick string) (string, []string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if strings.EqualFold(nick, "bob") {
+		return "bob", []string{"lobby"}, nil
+	}
+	return "", nil, nil
+}
+
 // fuzzTransport is a transport with no connection: output stays in the
 // session's queue, where the test reads it.
 type fuzzTransport struct{ codec }

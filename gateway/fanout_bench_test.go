@@ -68,6 +68,9 @@ func (b *memBus) ReceivePrivate(func(to, from, text string, at time.Time) bool) 
 }
 func (b *memBus) Gateways(context.Context) ([]string, error)    { return nil, nil }
 func (b *memBus) IRCGateways(context.Context) ([]string, error) { return nil, nil }
+func (b *memBus) Whois(context.Context, string) (string, []string, error) {
+	return "", nil, nil
+}
 
 // sinkConn is a net.Conn whose writes cost nothing but a count, so that the
 // benchmark measures the gateway's own fan-out work, not the kernel's.

@@ -700,45 +700,18 @@ func (t *ircConn) cmdWho(p []string) {
 	t.reply("315", safeParam(mask), "End of /WHO list")
 }
 
-// locate finds nick: on this gateway, or in a room across the cluster. It
-// returns the nickname as its owner spells it ("" if not found) and the
-// rooms it is in, as far as it looked: the rooms in use, up to 200.
+// locate finds nick across the cluster, in a room or not. It returns the
+// nickname as its owner spells it ("" if not found) and the rooms it is in.
 func (t *ircConn) locate(nick string) (string, []string) {
 	s := t.s
-	found := ""
-	s.srv.mu.Lock()
-	if s.srv.nicks[strings.ToLower(nick)] != nil {
-		found = nick // here, but in no room: its spelling is the asker's
-	}
-	s.srv.mu.Unlock()
 	ctx, cancel := s.busContext()
 	defer cancel()
-	counts, err := s.srv.bus.Rooms(ctx)
+	found, rooms, err := s.srv.bus.Whois(ctx, nick)
 	if err != nil {
-		return found, nil
+		s.log.Warn("whois", "nick", nick, "err", err)
+		return "", nil
 	}
-	names := make([]string, 0, len(counts))
-	for n := range counts {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var in []string
-	for i, room := range names {
-		if i == 200 {
-			break
-		}
-		nicks, err := s.srv.bus.Who(ctx, room)
-		if err != nil {
-			break
-		}
-		for _, n := range nicks {
-			if strings.EqualFold(n, nick) {
-				found = n
-				in = append(in, room)
-			}
-		}
-	}
-	return found, in
+	return found, rooms
 }
 
 func (t *ircConn) cmdWhois(p []string) {

@@ -397,6 +397,24 @@ func (b *chatBus) IRCGateways(context.Context) ([]string, error) {
 	return []string{"chat2.example:6667"}, nil
 }
 
+func (b *chatBus) Whois(_ context.Context, nick string) (string, []string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.nicks[strings.ToLower(nick)] {
+		return "", nil, nil
+	}
+	var rooms []string
+	for r, m := range b.members {
+		for n := range m {
+			if strings.EqualFold(n, nick) {
+				rooms = append(rooms, r)
+			}
+		}
+	}
+	slices.Sort(rooms)
+	return nick, rooms, nil
+}
+
 // linesWorld is one gateway on a chatBus with two passive users in the
 // lobby, one on each transport, who receive what the others do.
 type linesWorld struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -381,4 +382,42 @@ func TestIRCRollingRestart(t *testing.T) {
 	if want := ":chatd NOTICE bob :server shutting down; reconnect to chat2.example:" + ircPort + "\r\nERROR :Closing link: Server shutting down\r\n"; !strings.HasSuffix(got, want) {
 		t.Errorf("bob got %q, want it to end with %q", got, want)
 	}
+}
+
+// WHOIS and WHO find a user on another gateway, in rooms or in none (an
+// IRC client that joined no channel yet), spelled as its owner spells it.
+func TestIRCWhoisAcrossGateways(t *testing.T) {
+	ns := clustertest.Start(t, clustertest.Options{})
+	g1 := mustRunMain(t, "--nats", ns.ClientURL(), "--irc", "127.0.0.1:0")
+	g2 := mustRunMain(t, "--nats", ns.ClientURL(), "--irc", "127.0.0.1:0")
+
+	idle := ircRegister(t, g1, "Idler") // in no room
+	alice := join(t, g1.ChatAddr().String(), "alice")
+	alice.send("/join dev\n")
+	alice.expect("alice joined!")
+
+	bob := ircRegister(t, g2, "bob")
+	bob.sendf("WHOIS idler")
+	bob.expectLine(":chatd 311 bob Idler Idler chatd * :Idler")
+	bob.expectLine(":chatd 318 bob Idler :End of /WHOIS list")
+	bob.sendf("WHOIS alice")
+	bob.expectLine(":chatd 311 bob alice alice chatd * :alice")
+	bob.expectLine(":chatd 319 bob alice :#dev")
+	bob.sendf("WHO idler")
+	bob.expectLine(":chatd 352 bob * Idler chatd chatd Idler H :0 Idler")
+	bob.expectLine(":chatd 315 bob idler :End of /WHO list")
+	bob.sendf("WHOIS nobody")
+	bob.expectLine(":chatd 401 bob nobody :No such nick")
+
+	// Gone from the cluster: no longer found.
+	idle.sendf("QUIT :bye")
+	checkFor(t, waitFor, func() error {
+		bob.sendf("WHOIS Idler")
+		for _, l := range bob.ircSync() {
+			if strings.Contains(l, " 401 bob Idler ") {
+				return nil
+			}
+		}
+		return fmt.Errorf("Idler still found")
+	})
 }
