@@ -9,7 +9,7 @@
 //	chatd healthcheck [flags]  probe a running node's readiness
 //	chatd client HOST[:PORT]   a terminal chat client (no nc needed)
 //	chatd secret               print a new cluster secret
-//	chatd version              print the version
+//	chatd version              print the version, VCS revision and Go version
 package main
 
 import (
@@ -21,9 +21,6 @@ import (
 	"os/signal"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	args := os.Args[1:]
@@ -39,7 +36,7 @@ func main() {
 		case "healthcheck":
 			os.Exit(healthcheck(args[1:], os.Stdout, os.Stderr))
 		case "version":
-			fmt.Println("chatd", version)
+			readBuildInfo().write(os.Stdout)
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"sort"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,6 +22,7 @@ func (m *Main) metricsHandler() http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&chatCollector{m: m},
+		buildInfoCollector(readBuildInfo()),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
@@ -57,6 +59,18 @@ var (
 		"Envelopes received from the bus (room events, private messages, history) and dropped as invalid, by reason "+
 			"(malformed, version, kind, id, room, recipient, nick, text, too_long).", []string{"reason"}, nil)
 )
+
+// buildInfoCollector is chatd_build_info: always 1, its labels say which
+// build runs (join it to other series, or alert on mixed versions).
+func buildInfoCollector(b buildInfo) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chatd_build_info",
+		Help: "Always 1; the labels name the running build: version, VCS revision, dirty tree, Go version.",
+		ConstLabels: prometheus.Labels{
+			"version": b.Version, "revision": b.Revision, "dirty": strconv.FormatBool(b.Dirty), "goversion": b.GoVersion,
+		},
+	}, func() float64 { return 1 })
+}
 
 // chatCollector reads the gateway's and the bus's counters at scrape time.
 type chatCollector struct{ m *Main }
