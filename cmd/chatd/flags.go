@@ -35,6 +35,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", c.NATSTLSCA, "TLS CA (PEM): a gateway verifies its NATS servers against it; a node then requires client certificates signed by it")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error (chat text is logged only at debug)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, with --admin: how long /readyz answers 503 while chat still serves, so that load balancers stop sending clients here, before the clients are told to go and the listeners close (0: at once; a second signal cuts it short)")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go runtime profiles (go tool pprof) on this loopback address, for measuring; default off")
 	if m.Role.runsNode() {
 		m.nodeFlags(fs)

@@ -57,6 +57,14 @@ func main() {
 		m.Close()
 		os.Exit(1)
 	}
+	// Under systemd (Type=notify): chatd serves now, and stays alive.
+	if err := sdNotify("READY=1\nSTATUS=serving"); err != nil {
+		m.log.Warn("cannot tell the service manager chatd is ready", "err", err)
+	}
+	stopWatchdog := make(chan struct{})
+	if every := watchdogInterval(); every > 0 {
+		go watchdog(every, stopWatchdog, func(err error) { m.log.Warn("watchdog", "err", err) })
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	for done := false; !done; {
@@ -67,8 +75,17 @@ func main() {
 			done = true
 		}
 	}
-	stop() // a second signal ends the process at once
-	if err := m.Close(); err != nil {
+	// A signal during the drain delay cuts it short; one after it, while
+	// closing, ends the process at once.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	stop()
+	_ = sdNotify("STOPPING=1\nSTATUS=draining")
+	m.Drain(again)
+	signal.Stop(again)
+	err := m.Close()
+	close(stopWatchdog)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatd:", err)
 		os.Exit(1)
 	}
