@@ -14,6 +14,25 @@ import (
 // with dashes as underscores: --max-conns is CHAT_MAX_CONNS. Only the flags
 // of m.Role exist.
 func (m *Main) ParseFlags(args []string) error {
+	fs := m.flagSet()
+	name := fs.Name()
+	if err := applyConfigFile(fs, args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see %s --help)", fs.Arg(0), name)
+	}
+	return nil
+}
+
+// flagSet is m.Role's flags, bound to m.Config.
+func (m *Main) flagSet() *flag.FlagSet {
 	c := &m.Config
 	name := "chatd"
 	if m.Role != RoleSingle {
@@ -43,20 +62,7 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.Role.runsGateway() {
 		m.gatewayFlags(fs)
 	}
-
-	if err := applyConfigFile(fs, args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see %s --help)", fs.Arg(0), name)
-	}
-	return nil
+	return fs
 }
 
 func (m *Main) nodeFlags(fs *flag.FlagSet) {
