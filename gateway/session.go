@@ -166,6 +166,7 @@ func (s *Session) allow() bool {
 		return true
 	}
 	s.refused++
+	s.srv.stats.floodDenied.Add(1)
 	switch {
 	case s.refused >= s.srv.cfg.FloodLimit:
 		s.log.Info("flood", "nick", s.nick, "refused", s.refused)

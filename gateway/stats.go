@@ -31,7 +31,22 @@ type stats struct {
 
 	authFailures  [numTransports]atomic.Uint64 // wrong server passwords
 	authThrottled [numTransports]atomic.Uint64 // password attempts refused unjudged
+
+	refused     [len(refusalNames)]atomic.Uint64 // connections refused by admit, by refusal
+	floodDenied atomic.Uint64                    // lines dropped by the flood limit
 }
+
+// refusalCause is why admit refused a connection.
+type refusalCause int
+
+const (
+	refusedShutdown refusalCause = iota
+	refusedBanned
+	refusedMaxConns
+	refusedPerAddress
+)
+
+var refusalNames = [...]string{"shutting_down", "banned", "max_conns", "per_address"}
 
 // observeEvent counts one bus event delivered to n members, sent at at.
 func (st *stats) observeEvent(n int, at time.Time) {
@@ -70,6 +85,11 @@ type Stats struct {
 	AuthFailures  map[string]uint64
 	AuthThrottled map[string]uint64
 	AuthTracked   int
+	// Refused counts connections refused before their handshake, by cause:
+	// shutting_down, banned, max_conns, per_address.
+	Refused map[string]uint64
+	// FloodDropped counts lines and messages dropped by the flood limit.
+	FloodDropped uint64
 }
 
 // Stats returns the gateway's counters. Safe for concurrent use.
@@ -88,6 +108,11 @@ func (s *Server) Stats() Stats {
 		AuthFailures:  make(map[string]uint64),
 		AuthThrottled: make(map[string]uint64),
 		AuthTracked:   s.auth.tracked(),
+		Refused:       make(map[string]uint64),
+		FloodDropped:  st.floodDenied.Load(),
+	}
+	for i, name := range refusalNames {
+		out.Refused[name] = st.refused[i].Load()
 	}
 	for i, name := range transportNames {
 		out.Connected[name] = st.connected[i].Load()

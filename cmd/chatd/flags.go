@@ -73,6 +73,7 @@ func (m *Main) nodeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Cluster.ClusterListen, "cluster-listen", c.Cluster.ClusterListen, "address for routes from the other nodes of the NATS cluster; beyond loopback it needs --cluster-secret or --nats-user")
 	fs.StringVar(&c.Cluster.ClusterName, "cluster-name", c.Cluster.ClusterName, "NATS cluster name, the same on every node")
 	fs.StringVar(&c.Peers, "peers", c.Peers, "comma-separated cluster nodes (host or host:port, route port 6222), this one included; joins the embedded servers by routes")
+	fs.StringVar(&c.Cluster.MonitorListen, "nats-monitor", c.Cluster.MonitorListen, "serve the embedded NATS server's monitoring endpoint (/varz, /connz, /routez, /jsz) at this address; ':8222' listens on loopback only; it has no authentication (default off)")
 	fs.BoolVar(&c.Cluster.InsecureOpen, "insecure-open-bus", c.Cluster.InsecureOpen, "let the embedded NATS server take clients and routes from beyond loopback without authentication, for trials only: anyone who reaches it reads every message and posts as anyone (default false)")
 }
 
