@@ -7,9 +7,15 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/chatd ./cmd/chatd
 
 # test: formatting, vet, and every test with the race detector (fuzz seed
-# corpora run as ordinary tests).
+# corpora run as ordinary tests). The packages' tests first (a line per
+# package), then cmd/chatd's end-to-end tests, the long part, a line per
+# test as each ends, with the whole output of any that fails.
+SHELL := /bin/bash
 test: lint
-	$(GO) test -race -count=1 -timeout 20m ./...
+	@echo "== go test -race: the packages"
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/cmd/chatd$$')
+	@echo "== go test -race: cmd/chatd, end to end on real processes and sockets (several minutes)"
+	set -o pipefail; $(GO) test -race -count=1 -timeout 20m -json ./cmd/chatd/ | $(GO) run ./internal/testprogress
 
 race: test
 

@@ -170,7 +170,7 @@ func TestReleaseLinuxBinaries(t *testing.T) {
 				t.Fatalf("chatd version printed:\n%s", out)
 			}
 			if rev, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil && m[2] != strings.TrimSpace(string(rev)) {
-				t.Errorf("built from revision %s, but HEAD is %s: dist/ is stale (make release)", m[2], rev)
+				t.Errorf("built from revision %s, but HEAD is %s: dist/ is stale (make release)", m[2], strings.TrimSpace(string(rev)))
 			}
 		})
 	}
