@@ -66,6 +66,7 @@ func warnLevel(format string) slog.Level {
 	}
 	return slog.LevelWarn
 }
+
 func (l *natsLogger) Debugf(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 
 func (l *natsLogger) Tracef(format string, v ...any) {
