@@ -123,7 +123,7 @@ func TestReleaseLinuxBinaries(t *testing.T) {
 	if len(archives) < 2 {
 		t.Fatalf("linux archives: %v", archives)
 	}
-	versionRE := regexp.MustCompile(`^chatd (\S+)\nrevision: (\S+)\ntime: (\S+)\ndirty: (true|false)\ngo: go\S+ linux/(amd64|arm64)\n$`)
+	versionRE := regexp.MustCompile(`^chatd (\S+)\nrevision: ([^\n]+)\ntime: (\S+)\ndirty: (true|false)\ngo: go\S+ linux/(amd64|arm64)\n$`)
 	for _, archive := range archives {
 		name := strings.TrimSuffix(filepath.Base(archive), ".tar.gz")
 		arch := name[strings.LastIndex(name, "-")+1:]
