@@ -1,22 +1,28 @@
 # The README's test command is `make test`.
 GO ?= go
 
-.PHONY: build test race lint tidy fuzz bench bench-smoke reliability reliability-ci
+.PHONY: build test race lint tidy fuzz bench bench-smoke reliability reliability-ci release release-check
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/chatd ./cmd/chatd
 
 # test: formatting, vet, and every test with the race detector (fuzz seed
-# corpora run as ordinary tests).
+# corpora run as ordinary tests). The packages' tests first (a line per
+# package), then cmd/chatd's end-to-end tests, the long part, a line per
+# test as each ends, with the whole output of any that fails.
+SHELL := /bin/bash
 test: lint
-	$(GO) test -race -count=1 -timeout 20m ./...
+	@echo "== go test -race: the packages"
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/cmd/chatd$$')
+	@echo "== go test -race: cmd/chatd, end to end on real processes and sockets (several minutes)"
+	set -o pipefail; $(GO) test -race -count=1 -timeout 20m -json ./cmd/chatd/ | $(GO) run ./internal/testprogress
 
 race: test
 
 # staticcheck is pinned and run with `go run`, so it needs no install step
 # and stays out of go.mod.
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
-TAGS_ALL := reliability docker
+TAGS_ALL := reliability docker release
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -62,3 +68,18 @@ reliability:
 # reliability-ci: the same suite in its bounded form (what CI runs).
 reliability-ci:
 	$(GO) test -tags 'reliability docker' -count=1 -timeout 20m -run '^TestReliability' -v ./cmd/chatd/
+
+# release: static, reproducible binaries for linux, darwin and windows
+# (archives with README, LICENSE and the third-party licenses), .debs for
+# linux amd64 and arm64, and SHA256SUMS, in dist/ (deploy/release.sh).
+# VERSION defaults to git describe.
+release:
+	deploy/release.sh
+
+# release-check: lint the .debs and check the release: checksums, the
+# archives' contents, each linux binary's `chatd version` (arm64 under
+# qemu-aarch64 when present), the amd64 binary's start and handshake, the
+# .deb's files.
+release-check: release
+	lintian --fail-on error,warning --pedantic --display-info dist/*.deb
+	$(GO) test -tags release -count=1 -run '^TestRelease' -v ./cmd/chatd/

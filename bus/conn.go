@@ -184,6 +184,7 @@ type Conn struct {
 	pubMu sync.Mutex
 
 	startedAt time.Time
+	ops       opStats // JetStream calls and history replays, for metrics
 
 	// JetStream handles; history is nil when Config.History is 0.
 	js       jetstream.JetStream

@@ -19,7 +19,7 @@ const maxHistoryBatch = 1000
 // off (Config.History 0), means no calls and a nil error. Stored envelopes
 // pass the same check as live ones (validate.go): what fails is skipped and
 // counted.
-func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind, nick, text string, at time.Time)) error {
+func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind, nick, text string, at time.Time)) (err error) {
 	subject, err := historySubject(room)
 	if err != nil {
 		return err
@@ -32,6 +32,13 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 	}
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
+	start, replayed := time.Now(), 0
+	defer func() {
+		c.observe(OpHistoryRead, start, err)
+		if err == nil {
+			c.observeReplay(replayed)
+		}
+	}()
 
 	batch := min(4*n, maxHistoryBatch)
 
@@ -66,6 +73,7 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 	for _, e := range lines {
 		fn(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
 	}
+	replayed = len(lines)
 	return nil
 }
 

@@ -58,7 +58,9 @@ func (c *Conn) kvPublish(ctx context.Context, kv jetstream.KeyValue, key string,
 	if check {
 		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(last))
 	}
+	start := time.Now()
 	ack, err := c.js.PublishMsg(ctx, m, opts...)
+	c.observe(OpKVWrite, start, err)
 	if err != nil {
 		return 0, err
 	}
@@ -98,7 +100,10 @@ func (c *Conn) kvCreate(ctx context.Context, kv jetstream.KeyValue, key string, 
 
 // kvDelete deletes key if its revision is still rev, with a purge marker.
 func (c *Conn) kvDelete(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64) error {
-	return kv.Purge(ctx, key, jetstream.LastRevision(rev))
+	start := time.Now()
+	err := kv.Purge(ctx, key, jetstream.LastRevision(rev))
+	c.observe(OpKVDelete, start, err)
+	return err
 }
 
 // kvEntry is the last revision of a key, as the stream leader has it. It
@@ -147,7 +152,9 @@ func (c *Conn) kvLast(ctx context.Context, kv jetstream.KeyValue, key string) (*
 	req, _ := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
 	}{kvSubject(kv, key)})
+	start := time.Now()
 	msg, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+kv.Bucket(), req)
+	c.observe(OpKVGet, start, err)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	sockaddr "github.com/hashicorp/go-sockaddr"
@@ -163,13 +164,27 @@ func candidate(host string, ifs sockaddr.IfAddrs) Candidate {
 }
 
 // privateIP returns getPrivateIP's answer if it is among all, else "".
+//
+// An IPv6 address (a ULA, fc00::/7) gives way to a private IPv4 address of
+// the machine, if it has one: that is what people on a LAN type, and what
+// a home router forwards to.
 func privateIP(all []Candidate, getPrivateIP func() (string, error)) string {
+	var v4 string
+	for _, c := range all {
+		if ip, err := netip.ParseAddr(c.IP); err == nil && ip.Is4() && ip.IsPrivate() {
+			v4 = c.IP
+			break
+		}
+	}
 	ip, err := getPrivateIP()
 	if err != nil || ip == "" {
 		return ""
 	}
 	for _, c := range all {
 		if c.IP == ip {
+			if a, err := netip.ParseAddr(ip); err == nil && !a.Is4() && v4 != "" {
+				return v4
+			}
 			return ip
 		}
 	}

@@ -160,6 +160,7 @@ func TestAdvertiseRule(t *testing.T) {
 	down := ifAddr("docker0", "172.17.0.1/16", net.FlagUp) // up, no carrier
 	v6 := ifAddr("eth0", "2a00:1450::5/64", up)
 	v6ll := ifAddr("eth0", "fe80::1/64", up)
+	ula := ifAddr("eth0", "fd12:3456::7/64", up)
 	private := func(ip string) func() (string, error) {
 		return func() (string, error) { return ip, nil }
 	}
@@ -176,6 +177,8 @@ func TestAdvertiseRule(t *testing.T) {
 		{"private IP not a candidate", sockaddr.IfAddrs{lo, pub}, "172.17.0.1", "1.2.3.4", []string{"1.2.3.4"}},
 		{"IPv6 after IPv4, no link-local, no down", sockaddr.IfAddrs{v6, v6ll, down, lo6, pub}, "", "1.2.3.4", []string{"1.2.3.4", "2a00:1450::5"}},
 		{"IPv6 only", sockaddr.IfAddrs{lo, v6}, "", "2a00:1450::5", []string{"2a00:1450::5"}},
+		{"private IPv4 preferred over an IPv6 ULA", sockaddr.IfAddrs{lo, ula, eth}, "fd12:3456::7", "192.168.1.5", []string{"192.168.1.5", "fd12:3456::7"}},
+		{"ULA alone", sockaddr.IfAddrs{lo, ula, pub}, "fd12:3456::7", "fd12:3456::7", []string{"1.2.3.4", "fd12:3456::7"}},
 		{"no network at all", sockaddr.IfAddrs{lo, lo6, down}, "", "127.0.0.1", []string{"127.0.0.1"}},
 		{"no interfaces", nil, "", "127.0.0.1", []string{"127.0.0.1"}},
 	}

@@ -73,6 +73,13 @@ type Config struct {
 	// loopback addresses may always be open.
 	InsecureOpen bool
 
+	// MonitorListen, when set, is the host:port of the NATS server's HTTP
+	// monitoring endpoint (/varz, /connz, /routez, /jsz, /healthz). Without
+	// a host (":8222") it listens on loopback only. It shows connections,
+	// subjects and account details, never messages; it has no
+	// authentication. Empty: off.
+	MonitorListen string
+
 	// TLS, when set, makes the client listener require TLS with this
 	// configuration (its Certificates; with ClientAuth and ClientCAs it
 	// also verifies client certificates). In-process connections do not

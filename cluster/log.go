@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -42,9 +43,31 @@ func (l *natsLogger) logf(level slog.Level, format string, v []any, attrs ...slo
 // Noticef logs the server's notices (its start-up banner, routes coming and
 // going) at debug level: chatd logs what a person running it needs to know.
 func (l *natsLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
-func (l *natsLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
-func (l *natsLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
-func (l *natsLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.logf(warnLevel(format), format, v) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.logf(errorLevel(format), format, v) }
+
+// errorLevel is the level of one of the server's errors: a route that
+// cannot be dialled is a warning (its peer is not up yet, as at a normal
+// start-up of a cluster; the server tries again, and reports again only
+// after many more attempts), everything else an error.
+func errorLevel(format string) slog.Level {
+	if strings.HasPrefix(format, "Error trying to connect to route") {
+		return slog.LevelWarn
+	}
+	return slog.LevelError
+}
+
+// warnLevel is the level of one of the server's warnings: the plaintext
+// password notice is about the credentials chatd derives from the cluster
+// secret and holds in memory, nothing to act on, so it is debug.
+func warnLevel(format string) slog.Level {
+	if strings.HasPrefix(format, "Plaintext passwords detected") {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+func (l *natsLogger) Debugf(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 
 func (l *natsLogger) Tracef(format string, v ...any) {
 	l.logf(slog.LevelDebug, format, v, slog.Bool("trace", true))

@@ -53,6 +53,16 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ClientListen != "" {
 		opts.Host, opts.Port, _ = splitListen(cfg.ClientListen) // validated by fill
 	}
+	if cfg.MonitorListen != "" {
+		host, port, err := splitListen(cfg.MonitorListen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: MonitorListen: %v", ErrConfig, err)
+		}
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		opts.HTTPHost, opts.HTTPPort = host, port
+	}
 	if cfg.User != "" {
 		opts.Users = append(opts.Users, &server.User{Username: cfg.User, Password: cfg.Password})
 	}

@@ -147,19 +147,21 @@ func (s *Server) admit(sess *Session) (refusal string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.wg.Add(1)
+	var cause refusalCause
 	switch {
 	case s.closing:
-		refusal = "server is shutting down"
+		refusal, cause = "server is shutting down", refusedShutdown
 	case s.cfg.Banned != nil && s.cfg.Banned(sess.ip):
-		refusal = "you are banned from this server"
+		refusal, cause = "you are banned from this server", refusedBanned
 	case s.bannedAddr(sess.key) != "":
-		refusal = s.bannedAddr(sess.key)
+		refusal, cause = s.bannedAddr(sess.key), refusedBanned
 	case len(s.sessions) >= s.cfg.MaxConns:
-		refusal = "server is full, try again later"
+		refusal, cause = "server is full, try again later", refusedMaxConns
 	case s.perIP[sess.key] >= s.cfg.MaxConnsPerIP:
-		refusal = "too many connections from your address, close one and try again"
+		refusal, cause = "too many connections from your address, close one and try again", refusedPerAddress
 	}
 	if refusal != "" {
+		s.stats.refused[cause].Add(1)
 		sess.log.Info("connection refused", "why", refusal)
 		return refusal
 	}

@@ -183,6 +183,7 @@ func (s *Session) allow() bool {
 		}
 		return true
 	}
+	s.srv.stats.floodPaced.Add(1)
 	if s.pacedSince.IsZero() {
 		s.pacedSince = now
 		if s.pacingTold.IsZero() || now.Sub(s.pacingTold) >= cfg.FloodTimeout {

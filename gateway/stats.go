@@ -32,8 +32,22 @@ type stats struct {
 	authFailures  [numTransports]atomic.Uint64 // wrong server passwords
 	authThrottled [numTransports]atomic.Uint64 // password attempts refused unjudged
 
-	mod [numModActions]atomic.Uint64 // moderation actions (moderation.go)
+	mod        [numModActions]atomic.Uint64     // moderation actions (moderation.go)
+	refused    [len(refusalNames)]atomic.Uint64 // connections refused by admit, by refusal
+	floodPaced atomic.Uint64                    // lines that waited for the flood limit's budget
 }
+
+// refusalCause is why admit refused a connection.
+type refusalCause int
+
+const (
+	refusedShutdown refusalCause = iota
+	refusedBanned
+	refusedMaxConns
+	refusedPerAddress
+)
+
+var refusalNames = [...]string{"shutting_down", "banned", "max_conns", "per_address"}
 
 // observeEvent counts one bus event delivered to n members, sent at at.
 func (st *stats) observeEvent(n int, at time.Time) {
@@ -75,6 +89,12 @@ type Stats struct {
 	// Moderation counts moderation actions by kind (oper, oper_failed,
 	// kick, ban, unban, mute, unmute, topic, refused).
 	Moderation map[string]uint64
+	// Refused counts connections refused before their handshake, by cause:
+	// shutting_down, banned, max_conns, per_address.
+	Refused map[string]uint64
+	// FloodPaced counts lines and messages that had to wait for the flood
+	// limit's budget (paced; none is dropped).
+	FloodPaced uint64
 }
 
 // Stats returns the gateway's counters. Safe for concurrent use.
@@ -93,6 +113,11 @@ func (s *Server) Stats() Stats {
 		AuthFailures:  make(map[string]uint64),
 		AuthThrottled: make(map[string]uint64),
 		AuthTracked:   s.auth.tracked(),
+		Refused:       make(map[string]uint64),
+		FloodPaced:    st.floodPaced.Load(),
+	}
+	for i, name := range refusalNames {
+		out.Refused[name] = st.refused[i].Load()
 	}
 	for i, name := range transportNames {
 		out.Connected[name] = st.connected[i].Load()

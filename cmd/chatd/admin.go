@@ -15,7 +15,8 @@ import (
 //
 //	/healthz  200 while the process runs
 //	/readyz   200 when this node serves: the embedded server is ready and
-//	          the gateway's bus link is up; 503 with the reason otherwise
+//	          the gateway's bus link is up; 503 with the reason otherwise,
+//	          and from the start of a shutdown (SIGTERM) on
 //	/metrics  Prometheus metrics
 func (m *Main) startAdmin() error {
 	if m.Config.Admin == "" {
@@ -50,6 +51,9 @@ func (m *Main) startAdmin() error {
 
 // ready reports why this node cannot serve, or nil.
 func (m *Main) ready() error {
+	if m.draining.Load() {
+		return errors.New("shutting down")
+	}
 	if m.Node != nil {
 		if err := m.Node.Ready(); err != nil {
 			return err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/chatd/chatd/cluster"
 )
@@ -24,6 +25,22 @@ func (m *Main) printJoin() error {
 	}
 	w := m.Stdout
 	fmt.Fprintf(w, "chatd is running. People join with nc (or telnet, or a classic chat client):\n")
+	if pub := m.Config.PublicAddr; pub != "" {
+		// Behind NAT, port mapping or a container, the interfaces' addresses
+		// are not what people dial: the public address is.
+		if pubHost, pubPort, err := net.SplitHostPort(pub); err == nil {
+			fmt.Fprintf(w, "  %-34s %-10s  <- --public-addr\n", "nc "+pubHost+" "+pubPort, "")
+		}
+		fmt.Fprintf(w, "This gateway listens on %s for chat", m.ln.Addr())
+		if m.webLn != nil {
+			fmt.Fprintf(w, ", %s for browsers", m.webLn.Addr())
+		}
+		if m.ircLn != nil {
+			fmt.Fprintf(w, ", %s for IRC", m.ircLn.Addr())
+		}
+		fmt.Fprintf(w, "; people reach it through %s.\n", pub)
+		return nil
+	}
 	listed := false
 	for _, c := range all {
 		mark := ""
@@ -50,7 +67,27 @@ func (m *Main) printJoin() error {
 		fmt.Fprintf(w, "Only this machine can join: the chat listens on a loopback address (use --listen :%s for your network).\n", port)
 		return nil
 	}
-	fmt.Fprintf(w, "From the internet: forward TCP port %s on your router to %s, then people use: nc <your public IP> %s\n",
-		port, net.JoinHostPort(chosen, port), port)
+	fmt.Fprintln(w, forwardAdvice(chosen, port))
 	return nil
+}
+
+// forwardAdvice tells how people on the internet can reach the advertised
+// address, by its family: an IPv4 address needs a port forwarding on the
+// router (NAT); a global IPv6 address needs no forwarding, only the
+// router's firewall to let the port in; an IPv6 ULA (fc00::/7) or a
+// link-local address is never reachable from the internet.
+func forwardAdvice(chosen, port string) string {
+	ip, err := netip.ParseAddr(chosen)
+	switch {
+	case err != nil: // a host name from --advertise
+		return fmt.Sprintf("From the internet: people use: nc %s %s, if that name and port reach this machine", chosen, port)
+	case ip.Unmap().Is4():
+		return fmt.Sprintf("From the internet: forward TCP port %s on your router to %s, then people use: nc <your public IP> %s",
+			port, net.JoinHostPort(chosen, port), port)
+	case ip.IsPrivate() || ip.IsLinkLocalUnicast():
+		return fmt.Sprintf("From the internet: %s is a private IPv6 address, never reachable from there: forward TCP port %s "+
+			"on your router to this machine's IPv4 address, or open it in the router's firewall to a global IPv6 address (--advertise)", chosen, port)
+	}
+	return fmt.Sprintf("From the internet: allow TCP port %s to %s in your router's IPv6 firewall (IPv6 needs no forwarding), then people use: nc %s %s",
+		port, chosen, chosen, port)
 }

@@ -60,15 +60,24 @@ func TestBrokerRole(t *testing.T) {
 	}
 	data, _ := os.ReadFile(secretFile)
 	secret := strings.TrimSpace(string(data))
+	var brokers []*Main
 	for i := range 3 {
 		auth := []string{"--cluster-secret", secret}
 		if i == 2 {
 			auth = []string{"--cluster-secret-file", secretFile}
 		}
-		mustRunRole(t, RoleBroker, append([]string{"--name", fmt.Sprintf("b%d", i+1),
+		brokers = append(brokers, mustRunRole(t, RoleBroker, append([]string{"--name", fmt.Sprintf("b%d", i+1),
 			"--nats-listen", "127.0.0.1:" + strconv.Itoa(ports[i]),
 			"--cluster-listen", "127.0.0.1:" + strconv.Itoa(ports[3+i]),
-			"--peers", strings.Join(peers, ","), "--admin", "127.0.0.1:0"}, auth...)...)
+			"--peers", strings.Join(peers, ","), "--admin", "127.0.0.1:0"}, auth...)...))
+	}
+	// A normal start-up, peers coming up one after another (routes to them
+	// refused until they listen), logs no error.
+	checkFor(t, waitFor, func() error { return brokers[0].ready() })
+	for _, m := range brokers {
+		if logs := logsOf(t, m); strings.Contains(logs, "level=ERROR") {
+			t.Errorf("broker start-up logged errors:\n%s", logs)
+		}
 	}
 	if nc, err := nats.Connect(urls[1], nats.NoReconnect()); err == nil {
 		nc.Close()

@@ -14,6 +14,25 @@ import (
 // with dashes as underscores: --max-conns is CHAT_MAX_CONNS. Only the flags
 // of m.Role exist.
 func (m *Main) ParseFlags(args []string) error {
+	fs := m.flagSet()
+	name := fs.Name()
+	if err := applyConfigFile(fs, args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see %s --help)", fs.Arg(0), name)
+	}
+	return nil
+}
+
+// flagSet is m.Role's flags, bound to m.Config.
+func (m *Main) flagSet() *flag.FlagSet {
 	c := &m.Config
 	name := "chatd"
 	if m.Role != RoleSingle {
@@ -35,6 +54,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", c.NATSTLSCA, "TLS CA (PEM): a gateway verifies its NATS servers against it; a node then requires client certificates signed by it")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error (chat text is logged only at debug)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, with --admin: how long /readyz answers 503 while chat still serves, so that load balancers stop sending clients here, before the clients are told to go and the listeners close (0: at once; a second signal cuts it short)")
 	fs.StringVar(&c.Pprof, "pprof", c.Pprof, "serve Go runtime profiles (go tool pprof) on this loopback address, for measuring; default off")
 	if m.Role.runsNode() {
 		m.nodeFlags(fs)
@@ -42,20 +62,7 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.Role.runsGateway() {
 		m.gatewayFlags(fs)
 	}
-
-	if err := applyConfigFile(fs, args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see %s --help)", fs.Arg(0), name)
-	}
-	return nil
+	return fs
 }
 
 func (m *Main) nodeFlags(fs *flag.FlagSet) {
@@ -66,6 +73,7 @@ func (m *Main) nodeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Cluster.ClusterListen, "cluster-listen", c.Cluster.ClusterListen, "address for routes from the other nodes of the NATS cluster; beyond loopback it needs --cluster-secret or --nats-user")
 	fs.StringVar(&c.Cluster.ClusterName, "cluster-name", c.Cluster.ClusterName, "NATS cluster name, the same on every node")
 	fs.StringVar(&c.Peers, "peers", c.Peers, "comma-separated cluster nodes (host or host:port, route port 6222), this one included; joins the embedded servers by routes")
+	fs.StringVar(&c.Cluster.MonitorListen, "nats-monitor", c.Cluster.MonitorListen, "serve the embedded NATS server's monitoring endpoint (/varz, /connz, /routez, /jsz) at this address; ':8222' listens on loopback only; it has no authentication (default off)")
 	fs.BoolVar(&c.Cluster.InsecureOpen, "insecure-open-bus", c.Cluster.InsecureOpen, "let the embedded NATS server take clients and routes from beyond loopback without authentication, for trials only: anyone who reaches it reads every message and posts as anyone (default false)")
 }
 

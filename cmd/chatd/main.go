@@ -10,7 +10,7 @@
 //	chatd client HOST[:PORT]   a terminal chat client (no nc needed)
 //	chatd secret               print a new cluster secret
 //	chatd passwd               print a password hash for --operators
-//	chatd version              print the version
+//	chatd version              print the version, VCS revision and Go version
 package main
 
 import (
@@ -22,9 +22,6 @@ import (
 	"os/signal"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	args := os.Args[1:]
@@ -42,7 +39,7 @@ func main() {
 		case "healthcheck":
 			os.Exit(healthcheck(args[1:], os.Stdout, os.Stderr))
 		case "version":
-			fmt.Println("chatd", version)
+			readBuildInfo().write(os.Stdout)
 			return
 		}
 	}
@@ -63,6 +60,14 @@ func main() {
 		m.Close()
 		os.Exit(1)
 	}
+	// Under systemd (Type=notify): chatd serves now, and stays alive.
+	if err := sdNotify("READY=1\nSTATUS=serving"); err != nil {
+		m.log.Warn("cannot tell the service manager chatd is ready", "err", err)
+	}
+	stopWatchdog := make(chan struct{})
+	if every := watchdogInterval(); every > 0 {
+		go watchdog(every, stopWatchdog, func(err error) { m.log.Warn("watchdog", "err", err) })
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	for done := false; !done; {
@@ -73,8 +78,17 @@ func main() {
 			done = true
 		}
 	}
-	stop() // a second signal ends the process at once
-	if err := m.Close(); err != nil {
+	// A signal during the drain delay cuts it short; one after it, while
+	// closing, ends the process at once.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	stop()
+	_ = sdNotify("STOPPING=1\nSTATUS=draining")
+	m.Drain(again)
+	signal.Stop(again)
+	err := m.Close()
+	close(stopWatchdog)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatd:", err)
 		os.Exit(1)
 	}

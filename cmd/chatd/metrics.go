@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"sort"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,6 +22,7 @@ func (m *Main) metricsHandler() http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&chatCollector{m: m},
+		buildInfoCollector(readBuildInfo()),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
@@ -63,12 +65,66 @@ var (
 			"(malformed, version, kind, id, room, recipient, nick, text, too_long).", []string{"reason"}, nil)
 )
 
+var (
+	descRefused = prometheus.NewDesc("chatd_connections_refused_total",
+		"Connections refused, by cause: max_conns, per_address, banned, shutting_down (before the handshake), "+
+			"password (a wrong or throttled server password), handshake_timeout (no acceptable nickname in time).",
+		[]string{"cause"}, nil)
+	descFlood = prometheus.NewDesc("chatd_flood_lines_total",
+		"Lines and messages held back by the flood limit (--rate, --burst), by action: paced (they waited; none is dropped).", []string{"action"}, nil)
+	descJSCalls = prometheus.NewDesc("chatd_jetstream_calls_total",
+		"JetStream calls, by operation (kv_write, kv_get, kv_delete, history_read).", []string{"op"}, nil)
+	descJSErrors = prometheus.NewDesc("chatd_jetstream_errors_total",
+		"JetStream calls that failed (timeouts, no quorum, ...; a taken nickname or a missing key is an answer, not an error), by operation.",
+		[]string{"op"}, nil)
+	descJSLatency = prometheus.NewDesc("chatd_jetstream_call_duration_seconds",
+		"Time JetStream calls took, by operation.", []string{"op"}, nil)
+	descReplay = prometheus.NewDesc("chatd_history_replay_lines",
+		"Lines of history replayed to a client joining a room, per join.", nil, nil)
+)
+
+// collectBus reads the bus's JetStream call and history replay counters.
+func (c *chatCollector) collectBus(ch chan<- prometheus.Metric, b *bus.Conn) {
+	for op, st := range b.OpStats() {
+		ch <- prometheus.MustNewConstMetric(descJSCalls, prometheus.CounterValue, float64(st.Calls), op.String())
+		ch <- prometheus.MustNewConstMetric(descJSErrors, prometheus.CounterValue, float64(st.Errors), op.String())
+		buckets := make(map[float64]uint64, len(bus.OpBuckets))
+		var cum uint64
+		for i, le := range bus.OpBuckets {
+			cum += st.Latency[i]
+			buckets[le.Seconds()] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(descJSLatency, cum+st.Latency[len(st.Latency)-1], st.LatencySum.Seconds(), buckets, op.String())
+	}
+	counts, sum := b.ReplayStats()
+	buckets := make(map[float64]uint64, len(bus.ReplayBuckets))
+	var cum uint64
+	for i, le := range bus.ReplayBuckets {
+		cum += counts[i]
+		buckets[float64(le)] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(descReplay, cum+counts[len(counts)-1], float64(sum), buckets)
+}
+
+// buildInfoCollector is chatd_build_info: always 1, its labels say which
+// build runs (join it to other series, or alert on mixed versions).
+func buildInfoCollector(b buildInfo) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chatd_build_info",
+		Help: "Always 1; the labels name the running build: version, VCS revision, dirty tree, Go version.",
+		ConstLabels: prometheus.Labels{
+			"version": b.Version, "revision": b.Revision, "dirty": strconv.FormatBool(b.Dirty), "goversion": b.GoVersion,
+		},
+	}, func() float64 { return 1 })
+}
+
 // chatCollector reads the gateway's and the bus's counters at scrape time.
 type chatCollector struct{ m *Main }
 
 func (c *chatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descOpened, descClosed, descRooms, descLinesIn,
-		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descAuthFailures, descAuthThrottled, descAuthTracked, descRejected, descModeration, descModRejected} {
+		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descAuthFailures, descAuthThrottled, descAuthTracked, descRejected, descModeration, descModRejected,
+		descRefused, descFlood, descJSCalls, descJSErrors, descJSLatency, descReplay} {
 		ch <- d
 	}
 }
@@ -86,6 +142,7 @@ func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range bus.Reasons() {
 			ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(rejected[r]), r.String())
 		}
+		c.collectBus(ch, b)
 	}
 	g := c.m.Gateway
 	if g == nil {
@@ -105,6 +162,19 @@ func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descModeration, prometheus.CounterValue, float64(st.Moderation[action]), action)
 	}
 	ch <- prometheus.MustNewConstMetric(descAuthTracked, prometheus.GaugeValue, float64(st.AuthTracked))
+	var password, handshake uint64
+	for tr := range st.Connected {
+		password += st.AuthFailures[tr] + st.AuthThrottled[tr]
+		handshake += st.Closed[tr]["handshake_timeout"]
+	}
+	refused := map[string]uint64{"password": password, "handshake_timeout": handshake}
+	for cause, n := range st.Refused {
+		refused[cause] = n
+	}
+	for _, cause := range sortedKeys(refused) {
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(refused[cause]), cause)
+	}
+	ch <- prometheus.MustNewConstMetric(descFlood, prometheus.CounterValue, float64(st.FloodPaced), "paced")
 	ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(st.Rooms))
 	ch <- prometheus.MustNewConstMetric(descLinesIn, prometheus.CounterValue, float64(st.LinesIn))
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(st.Events))

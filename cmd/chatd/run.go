@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/bus"
@@ -67,6 +68,7 @@ type Config struct {
 	NATSTLSKey      string
 	NATSTLSCA       string
 	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration // with Admin: how long /readyz fails before Close starts
 	LogLevel        string
 	LogFormat       string
 	Pprof           string // loopback address for net/http/pprof; empty: off
@@ -107,6 +109,7 @@ type Main struct {
 	webLn     net.Listener
 	webTLSLn  net.Listener
 	webDone   chan struct{}
+	draining  atomic.Bool // Drain or Close was called: /readyz fails
 	closeOnce sync.Once
 	closeErr  error
 	secret    string // the cluster secret, resolved by Run
@@ -122,6 +125,7 @@ func NewMain(role Role) *Main {
 			HTTP:            ":8080",
 			IRC:             ":6667",
 			ShutdownTimeout: 10 * time.Second,
+			DrainDelay:      5 * time.Second,
 			LogLevel:        "info",
 			LogFormat:       "text",
 			Cluster:         cluster.DefaultConfig(),
@@ -205,18 +209,39 @@ func (m *Main) Reload() {
 	m.log.Info("bans reloaded", "file", m.bans.file, "entries", n, "sessions_closed", closed)
 }
 
-// Close stops chatd in order: the health listener, the gateway (clients
-// are told and their departures published), the bus (drained), then the
-// embedded server. It is safe to call more than once and after a failed
-// Run.
+// Drain starts a graceful stop, before Close: from now on /readyz answers
+// 503 while every listener still serves, for --drain-delay (or until skip
+// receives), so that load balancers and orchestrators polling /readyz send
+// no new clients here before Close tells the connected ones where to go.
+// Without --admin nothing can see it, and Drain returns at once.
+func (m *Main) Drain(skip <-chan os.Signal) {
+	m.draining.Store(true)
+	d := m.Config.DrainDelay
+	if m.admin == nil || d <= 0 {
+		return
+	}
+	if m.log != nil {
+		m.log.Info("draining: /readyz answers 503; the listeners close after the drain delay", "drain_delay", d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-skip:
+	}
+}
+
+// Close stops chatd in order: the web listener, the gateway (clients are
+// told where to go and their departures published), the bus (drained),
+// the embedded server, and last the health listener, so that /readyz
+// answers 503 throughout. It is safe to call more than once and after a
+// failed Run.
 func (m *Main) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
+		m.draining.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		defer cancel()
-		if m.admin != nil {
-			m.admin.Close()
-		}
 		if m.web != nil {
 			// Stop taking requests; WebSocket sessions are the gateway's and
 			// end with it, each told why in a last message and close frame.
@@ -250,6 +275,9 @@ func (m *Main) Close() error {
 			if err := m.Node.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("embedded NATS: %w", err))
 			}
+		}
+		if m.admin != nil {
+			m.admin.Close()
 		}
 		if m.pprof != nil {
 			_ = m.pprof.Close()
