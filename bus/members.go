@@ -197,16 +197,20 @@ func (m *membership) announceRejoin(room, nick string) error {
 // maxRejoins bounds the rejoin ids remembered.
 const maxRejoins = 10000
 
-// quietNotice reports whether e, a room event that came in for room, is
-// kept from this gateway's own users: while this gateway's lease had
-// lapsed (its link cut for longer than the lease), another gateway told
-// the room that its users left, and once the lease is back this gateway
-// told the room they joined again (reassertPresence). Its own users never
-// saw them leave: they see neither the departure nor the join again.
+// quietNotice reports whether e, a room event, is kept from this
+// gateway's own users: while this gateway's lease had lapsed (its link cut
+// for longer than the lease), another gateway took it for gone and told
+// the room its users left ("gateway lost"), and once the lease is back
+// this gateway told the room they joined again (reassertPresence). Its
+// own users never saw them leave: they see neither the departure of a
+// user this gateway holds in the room nor the join again.
 func (m *membership) quietNotice(e *Envelope) bool {
 	switch e.Kind {
 	case KindLeave:
-		if e.GW == m.c.id {
+		// Only a departure announced for a gateway taken for gone: a
+		// user who moved here from a gateway that released them is
+		// announced leaving that one, rightly.
+		if e.GW == m.c.id || e.Text != textGatewayLost {
 			return false
 		}
 		key, err := presenceKey(e.Room, e.Nick)

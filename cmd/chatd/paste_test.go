@@ -184,8 +184,10 @@ func TestPasteWithoutEnd(t *testing.T) {
 	got := flooder.expectClosed()
 	took := time.Since(start)
 	wg.Wait()
-	if n := strings.Count(got, "*** "+pacedNotice); n != 1 {
-		t.Errorf("flooder got %d pacing notices", n)
+	// One notice per run of paced lines, at most one per --flood-timeout:
+	// a loaded machine may stall the flooder long enough to end a run.
+	if n := strings.Count(got, "*** "+pacedNotice); n < 1 || n > int(took/time.Second)+1 {
+		t.Errorf("flooder got %d pacing notices in %v", n, took)
 	}
 	if !strings.Contains(got, "\nERROR flood: you kept sending faster than 20 lines/s for 1s, disconnected\n") {
 		t.Errorf("flooder got no reason before the close: ...%q", got[max(0, len(got)-300):])
