@@ -92,19 +92,28 @@ func (s *Session) cmdNick(arg string) {
 	if !s.nickPassword(arg, pw) {
 		return
 	}
+	s.renameTo(arg, func() { s.errorf(codeNickTaken, "nickname %s is taken, choose another", arg) }, nil)
+}
+
+// renameTo makes nick (valid and allowed) the session's nickname, for
+// every transport: it claims nick cluster-wide (a change of case keeps the
+// claim this gateway holds), releases the old one, indexes the session
+// under the new one, calls told (if not nil) so that the client learns it
+// first, then tells every room the session is in. When nick is taken it
+// calls taken; when the bus cannot answer it says so. Reader goroutine.
+func (s *Session) renameTo(nick string, taken func(), told func(old string)) {
 	ctx, cancel := s.busContext()
 	defer cancel()
 	old := s.nick
-	// A change of case only keeps the claim this gateway already holds.
-	if !strings.EqualFold(arg, old) {
-		ok, err := s.srv.bus.ClaimNick(ctx, arg)
+	if !strings.EqualFold(nick, old) {
+		ok, err := s.srv.bus.ClaimNick(ctx, nick)
 		switch {
 		case err != nil:
 			s.log.Warn("claim nickname", "err", err)
 			s.unavailable("nickname not changed")
 			return
 		case !ok:
-			s.errorf(codeNickTaken, "nickname %s is taken, choose another", arg)
+			taken()
 			return
 		}
 		if err := s.srv.bus.ReleaseNick(ctx, old); err != nil {
@@ -112,13 +121,22 @@ func (s *Session) cmdNick(arg string) {
 		}
 	}
 	s.srv.dropNick(s)
-	s.nick = arg
+	s.nick = nick
 	s.srv.addNick(s)
-	if err := s.srv.bus.Rename(ctx, s.room, old, arg); err != nil {
-		s.log.Warn("rename", "err", err)
+	if told != nil {
+		told(old)
+	}
+	rooms := s.chans
+	if s.room != "" {
+		rooms = append([]string{s.room}, rooms...)
+	}
+	for _, room := range rooms {
+		if err := s.srv.bus.Rename(ctx, room, old, nick); err != nil {
+			s.log.Warn("rename", "room", room, "err", err)
+		}
 	}
 	s.renamedOper(old)
-	s.log.Info("nickname changed", "from", old, "to", arg)
+	s.log.Info("nickname changed", "from", old, "to", nick)
 }
 
 func (s *Session) cmdJoin(arg string) {

@@ -501,39 +501,14 @@ func (t *ircConn) changeNick(nick string) {
 		t.reply("433", nick, "the nickname "+nick+" is registered: reconnect with its password (PASS)")
 		return
 	}
-	old := s.nick
-	ctx, cancel := s.busContext()
-	defer cancel()
-	if !strings.EqualFold(nick, old) {
-		ok, err := s.srv.bus.ClaimNick(ctx, nick)
-		switch {
-		case err != nil:
-			s.log.Warn("claim nickname", "err", err)
-			s.unavailable("nickname not changed")
-			return
-		case !ok:
-			t.reply("433", nick, "nickname "+nick+" is taken, choose another")
-			return
-		}
-		if err := s.srv.bus.ReleaseNick(ctx, old); err != nil {
-			s.log.Warn("release nickname", "nick", old, "err", err)
-		}
-	}
-	s.srv.dropNick(s)
-	s.nick = nick
-	s.srv.addNick(s)
-	t.st.nick.Store(&nick)
-	// The client learns its new name at once, whatever rooms it is in;
-	// the copies its rooms send back are not queued (ircCodec.skips).
-	b := appendSource(nil, old)
-	s.deliver(append(append(b, "NICK "+nick...), "\r\n"...), "")
-	for _, room := range s.chans {
-		if err := s.srv.bus.Rename(ctx, room, old, nick); err != nil {
-			s.log.Warn("rename", "room", room, "err", err)
-		}
-	}
-	s.renamedOper(old)
-	s.log.Info("nickname changed", "from", old, "to", nick)
+	s.renameTo(nick, func() { t.reply("433", nick, "nickname "+nick+" is taken, choose another") }, func(old string) {
+		t.st.nick.Store(&nick)
+		// The client learns its new name at once, whatever rooms it is
+		// in; the copies its rooms send back are not queued
+		// (ircCodec.skips).
+		b := appendSource(nil, old)
+		s.deliver(append(append(b, "NICK "+nick...), "\r\n"...), "")
+	})
 }
 
 // Channels.
