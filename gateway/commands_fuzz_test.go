@@ -2,12 +2,10 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -15,144 +13,6 @@ import (
 	"github.com/chatd/chatd/internal/textsafe"
 	"github.com/coder/websocket"
 )
-
-// fuzzBus is an in-memory Bus for one gateway: Publish delivers at once to
-// the room's subscriber, nicknames are claimed in a map, and "bob" is
-// always someone else's.
-type fuzzBus struct {
-	mu        sync.Mutex
-	subs      map[string]DeliverFunc
-	nicks     map[string]bool // lower-cased nicknames claimed here
-	members   map[string]map[string]bool
-	published []string // text of every event published
-	seq       int
-}
-
-func newFuzzBus() *fuzzBus {
-	return &fuzzBus{subs: map[string]DeliverFunc{}, nicks: map[string]bool{}, members: map[string]map[string]bool{}}
-}
-
-func (b *fuzzBus) Publish(room, kind, nick, text string) error {
-	b.mu.Lock()
-	b.seq++
-	id := strings.Repeat("x", b.seq%3) + string(rune('a'+b.seq%26))
-	b.published = append(b.published, room, nick, text)
-	fn := b.subs[room]
-	b.mu.Unlock()
-	if fn != nil {
-		fn(id, kind, nick, text, time.Unix(1700000000, 0))
-	}
-	return nil
-}
-
-func (b *fuzzBus) Subscribe(room string, deliver DeliverFunc) (func(), error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.subs[room] = deliver
-	return func() {
-		b.mu.Lock()
-		delete(b.subs, room)
-		b.mu.Unlock()
-	}, nil
-}
-
-func (b *fuzzBus) History(_ context.Context, room string, n int, fn DeliverFunc) error {
-	fn("h1", KindSay, "bob", "earlier in "+room, time.Unix(1700000000, 0))
-	return nil
-}
-
-func (b *fuzzBus) ClaimNick(_ context.Context, nick string) (bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	k := strings.ToLower(nick)
-	if k == "bob" || b.nicks[k] {
-		return false, nil
-	}
-	b.nicks[k] = true
-	return true, nil
-}
-
-func (b *fuzzBus) ReleaseNick(_ context.Context, nick string) error {
-	b.mu.Lock()
-	delete(b.nicks, strings.ToLower(nick))
-	b.mu.Unlock()
-	return nil
-}
-
-func (b *fuzzBus) Join(_ context.Context, room, nick string) error {
-	b.mu.Lock()
-	if b.members[room] == nil {
-		b.members[room] = map[string]bool{}
-	}
-	b.members[room][nick] = true
-	b.mu.Unlock()
-	return b.Publish(room, KindJoin, nick, "")
-}
-
-func (b *fuzzBus) Part(_ context.Context, room, nick, reason string) error {
-	b.mu.Lock()
-	delete(b.members[room], nick)
-	if len(b.members[room]) == 0 {
-		delete(b.members, room)
-	}
-	b.mu.Unlock()
-	return b.Publish(room, KindLeave, nick, reason)
-}
-
-func (b *fuzzBus) Rename(_ context.Context, room, nick, newNick string) error {
-	b.mu.Lock()
-	delete(b.members[room], nick)
-	if b.members[room] == nil {
-		b.members[room] = map[string]bool{}
-	}
-	b.members[room][newNick] = true
-	b.mu.Unlock()
-	return b.Publish(room, KindNick, nick, newNick)
-}
-
-func (b *fuzzBus) Who(_ context.Context, room string) ([]string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	nicks := []string{"bob"}
-	for n := range b.members[room] {
-		nicks = append(nicks, n)
-	}
-	slices.Sort(nicks)
-	return nicks, nil
-}
-
-func (b *fuzzBus) Rooms(context.Context) (map[string]int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	counts := map[string]int{"lobby": 1}
-	for r, m := range b.members {
-		counts[r] += len(m)
-	}
-	return counts, nil
-}
-
-func (b *fuzzBus) SendPrivate(_ context.Context, to, from, text string) (bool, error) {
-	b.mu.Lock()
-	b.published = append(b.published, to, from, text)
-	b.mu.Unlock()
-	return strings.EqualFold(to, "bob"), nil
-}
-
-func (b *fuzzBus) ReceivePrivate(func(to, from, text string, at time.Time) bool) (func(), error) {
-	return func() {}, nil
-}
-
-func (b *fuzzBus) Gateways(context.Context) ([]string, error)    { return nil, nil }
-func (b *fuzzBus) IRCGateways(context.Context) ([]string, error) { return nil, nil }
-
-func (b *fuzzBus) Whois(_ context.Context, nick string) (string, []string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if strings.EqualFold(nick, "bob") {
-		return "bob", []string{"lobby"}, nil
-	}
-	return "", nil, nil
-}
 
 // fuzzTransport is a transport with no connection: output stays in the
 // session's queue, where the test reads it.

@@ -1,76 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"math"
 	"net"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// memBus is an in-memory stand-in for the bus, for the fan-out benchmark
-// only: Publish calls the room's subscribers at once, and the nickname and
-// presence calls always succeed. The real NATS path is measured end to end
-// by cmd/chatbench.
-type memBus struct {
-	mu   sync.Mutex
-	subs map[string][]DeliverFunc
-	seq  atomic.Uint64
-}
-
-func newMemBus() *memBus { return &memBus{subs: make(map[string][]DeliverFunc)} }
-
-func (b *memBus) Publish(room, kind, nick, text string) error {
-	b.mu.Lock()
-	subs := b.subs[room]
-	b.mu.Unlock()
-	id := "m." + strconv.FormatUint(b.seq.Add(1), 10)
-	for _, d := range subs {
-		d(id, kind, nick, text, time.Time{})
-	}
-	return nil
-}
-
-func (b *memBus) Subscribe(room string, d DeliverFunc) (func(), error) {
-	b.mu.Lock()
-	b.subs[room] = append(b.subs[room], d)
-	i := len(b.subs[room]) - 1
-	b.mu.Unlock()
-	return func() {
-		b.mu.Lock()
-		b.subs[room][i] = func(string, string, string, string, time.Time) {}
-		b.mu.Unlock()
-	}, nil
-}
-
-func (b *memBus) History(context.Context, string, int, DeliverFunc) error { return nil }
-func (b *memBus) ClaimNick(context.Context, string) (bool, error)         { return true, nil }
-func (b *memBus) ReleaseNick(context.Context, string) error               { return nil }
-func (b *memBus) Join(_ context.Context, room, nick string) error {
-	return b.Publish(room, KindJoin, nick, "")
-}
-func (b *memBus) Part(_ context.Context, room, nick, reason string) error {
-	return b.Publish(room, KindLeave, nick, reason)
-}
-func (b *memBus) Rename(_ context.Context, room, nick, newNick string) error {
-	return b.Publish(room, KindNick, nick, newNick)
-}
-func (b *memBus) Who(context.Context, string) ([]string, error) { return nil, nil }
-func (b *memBus) Rooms(context.Context) (map[string]int, error) { return nil, nil }
-func (b *memBus) SendPrivate(context.Context, string, string, string) (bool, error) {
-	return false, nil
-}
-func (b *memBus) ReceivePrivate(func(to, from, text string, at time.Time) bool) (func(), error) {
-	return func() {}, nil
-}
-func (b *memBus) Gateways(context.Context) ([]string, error)    { return nil, nil }
-func (b *memBus) IRCGateways(context.Context) ([]string, error) { return nil, nil }
-func (b *memBus) Whois(context.Context, string) (string, []string, error) {
-	return "", nil, nil
-}
 
 // sinkConn is a net.Conn whose writes cost nothing but a count, so that the
 // benchmark measures the gateway's own fan-out work, not the kernel's.
@@ -118,7 +55,7 @@ func fanoutRoom(tb testing.TB, n int) (deliver DeliverFunc, conns []*sinkConn) {
 		conns = append(conns, c)
 	}
 	b.mu.Lock()
-	deliver = b.subs["lobby"][0]
+	deliver = b.subs["lobby"][0].deliver
 	b.mu.Unlock()
 	return deliver, conns
 }

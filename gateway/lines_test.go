@@ -1,16 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -250,176 +247,11 @@ func FuzzLineClasses(f *testing.F) {
 	})
 }
 
-// chatBus is an in-memory Bus for one gateway: events are delivered at once
-// on the publisher's goroutine, history is kept per room, private messages
-// go to the gateway's own users.
-type chatBus struct {
-	mu      sync.Mutex
-	subs    map[string]DeliverFunc
-	nicks   map[string]bool
-	members map[string]map[string]bool
-	hist    map[string][]event
-	private func(to, from, text string, at time.Time) bool
-	seq     int
-	at      time.Time
-}
-
-func newChatBus() *chatBus {
-	return &chatBus{subs: map[string]DeliverFunc{}, nicks: map[string]bool{}, members: map[string]map[string]bool{},
-		hist: map[string][]event{}, at: time.Now()}
-}
-
-func (b *chatBus) Publish(room, kind, nick, text string) error {
-	b.mu.Lock()
-	b.seq++
-	id := strconv.Itoa(b.seq)
-	if kind == KindSay || kind == KindMe {
-		b.hist[room] = append(b.hist[room], event{id: id, kind: kind, nick: nick, text: text, at: b.at})
-	}
-	fn := b.subs[room]
-	b.mu.Unlock()
-	if fn != nil {
-		fn(id, kind, nick, text, b.at)
-	}
-	return nil
-}
-
-func (b *chatBus) Subscribe(room string, deliver DeliverFunc) (func(), error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.subs[room] = deliver
-	return func() {
-		b.mu.Lock()
-		delete(b.subs, room)
-		b.mu.Unlock()
-	}, nil
-}
-
-func (b *chatBus) History(_ context.Context, room string, n int, fn DeliverFunc) error {
-	b.mu.Lock()
-	evs := b.hist[room]
-	evs = slices.Clone(evs[max(0, len(evs)-n):])
-	b.mu.Unlock()
-	for _, ev := range evs {
-		fn(ev.id, ev.kind, ev.nick, ev.text, ev.at)
-	}
-	return nil
-}
-
-func (b *chatBus) ClaimNick(_ context.Context, nick string) (bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if k := strings.ToLower(nick); !b.nicks[k] {
-		b.nicks[k] = true
-		return true, nil
-	}
-	return false, nil
-}
-
-func (b *chatBus) ReleaseNick(_ context.Context, nick string) error {
-	b.mu.Lock()
-	delete(b.nicks, strings.ToLower(nick))
-	b.mu.Unlock()
-	return nil
-}
-
-func (b *chatBus) Join(_ context.Context, room, nick string) error {
-	b.mu.Lock()
-	if b.members[room] == nil {
-		b.members[room] = map[string]bool{}
-	}
-	b.members[room][nick] = true
-	b.mu.Unlock()
-	return b.Publish(room, KindJoin, nick, "")
-}
-
-func (b *chatBus) Part(_ context.Context, room, nick, reason string) error {
-	b.mu.Lock()
-	delete(b.members[room], nick)
-	if len(b.members[room]) == 0 {
-		delete(b.members, room)
-	}
-	b.mu.Unlock()
-	return b.Publish(room, KindLeave, nick, reason)
-}
-
-func (b *chatBus) Rename(_ context.Context, room, nick, newNick string) error {
-	b.mu.Lock()
-	delete(b.members[room], nick)
-	if b.members[room] == nil {
-		b.members[room] = map[string]bool{}
-	}
-	b.members[room][newNick] = true
-	b.mu.Unlock()
-	return b.Publish(room, KindNick, nick, newNick)
-}
-
-func (b *chatBus) Who(_ context.Context, room string) ([]string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var nicks []string
-	for n := range b.members[room] {
-		nicks = append(nicks, n)
-	}
-	slices.Sort(nicks)
-	return nicks, nil
-}
-
-func (b *chatBus) Rooms(context.Context) (map[string]int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	counts := map[string]int{}
-	for r, m := range b.members {
-		counts[r] = len(m)
-	}
-	return counts, nil
-}
-
-func (b *chatBus) SendPrivate(_ context.Context, to, from, text string) (bool, error) {
-	b.mu.Lock()
-	fn := b.private
-	b.mu.Unlock()
-	return fn != nil && fn(to, from, text, b.at), nil
-}
-
-func (b *chatBus) ReceivePrivate(deliver func(to, from, text string, at time.Time) bool) (func(), error) {
-	b.mu.Lock()
-	b.private = deliver
-	b.mu.Unlock()
-	return func() {}, nil
-}
-
-func (b *chatBus) Gateways(context.Context) ([]string, error) {
-	return []string{"chat2.example:5500", "10.0.0.3:5500"}, nil
-}
-
-func (b *chatBus) IRCGateways(context.Context) ([]string, error) {
-	return []string{"chat2.example:6667"}, nil
-}
-
-func (b *chatBus) Whois(_ context.Context, nick string) (string, []string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.nicks[strings.ToLower(nick)] {
-		return "", nil, nil
-	}
-	var rooms []string
-	for r, m := range b.members {
-		for n := range m {
-			if strings.EqualFold(n, nick) {
-				rooms = append(rooms, r)
-			}
-		}
-	}
-	slices.Sort(rooms)
-	return nick, rooms, nil
-}
-
-// linesWorld is one gateway on a chatBus with two passive users in the
+// linesWorld is one gateway on a memBus (newChatBus) with two passive users in the
 // lobby, one on each transport, who receive what the others do.
 type linesWorld struct {
 	t       testing.TB
-	bus     *chatBus
+	bus     *memBus
 	srv     *Server
 	watcher *Session // classic TCP
 	web     *Session // WebSocket
