@@ -378,21 +378,6 @@ func TestNatsLogger(t *testing.T) {
 	}
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close() // hold all until every port is picked
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-	}
-	return ports
-}
-
 func TestThreeNodeCluster(t *testing.T) {
 	start := time.Now()
 	ports := freePorts(t, 3)
@@ -482,3 +467,6 @@ func TestThreeNodeCluster(t *testing.T) {
 
 // checkFor polls until a condition holds (testkit.CheckFor).
 var checkFor = testkit.CheckFor
+
+// freePorts picks ports outside the ephemeral range (testkit.FreePorts).
+var freePorts = testkit.FreePorts

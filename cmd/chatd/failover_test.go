@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/chatd/chatd/cluster/clustertest"
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // Three gateways, each on its own node of a three-node NATS cluster, share
@@ -228,25 +229,6 @@ func TestStockNATSServer(t *testing.T) {
 	}
 }
 
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
-
 // Single nodes joined with --peers and one cluster secret share rooms,
 // nicknames and history, with no other install: the LAN cluster.
 func TestLANPeers(t *testing.T) {
@@ -310,3 +292,6 @@ func TestLANPeers(t *testing.T) {
 		return fmt.Errorf("no replay of ben's line yet")
 	})
 }
+
+// freePorts picks ports outside the ephemeral range (testkit.FreePorts).
+var freePorts = testkit.FreePorts
