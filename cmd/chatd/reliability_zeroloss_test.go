@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -190,16 +189,12 @@ func TestReliabilityZeroLoss(t *testing.T) {
 		warm:     relScale(time.Second, 5*time.Second),
 		during:   relScale(3*time.Second, 10*time.Second),
 	}}
-	b1, b2, g3 := fc.brokers[0], fc.brokers[1], fc.gateways[2]
 	// (a) kill -9 the broker gateway2 is on: it reconnects to another and
 	// fills its rooms' gap from the stream.
 	c.brokerKill = zlFault{
-		inject: func(t *testing.T) {
-			b2.signal(t, syscall.SIGKILL)
-			b2.wait(t, 10*time.Second)
-		},
+		inject: func(t *testing.T) { fc.kill(t, "broker2") },
 		heal: func(t *testing.T, probe string) {
-			b2.start(fc.t)
+			fc.start(t, "broker2")
 			fc.waitReady(fc.brokers...)
 			faultWaitJoin(t, 2*time.Minute, fc.gateways[0].chat, probe)
 		},
@@ -207,9 +202,9 @@ func TestReliabilityZeroLoss(t *testing.T) {
 	// (b) SIGSTOP the broker gateway1 is on, past the ping interval: it
 	// notices the silent link, moves to another broker and fills the gap.
 	c.brokerPause = zlFault{
-		inject: func(t *testing.T) { b1.signal(t, syscall.SIGSTOP) },
+		inject: func(t *testing.T) { fc.pause(t, "broker1") },
 		heal: func(t *testing.T, probe string) {
-			b1.signal(t, syscall.SIGCONT)
+			fc.unpause(t, "broker1")
 			fc.waitReady(fc.brokers...)
 			faultWaitJoin(t, 2*time.Minute, fc.gateways[0].chat, probe)
 		},
@@ -226,13 +221,10 @@ func TestReliabilityZeroLoss(t *testing.T) {
 	// (d) kill -9 gateway3: its users reconnect to another gateway with
 	// their position and get what they missed; the others hear them leave.
 	c.gatewayKill = zlFault{
-		inject: func(t *testing.T) {
-			g3.signal(t, syscall.SIGKILL)
-			g3.wait(t, 10*time.Second)
-		},
-		heal: func(*testing.T, string) {
-			g3.start(fc.t)
-			fc.waitReady(g3)
+		inject: func(t *testing.T) { fc.kill(t, "gateway3") },
+		heal: func(t *testing.T, _ string) {
+			fc.start(t, "gateway3")
+			fc.waitReady(fc.gateways[2])
 		},
 		cuts: []int{3},
 	}
