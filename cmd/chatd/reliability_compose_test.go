@@ -34,13 +34,13 @@ func startComposeCluster(t *testing.T, name string) *composeCluster {
 	cc := &composeCluster{t: t, project: fmt.Sprintf("%s%d", name, os.Getpid())}
 	cc.run = composeProject(t, cc.project)
 	cc.run("up", "-d", "--build")
-	cc.healthy(t)
+	cc.ready(t)
 	t.Logf("cluster healthy after %v", time.Since(start).Round(time.Millisecond))
 	return cc
 }
 
-// healthy waits until all six nodes report healthy.
-func (cc *composeCluster) healthy(t *testing.T) {
+// ready waits until all six nodes report healthy.
+func (cc *composeCluster) ready(t *testing.T) {
 	t.Helper()
 	waitHealthy(t, cc.run, 6)
 }
@@ -100,23 +100,20 @@ func (cc *composeCluster) container(svc string) string {
 func TestReliabilityZeroLossCompose(t *testing.T) {
 	start := time.Now()
 	cc := startComposeCluster(t, "chatdzl")
-	c := &zlCluster{
+	c := &zlCluster{faultPace: faultPace{
 		env:      "compose",
 		gateways: composeGateways,
 		interval: 250 * time.Millisecond, // 4 lines/s per user: under --rate 5
-		per:      2,
+		per:      relScale(2, 3),
 		lease:    composeLease,
 		warm:     relScale(2*time.Second, 10*time.Second),
 		during:   relScale(2*time.Second, 15*time.Second),
-	}
-	if relFull() {
-		c.per = 3
-	}
+	}}
 	heal := func(svc string) func(t *testing.T, probe string) {
 		return func(t *testing.T, probe string) {
-			cc.run("start", svc)
-			cc.healthy(t)
-			faultWaitJoin(t, composeGateways[0], probe)
+			cc.start(t, svc)
+			cc.ready(t)
+			faultWaitJoin(t, 2*time.Minute, composeGateways[0], probe)
 		}
 	}
 	var broker string // the broker faulted, named when the fault starts
@@ -124,7 +121,7 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 		inject: func(t *testing.T) {
 			broker = cc.brokerOf("gateway1")
 			t.Logf("killing %s (gateway1's broker)", broker)
-			cc.run("kill", "-s", "SIGKILL", broker)
+			cc.kill(t, broker)
 		},
 		heal: func(t *testing.T, probe string) { heal(broker)(t, probe) },
 	}
@@ -132,12 +129,12 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 		inject: func(t *testing.T) {
 			broker = cc.brokerOf("gateway1")
 			t.Logf("pausing %s (gateway1's broker)", broker)
-			cc.run("pause", broker)
+			cc.pause(t, broker)
 		},
 		heal: func(t *testing.T, probe string) {
-			cc.run("unpause", broker)
-			cc.healthy(t)
-			faultWaitJoin(t, composeGateways[0], probe)
+			cc.unpause(t, broker)
+			cc.ready(t)
+			faultWaitJoin(t, 2*time.Minute, composeGateways[0], probe)
 		},
 	}
 	// (c) drop every packet between gateway3 and the broker it is on,
@@ -171,7 +168,7 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 			},
 			heal: func(t *testing.T, probe string) {
 				iptables(t, "-D")
-				faultWaitJoin(t, composeGateways[2], probe)
+				faultWaitJoin(t, 2*time.Minute, composeGateways[2], probe)
 			},
 			silent: true,
 		}
@@ -179,23 +176,18 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 	// (c') docker network disconnect gateway3, then connect it again: this
 	// also closes its published ports, so its users lose their
 	// connections and resume elsewhere.
-	network := cc.project + "_default"
-	var cut string
 	c.netDisconnect = zlFault{
-		inject: func(t *testing.T) {
-			cut = cc.container("gateway3")
-			cc.docker(t, "network", "disconnect", network, cut)
-		},
+		inject: func(t *testing.T) { cc.disconnect(t, "gateway3") },
 		heal: func(t *testing.T, probe string) {
-			cc.docker(t, "network", "connect", "--alias", "gateway3", network, cut)
-			cc.healthy(t)
-			faultWaitJoin(t, composeGateways[2], probe)
+			cc.connect(t, "gateway3")
+			cc.ready(t)
+			faultWaitJoin(t, 2*time.Minute, composeGateways[2], probe)
 		},
 		silent: true,
 		cuts:   []int{3},
 	}
 	c.gatewayKill = zlFault{
-		inject: func(*testing.T) { cc.run("kill", "-s", "SIGKILL", "gateway3") },
+		inject: func(t *testing.T) { cc.kill(t, "gateway3") },
 		heal:   heal("gateway3"),
 		cuts:   []int{3},
 	}
@@ -203,11 +195,12 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
 }
 
-// TestReliabilityComposeFaults injects faults into the docker compose
-// cluster (docker-compose.yml: three brokers, three gateways, lease 6s,
-// the default --rate of 5 lines/s) while users on every gateway chat, and
-// reports for each fault what was lost, duplicated or reordered and how
-// long users waited:
+// TestReliabilityComposeFaults runs the fault scenarios
+// (reliability_faults_test.go) on the docker compose cluster
+// (docker-compose.yml: three brokers, three gateways, lease 6s, the
+// default --rate of 5 lines/s; faults are docker compose kill, pause,
+// restart and docker network disconnect) while users on every gateway
+// chat:
 //
 //	go test -tags 'reliability docker' -run TestReliabilityComposeFaults -v ./cmd/chatd/
 //
@@ -215,156 +208,45 @@ func TestReliabilityZeroLossCompose(t *testing.T) {
 func TestReliabilityComposeFaults(t *testing.T) {
 	start := time.Now()
 	cc := startComposeCluster(t, "chatdfault")
-	run, project, gateways := cc.run, cc.project, composeGateways
-	const lease = composeLease
-	per := 2
-	if relFull() {
-		per = 3
-	}
-	interval := 250 * time.Millisecond // 4 lines/s per user: under --rate 5
-	warm := relScale(2*time.Second, 10*time.Second)
-	during := relScale(2*time.Second, 15*time.Second)
-	group := func(t *testing.T, name, prefix string) *faultGroup {
-		g := newFaultGroup(t, "compose", name, prefix, interval, per, gateways)
-		time.Sleep(warm) // steady chat before the fault: a duration, not a condition
-		return g
-	}
-	victims := func(prefix string, gw int) []string {
-		var out []string
-		for j := range per {
-			out = append(out, fmt.Sprintf("%s%c%d", prefix, 'a'+j, gw))
-		}
-		return out
-	}
-	healthy, brokerOf := cc.healthy, cc.brokerOf
-	docker := func(args ...string) string { t.Helper(); return cc.docker(t, args...) }
-	container := cc.container
-
-	t.Run("gateway-kill", func(t *testing.T) {
-		g := group(t, "gateway-kill", "gk")
-		g.markFault()
-		run("kill", "-s", "SIGKILL", "gateway3")
-		g.waitResumed(2*time.Minute, g.fault)
-		time.Sleep(during)
-		run("start", "gateway3")
-		healthy(t)
-		g.finish(victims("gk", 3)...)
-	})
-
-	t.Run("broker-kill", func(t *testing.T) {
-		g := group(t, "broker-kill", "bk")
-		b := brokerOf("gateway1")
-		g.note("killed=%s (gateway1's broker)", b)
-		g.markFault()
-		run("kill", "-s", "SIGKILL", b)
-		g.waitResumed(2*time.Minute, g.fault)
-		time.Sleep(during)
-		run("start", b)
-		healthy(t)
-		g.finish()
-	})
-
-	t.Run("two-brokers-kill", func(t *testing.T) {
-		g := group(t, "two-brokers-kill", "qk")
-		g.markFault()
-		run("kill", "-s", "SIGKILL", "broker2", "broker3")
-		g.waitResumed(2*time.Minute, g.fault)
-		time.Sleep(lease + during) // past a lease refresh without quorum
-		g.note("join_without_quorum=%q", faultProbeJoin(gateways[0], "qprobe1"))
-		g.note("who_without_quorum=%q", g.faultAsk(g.users[0], "/who", faultReply))
-		// Private messages are core NATS requests: they still work.
-		reply := g.faultAsk(g.users[0], "/msg "+g.users[len(g.users)-1].nick+" psst", faultReply)
-		g.note("msg_without_quorum=%q", reply)
-		if !strings.HasPrefix(reply, "*** private to ") {
-			t.Errorf("/msg without quorum: %q", reply)
-		}
-		g.markHeal()
-		run("start", "broker2", "broker3")
-		var probe string
-		checkFor(t, 3*time.Minute, func() error {
-			probe = faultProbeJoin(gateways[1], "qprobe2")
-			if probe != "Connected to server!" {
-				return fmt.Errorf("join: %q", probe)
-			}
-			return nil
-		})
-		g.note("join_works_after_restart_ms=%d", time.Since(g.heal).Milliseconds())
-		healthy(t)
-		g.note("who_after_recovery=%q", g.faultAsk(g.users[0], "/who", faultReply))
-		time.Sleep(during)
-		g.finish()
-	})
-
-	t.Run("gateway-pause", func(t *testing.T) {
-		g := group(t, "gateway-pause", "gp")
-		// The lines its users sent while it was paused reach it at once,
-		// over --rate's burst: some are refused as a flood.
-		g.floodExpected = true
-		g.markFault()
-		run("pause", "gateway2")
-		for _, v := range victims("gp", 2) {
-			if _, ok := g.users[0].waitLine(time.Minute, 0, func(s string) bool { return s == v+" left!" }); !ok {
-				t.Errorf("%s never heard %s leave", g.users[0].nick, v)
-			}
-		}
-		time.Sleep(during)
-		from := len(g.users[0].snapshot())
-		g.markHeal()
-		run("unpause", "gateway2")
-		g.waitResumed(2*time.Minute, g.heal)
-		for _, v := range victims("gp", 2) {
-			if _, ok := g.users[0].waitLine(time.Minute, from, func(s string) bool { return s == v+" joined!" }); !ok {
-				t.Errorf("%s never heard %s join again", g.users[0].nick, v)
-			}
-		}
-		time.Sleep(during)
-		g.finish(victims("gp", 2)...)
-	})
-
-	t.Run("broker-pause", func(t *testing.T) {
-		g := group(t, "broker-pause", "bp")
-		// Since two-brokers-kill every gateway's link is on broker1.
-		b := "broker1"
-		g.note("paused=%s (gateway1's broker: %s)", b, brokerOf("gateway1"))
-		g.markFault()
-		run("pause", b)
-		g.waitResumed(3*time.Minute, g.fault)
-		time.Sleep(during)
-		g.markHeal()
-		run("unpause", b)
-		healthy(t)
-		time.Sleep(during)
-		g.finish()
-	})
-
-	t.Run("network-cut", func(t *testing.T) {
-		g := group(t, "network-cut", "nc")
-		network := project + "_default"
-		id := container("gateway3")
-		g.markFault()
-		docker("network", "disconnect", network, id)
-		time.Sleep(lease + during)
-		g.markHeal()
-		docker("network", "connect", "--alias", "gateway3", network, id)
-		healthy(t)
-		g.waitResumed(2*time.Minute, g.heal)
-		time.Sleep(during)
-		g.finish(victims("nc", 3)...)
-	})
-
-	t.Run("rolling-restart", func(t *testing.T) {
-		g := group(t, "rolling-restart", "rr")
-		g.markFault()
-		for i, svc := range []string{"broker1", "broker2", "broker3", "gateway1", "gateway2", "gateway3"} {
-			run("restart", "-t", "10", svc)
-			healthy(t)
-			g.waitResumed(2*time.Minute, time.Now())
-			if strings.HasPrefix(svc, "broker") {
-				faultWaitJoin(t, gateways[0], fmt.Sprintf("rrprobe%d", i)) // JetStream answers again
-			}
-		}
-		g.note("rolling_total_ms=%d", time.Since(g.fault).Milliseconds())
-		g.finish()
+	runFaults(t, &faultSuite{
+		faultPace: faultPace{
+			env:      "compose",
+			gateways: composeGateways,
+			interval: 250 * time.Millisecond, // 4 lines/s per user: under --rate 5
+			per:      relScale(2, 3),
+			lease:    composeLease,
+			warm:     relScale(2*time.Second, 10*time.Second),
+			during:   relScale(2*time.Second, 15*time.Second),
+		},
+		faultDriver: cc,
+		resume:      2 * time.Minute,
+		stall:       3 * time.Minute,
+		rejoin:      3 * time.Minute,
+		// Its retries count against the users' --rate: 5 lines/s cannot
+		// take them beside the steady chat.
+		whoEverywhere: false,
 	})
 	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
+}
+
+func (cc *composeCluster) kill(_ *testing.T, svcs ...string) {
+	cc.run(append([]string{"kill", "-s", "SIGKILL"}, svcs...)...)
+}
+
+func (cc *composeCluster) start(_ *testing.T, svcs ...string) {
+	cc.run(append([]string{"start"}, svcs...)...)
+}
+
+func (cc *composeCluster) pause(_ *testing.T, svc string)   { cc.run("pause", svc) }
+func (cc *composeCluster) unpause(_ *testing.T, svc string) { cc.run("unpause", svc) }
+func (cc *composeCluster) restart(_ *testing.T, svc string) { cc.run("restart", "-t", "10", svc) }
+
+// disconnect disconnects svc from the project's network; connect connects
+// it again, under its name.
+func (cc *composeCluster) disconnect(t *testing.T, svc string) {
+	cc.docker(t, "network", "disconnect", cc.project+"_default", cc.container(svc))
+}
+
+func (cc *composeCluster) connect(t *testing.T, svc string) {
+	cc.docker(t, "network", "connect", "--alias", svc, cc.project+"_default", cc.container(svc))
 }

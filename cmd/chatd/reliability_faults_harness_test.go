@@ -3,10 +3,9 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,7 +53,7 @@ type faultUser struct {
 	interval time.Duration
 
 	mu      sync.Mutex
-	conn    net.Conn
+	c       *client // the current connection
 	connN   int
 	gw      int // index in addrs of the current connection
 	reads   []faultRead
@@ -82,8 +81,8 @@ func newFaultUser(t testing.TB, nick string, interval time.Duration, addrs ...st
 		u.halt()
 		u.mu.Lock()
 		u.stopped = true
-		if u.conn != nil {
-			u.conn.Close()
+		if u.c != nil {
+			u.c.conn.Close()
 		}
 		started := u.started
 		u.mu.Unlock()
@@ -116,8 +115,6 @@ func (u *faultUser) connect(limit time.Duration) error {
 		}
 		u.mu.Lock()
 		gw := u.gw
-		u.mu.Unlock()
-		u.mu.Lock()
 		line := u.nick
 		if u.resume {
 			line += " +resume"
@@ -126,13 +123,13 @@ func (u *faultUser) connect(limit time.Duration) error {
 			}
 		}
 		u.mu.Unlock()
-		c, r, err := faultHandshake(u.addrs[gw], line)
+		c, _, err := tryJoin(u.t, u.addrs[gw], line, 5*time.Second)
 		if err == nil {
 			u.mu.Lock()
-			u.conn, u.connN, u.closed = c, u.connN+1, false
+			u.c, u.connN, u.closed = c, u.connN+1, false
 			n := u.connN
 			u.mu.Unlock()
-			go u.read(c, r, n)
+			go u.read(c, n)
 			return nil
 		}
 		last = err
@@ -144,36 +141,10 @@ func (u *faultUser) connect(limit time.Duration) error {
 	return fmt.Errorf("%s: no gateway accepted it within %v: %v", u.nick, limit, last)
 }
 
-// faultHandshake dials addr and joins with the nickname line nick.
-func faultHandshake(addr, nick string) (net.Conn, *bufio.Reader, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return nil, nil, err
-	}
-	r := bufio.NewReader(c)
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "NAME" {
-		c.Close()
-		return nil, nil, fmt.Errorf("%s: want NAME, got %q, %v", addr, buf, err)
-	}
-	if _, err := io.WriteString(c, nick+"\n"); err != nil {
-		c.Close()
-		return nil, nil, err
-	}
-	s, err := r.ReadString('\n')
-	if err != nil || s != "Connected to server!\n" {
-		c.Close()
-		return nil, nil, fmt.Errorf("%s as %s: %q, %v", addr, nick, s, err)
-	}
-	c.SetDeadline(time.Time{})
-	return c, r, nil
-}
-
-func (u *faultUser) read(c net.Conn, r *bufio.Reader, n int) {
+func (u *faultUser) read(c *client, n int) {
 	missed := false // in the replay of missed lines, after a resume
 	for {
-		s, err := r.ReadString('\n')
+		s, err := c.r.ReadString('\n')
 		now := time.Now()
 		u.mu.Lock()
 		if err != nil {
@@ -182,7 +153,7 @@ func (u *faultUser) read(c net.Conn, r *bufio.Reader, n int) {
 				u.closed = true
 			}
 			u.mu.Unlock()
-			c.Close()
+			c.conn.Close()
 			return
 		}
 		line := strings.TrimSuffix(s, "\n")
@@ -226,7 +197,7 @@ func (u *faultUser) run() {
 		case <-tick.C:
 		}
 		u.mu.Lock()
-		c, closed := u.conn, u.closed
+		c, closed := u.c, u.closed
 		u.mu.Unlock()
 		if closed {
 			lost := time.Now()
@@ -249,9 +220,9 @@ func (u *faultUser) run() {
 		u.next++
 		u.sent[n] = time.Now()
 		u.mu.Unlock()
-		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		if _, err := fmt.Fprintf(c, "seq %d\n", n); err != nil {
-			c.Close() // the reader marks it closed
+		c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := fmt.Fprintf(c.conn, "seq %d\n", n); err != nil {
+			c.conn.Close() // the reader marks it closed
 		}
 	}
 }
@@ -259,13 +230,13 @@ func (u *faultUser) run() {
 // say sends one line outside the numbered sequence.
 func (u *faultUser) say(s string) {
 	u.mu.Lock()
-	c := u.conn
+	c := u.c
 	u.mu.Unlock()
 	if c == nil {
 		return
 	}
-	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(c, "%s\n", s)
+	c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c.conn, "%s\n", s)
 }
 
 // snapshot returns a copy of what u has read so far.
@@ -307,13 +278,24 @@ func faultSeq(line string) (nick string, n int, ok bool) {
 	return nick, n, err == nil
 }
 
+// faultPace is how users chat on a cluster a fault table runs on.
+type faultPace struct {
+	env      string        // "process" or "compose"
+	gateways []string      // the gateways' chat addresses
+	interval time.Duration // between one user's lines
+	per      int           // users per gateway
+	lease    time.Duration
+	warm     time.Duration // steady chat before a fault
+	during   time.Duration // a fault, and the chat after it
+}
+
 // faultGroup is the users of one measured fault.
 type faultGroup struct {
-	t      *testing.T
-	env    string // "process" or "compose"
-	name   string
-	users  []*faultUser
-	byNick map[string]*faultUser
+	t     *testing.T
+	env   string // "process" or "compose"
+	name  string
+	per   int // users per gateway
+	users []*faultUser
 
 	// floodExpected: lines held during the fault reach the gateway at once,
 	// over --burst: they are paced, and a user whose backlog stays paced
@@ -330,28 +312,23 @@ type faultGroup struct {
 	notes []string
 }
 
-// newFaultGroup joins per users on each gateway (nicknames prefix+letter)
-// and waits until every one has heard the last one join, so that everyone
-// is subscribed before the first line is sent.
-func newFaultGroup(t *testing.T, env, name, prefix string, interval time.Duration, per int, gateways []string) *faultGroup {
-	return newFaultGroupZ(t, env, name, prefix, interval, per, gateways, false, false)
-}
-
-// newFaultGroupZ is newFaultGroup; with zeroLoss no line may be missed,
-// and with resume its users speak the resume extension.
-func newFaultGroupZ(t *testing.T, env, name, prefix string, interval time.Duration, per int, gateways []string, zeroLoss, resume bool) *faultGroup {
-	g := &faultGroup{t: t, env: env, name: name, byNick: map[string]*faultUser{}, zeroLoss: zeroLoss}
-	for i := range gateways {
-		for j := range per {
+// newFaultGroup joins p.per users on each gateway (nicknames
+// prefix+letter+gateway), waits until every one has heard the last one
+// join, so that everyone is subscribed before the first line is sent,
+// and lets them chat for p.warm. With zeroLoss no line may be missed;
+// with resume the users speak the resume extension.
+func newFaultGroup(t *testing.T, p *faultPace, name, prefix string, zeroLoss, resume bool) *faultGroup {
+	g := &faultGroup{t: t, env: p.env, name: name, per: p.per, zeroLoss: zeroLoss}
+	for i := range p.gateways {
+		for j := range p.per {
 			nick := fmt.Sprintf("%s%c%d", prefix, 'a'+j, i+1)
-			addrs := append(append([]string(nil), gateways[i:]...), gateways[:i]...)
-			u := newFaultUser(t, nick, interval, addrs...)
+			addrs := append(append([]string(nil), p.gateways[i:]...), p.gateways[:i]...)
+			u := newFaultUser(t, nick, p.interval, addrs...)
 			u.resume = resume
 			if err := u.connect(time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			g.users = append(g.users, u)
-			g.byNick[nick] = u
 		}
 	}
 	last := g.users[len(g.users)-1].nick + " joined!"
@@ -363,7 +340,17 @@ func newFaultGroupZ(t *testing.T, env, name, prefix string, interval time.Durati
 	for _, u := range g.users {
 		u.start()
 	}
+	time.Sleep(p.warm) // steady chat before the fault: a duration, not a condition
 	return g
+}
+
+// on returns the nicknames of the users whose home is gateway gw (from 1).
+func (g *faultGroup) on(gw int) []string {
+	var out []string
+	for _, u := range g.users[(gw-1)*g.per : gw*g.per] {
+		out = append(out, u.nick)
+	}
+	return out
 }
 
 // mark records the fault (or heal) time.
@@ -622,7 +609,7 @@ func (g *faultGroup) report(wantLeft []string) {
 	// every other user that stayed.
 	for _, v := range wantLeft {
 		for _, r := range g.users {
-			if r.nick == v || slicesContains(wantLeft, r.nick) {
+			if r.nick == v || slices.Contains(wantLeft, r.nick) {
 				continue
 			}
 			at, ok := faultFirst(reads[r.nick], g.fault, v+" left!")
@@ -687,38 +674,18 @@ func faultFirst(reads []faultRead, since time.Time, line string) (time.Time, boo
 	return time.Time{}, false
 }
 
-func slicesContains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // faultProbeJoin tries one join as nick at addr and returns the first
 // line the gateway answered with (or the error).
-func faultProbeJoin(addr, nick string) string {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return "dial: " + err.Error()
+func faultProbeJoin(t testing.TB, addr, nick string) string {
+	c, answer, err := tryJoin(t, addr, nick, 10*time.Second)
+	if c != nil {
+		io.WriteString(c.conn, "/quit\n")
+		c.conn.Close()
 	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return "read: " + err.Error()
+	if err != nil && answer == "" {
+		return err.Error()
 	}
-	io.WriteString(c, nick+"\n")
-	s, err := r.ReadString('\n')
-	if err != nil {
-		return "read: " + err.Error()
-	}
-	if s == "Connected to server!\n" {
-		io.WriteString(c, "/quit\n")
-	}
-	return strings.TrimSuffix(s, "\n")
+	return answer
 }
 
 // faultAsk sends a command as u and returns the first reply line (a line
@@ -737,8 +704,8 @@ func (g *faultGroup) faultAsk(u *faultUser, cmd string, match func(string) bool)
 // that the next fault starts from a whole cluster: after quorum is back, a
 // join through one broker can work while a bucket another gateway needs
 // has no leader yet. Its retries count against the users' --rate: the
-// compose cluster's 5 lines/s cannot take them beside the steady chat (it
-// waits with healthy instead).
+// compose cluster's 5 lines/s cannot take them beside the steady chat
+// (faultSuite.whoEverywhere).
 func (g *faultGroup) waitWhoEverywhere(t *testing.T) {
 	t.Helper()
 	checkFor(t, 2*time.Minute, func() error {

@@ -3,9 +3,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -319,6 +321,40 @@ func (s *relServer) relSettle(base relSample, want int, slack int, within time.D
 		return nil
 	})
 	return r
+}
+
+// tryJoin dials addr and answers NAME with the nickname line nick (which
+// may carry an extension: "nick +resume=..."), within total. It returns
+// the server's answer, and the client if that was "Connected to server!"
+// (else nil, the connection closed); the caller closes the connection.
+func tryJoin(t testing.TB, addr, nick string, total time.Duration) (*client, string, error) {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return nil, "", fmt.Errorf("dial: %w", err)
+	}
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn), nick: nick}
+	conn.SetDeadline(time.Now().Add(total))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c.r, buf); err != nil || string(buf) != "NAME" {
+		conn.Close()
+		return nil, "", fmt.Errorf("read: %s: want NAME, got %q, %v", addr, buf, err)
+	}
+	if _, err := io.WriteString(conn, nick+"\n"); err != nil {
+		conn.Close()
+		return nil, "", err
+	}
+	answer, err := c.r.ReadString('\n')
+	if err != nil {
+		conn.Close()
+		return nil, "", fmt.Errorf("read: %s as %s: %q, %v", addr, nick, answer, err)
+	}
+	answer = strings.TrimSuffix(answer, "\n")
+	if answer != "Connected to server!" {
+		conn.Close()
+		return nil, answer, fmt.Errorf("%s as %s: %q", addr, nick, answer)
+	}
+	conn.SetDeadline(time.Time{})
+	return c, answer, nil
 }
 
 // relHonest is an honest pair: a TCP user and a WebSocket user who keep

@@ -3,12 +3,10 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -79,17 +77,10 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 	}
 }
 
-// zlCluster is a cluster the zero-loss scenarios run on: its gateways'
-// chat addresses, the pace of its users, and the four faults.
+// zlCluster is a cluster the zero-loss scenarios run on: how its users
+// chat, and the faults.
 type zlCluster struct {
-	env      string // "process" or "compose"
-	gateways []string
-	interval time.Duration // between one user's lines
-	per      int           // users per gateway
-	lease    time.Duration
-	warm     time.Duration // steady chat before a fault
-	during   time.Duration // a fault, and the chat after it
-
+	faultPace
 	brokerKill, brokerPause, netCut, netDisconnect, gatewayKill zlFault
 }
 
@@ -140,8 +131,7 @@ func runZeroLoss(t *testing.T, c *zlCluster) {
 				t.Skip("open, run with CHATD_RELIABILITY=full: " + f.open)
 			}
 			resume := len(f.cuts) > 0
-			g := newFaultGroupZ(t, c.env, "zl-"+sc.name, sc.prefix, c.interval, c.per, c.gateways, true, resume)
-			time.Sleep(c.warm) // steady chat before the fault: a duration, not a condition
+			g := newFaultGroup(t, &c.faultPace, "zl-"+sc.name, sc.prefix, true, resume)
 			g.markFault()
 			f.inject(t)
 			if f.silent {
@@ -158,9 +148,7 @@ func runZeroLoss(t *testing.T, c *zlCluster) {
 			time.Sleep(c.during)
 			var victims []string
 			for _, gw := range f.cuts {
-				for j := range c.per {
-					victims = append(victims, fmt.Sprintf("%s%c%d", sc.prefix, 'a'+j, gw))
-				}
+				victims = append(victims, g.on(gw)...)
 			}
 			g.finish(victims...)
 		})
@@ -192,40 +180,33 @@ func TestReliabilityZeroLoss(t *testing.T) {
 		gatewayArgs: []string{"--retain", "10000"}, // 120 lines/s in one room: 80 s kept
 	})
 	t.Logf("cluster ready after %v", time.Since(start).Round(time.Millisecond))
-	c := &zlCluster{
+	c := &zlCluster{faultPace: faultPace{
 		env:      "process",
 		gateways: fc.chatAddrs(),
 		interval: 50 * time.Millisecond,
-		per:      2,
+		per:      relScale(2, 4),
 		lease:    lease,
 		warm:     relScale(time.Second, 5*time.Second),
 		during:   relScale(3*time.Second, 10*time.Second),
-	}
-	if relFull() {
-		c.per = 4
-	}
-	b1, b2, g3 := fc.brokers[0], fc.brokers[1], fc.gateways[2]
+	}}
 	// (a) kill -9 the broker gateway2 is on: it reconnects to another and
 	// fills its rooms' gap from the stream.
 	c.brokerKill = zlFault{
-		inject: func(t *testing.T) {
-			b2.signal(t, syscall.SIGKILL)
-			b2.wait(t, 10*time.Second)
-		},
+		inject: func(t *testing.T) { fc.kill(t, "broker2") },
 		heal: func(t *testing.T, probe string) {
-			b2.start(fc.t)
+			fc.start(t, "broker2")
 			fc.waitReady(fc.brokers...)
-			faultWaitJoin(t, fc.gateways[0].chat, probe)
+			faultWaitJoin(t, 2*time.Minute, fc.gateways[0].chat, probe)
 		},
 	}
 	// (b) SIGSTOP the broker gateway1 is on, past the ping interval: it
 	// notices the silent link, moves to another broker and fills the gap.
 	c.brokerPause = zlFault{
-		inject: func(t *testing.T) { b1.signal(t, syscall.SIGSTOP) },
+		inject: func(t *testing.T) { fc.pause(t, "broker1") },
 		heal: func(t *testing.T, probe string) {
-			b1.signal(t, syscall.SIGCONT)
+			fc.unpause(t, "broker1")
 			fc.waitReady(fc.brokers...)
-			faultWaitJoin(t, fc.gateways[0].chat, probe)
+			faultWaitJoin(t, 2*time.Minute, fc.gateways[0].chat, probe)
 		},
 	}
 	// (c) cut gateway3's network to its broker (every byte held, no reset)
@@ -240,13 +221,10 @@ func TestReliabilityZeroLoss(t *testing.T) {
 	// (d) kill -9 gateway3: its users reconnect to another gateway with
 	// their position and get what they missed; the others hear them leave.
 	c.gatewayKill = zlFault{
-		inject: func(t *testing.T) {
-			g3.signal(t, syscall.SIGKILL)
-			g3.wait(t, 10*time.Second)
-		},
-		heal: func(*testing.T, string) {
-			g3.start(fc.t)
-			fc.waitReady(g3)
+		inject: func(t *testing.T) { fc.kill(t, "gateway3") },
+		heal: func(t *testing.T, _ string) {
+			fc.start(t, "gateway3")
+			fc.waitReady(fc.gateways[2])
 		},
 		cuts: []int{3},
 	}
