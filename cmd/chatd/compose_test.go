@@ -163,6 +163,14 @@ func composeProject(t *testing.T, project string) func(args ...string) string {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			// Every container's whole log in out/ (CI keeps it), the
+			// last lines here.
+			if all, err := command("logs", "--no-color", "--timestamps").CombinedOutput(); err == nil {
+				file := filepath.Join(root, "out", project+"-compose.log")
+				if os.MkdirAll(filepath.Dir(file), 0o755) == nil && os.WriteFile(file, all, 0o644) == nil {
+					t.Logf("compose logs, whole: %s", file)
+				}
+			}
 			out, _ := command("logs", "--tail", "40").CombinedOutput()
 			t.Logf("compose logs:\n%s", out)
 		}
