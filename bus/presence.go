@@ -155,8 +155,16 @@ func (m *membership) dropEntry(ctx context.Context, key, room, nick string) (rea
 // the join: the room hears the user leave once, then join. A clean-up or
 // the old gateway's Part that finds the record replaced announces nothing
 // (for it, the entry was reaped).
+//
+// The common case, a key that has never been written (no record, no
+// marker), takes one round trip: a create, which fails if anything is
+// there; only then is the record read.
 func (m *membership) writeEntry(ctx context.Context, room, key, nick string) error {
 	c := m.c
+	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+	if _, err := c.kvPublish(ctx, c.presence, key, val, true, 0); err == nil || !isConflict(err) {
+		return err
+	}
 	e, err := c.kvGet(ctx, c.presence, key)
 	if err == nil {
 		if old, valid := m.readRecord(c.presence, e); valid && old.GW != c.id {
@@ -176,7 +184,6 @@ func (m *membership) writeEntry(ctx context.Context, room, key, nick string) err
 			// announced the departure.
 		}
 	}
-	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
 	_, err = c.kvPut(ctx, c.presence, key, val)
 	return err
 }
