@@ -61,8 +61,8 @@ func (o *outbox) isQueued() bool {
 
 // deliver queues one frame for the client. It never blocks: a client whose
 // queue is over the limit is closed as a slow consumer. frame is shared
-// with other sessions and must not be modified. id names the bus event, if
-// any.
+// with other sessions and must not be modified. id names the bus event if
+// it is one a history replay may also hold (a chat line), else is empty.
 func (o *outbox) deliver(frame []byte, id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -76,7 +76,9 @@ func (o *outbox) deliver(frame []byte, id string) {
 	if o.replaying {
 		o.bytes += len(frame)
 		o.held = append(o.held, frame)
-		o.heldIDs = append(o.heldIDs, id)
+		if id != "" { // a chat line, which the replay may hold too
+			o.heldIDs = append(o.heldIDs, id)
+		}
 		return
 	}
 	o.queueLocked(frame)

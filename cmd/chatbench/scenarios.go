@@ -237,6 +237,8 @@ type idleResult struct {
 	ConnectS       float64        `json:"connect_s"`
 	HandshakesPerS float64        `json:"handshakes_per_s"`
 	Handshake      latencySummary `json:"handshake"`
+	ConnectCPUS    float64        `json:"server_cpu_s_connecting,omitempty"`     // the server's CPU time while the clients connected
+	CPUPerConnect  float64        `json:"server_cpu_us_per_handshake,omitempty"` // that over the handshakes
 	NoticeLines    int64          `json:"notice_lines"`
 	RSSBeforeKiB   int64          `json:"rss_before_kib,omitempty"`
 	RSSAfterKiB    int64          `json:"rss_after_kib,omitempty"`
@@ -253,6 +255,7 @@ func runIdle(ctx context.Context, o *options, targets []*target) (*summary, erro
 	for _, t := range targets {
 		r := &idleResult{Name: t.Name, Addrs: t.Addrs, PID: t.PID, Conns: o.Conns, RoomSize: o.RoomSize, Sources: o.Sources}
 		r.RSSBeforeKiB = rssKB(t.PID)
+		cpu0 := cpuSeconds(t.PID)
 		cn := &connector{sources: sources(o.Sources), timeout: 60 * time.Second, bufSize: 512, irc: t.IRC}
 		start := time.Now()
 		last := time.Now()
@@ -282,6 +285,10 @@ func runIdle(ctx context.Context, o *options, targets []*target) (*summary, erro
 			}
 		}
 		r.HandshakesPerS = round3(float64(r.Connected) / r.ConnectS)
+		if cpu1 := cpuSeconds(t.PID); cpu0 >= 0 && cpu1 >= 0 && r.Connected > 0 {
+			r.ConnectCPUS = round3(cpu1 - cpu0)
+			r.CPUPerConnect = round3((cpu1 - cpu0) * 1e6 / float64(r.Connected))
+		}
 		r.Handshake = cn.joinHist.summary()
 		progressf("%s: settling %v", t.Name, o.Settle)
 		sleepCtx(ctx, o.Settle)
@@ -310,8 +317,9 @@ func runIdle(ctx context.Context, o *options, targets []*target) (*summary, erro
 	}
 	setRatios(s, targets, func(gi, ri int) map[string]float64 {
 		return map[string]float64{
-			"rss_bytes_per_conn": ratio(float64(runs[gi].BytesPerConn), float64(runs[ri].BytesPerConn)),
-			"handshakes_per_s":   ratio(runs[gi].HandshakesPerS, runs[ri].HandshakesPerS),
+			"rss_bytes_per_conn":       ratio(float64(runs[gi].BytesPerConn), float64(runs[ri].BytesPerConn)),
+			"handshakes_per_s":         ratio(runs[gi].HandshakesPerS, runs[ri].HandshakesPerS),
+			"server_cpu_per_handshake": ratio(runs[gi].CPUPerConnect, runs[ri].CPUPerConnect),
 		}
 	})
 	return s, nil
