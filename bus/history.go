@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatd/chatd/internal/busctx"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -46,13 +47,15 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 }
 
 // historyReads lets the joins of one room share History reads. A read
-// answers every caller that asked before it started, and only those: a
-// caller that comes while a read is under way waits for the next one, which
-// starts when the current one ends and answers everyone who waited. So what
-// a caller gets was read after it called, as if it had read alone — the
+// answers every caller that asked before it started (or, when the caller's
+// context says since when it has received the room's live lines
+// (busctx.WithLiveSince), before that time), and only those: a caller that comes
+// while an older read is under way waits for the next one, which starts
+// when the current one ends and answers everyone who waited. So what a
+// caller gets was read after it called, as if it had read alone — the
 // lines stored before it called are there, and its session's hold on live
 // lines (gateway) covers the rest — while a join storm into one room costs
-// two reads at a time, not one per join.
+// at most two reads at a time, not one per join.
 type historyReads struct {
 	mu    sync.Mutex
 	rooms map[historyKey]*historyRoom
@@ -70,9 +73,11 @@ type historyRoom struct {
 }
 
 type historyRead struct {
-	done  chan struct{}
-	lines []Envelope // shared by its callers: read only
-	err   error
+	start   time.Time // when the read started (zero: not yet)
+	callers int       // how many callers it answers
+	done    chan struct{}
+	lines   []Envelope // shared by its callers: read only
+	err     error
 }
 
 // read returns what fetch reads for (room, n), from a read that started
@@ -91,17 +96,20 @@ func (h *historyReads) read(ctx context.Context, room string, n int, fetch func(
 		h.rooms[key] = r
 	}
 	if r.running == nil {
-		f := &historyRead{done: make(chan struct{})}
+		f := &historyRead{done: make(chan struct{}), start: time.Now(), callers: 1}
 		r.running = f
 		h.mu.Unlock()
 		h.run(detached, key, r, f, fetch)
 		return f.lines, f.err
 	}
 	f := r.next
-	if f == nil {
+	if after, ok := busctx.LiveSince(ctx); ok && !r.running.start.Before(after) {
+		f = r.running // started after the caller's live lines did
+	} else if f == nil {
 		f = &historyRead{done: make(chan struct{})}
 		r.next = f
 	}
+	f.callers++
 	h.mu.Unlock()
 	select {
 	case <-f.done:
@@ -120,6 +128,9 @@ func (h *historyReads) run(ctx context.Context, key historyKey, r *historyRoom, 
 	r.running, r.next = next, nil
 	if next == nil {
 		delete(h.rooms, key)
+	}
+	if next != nil {
+		next.start = time.Now()
 	}
 	h.mu.Unlock()
 	close(f.done)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/cluster/clustertest"
+	"github.com/chatd/chatd/internal/busctx"
 )
 
 // Concurrent History calls of one room share reads, and each caller gets a
@@ -50,9 +51,9 @@ func TestHistoryReadsShared(t *testing.T) {
 	waitUntil(t, func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		return h.rooms[historyKey{"r", 5}].next != nil
+		next := h.rooms[historyKey{"r", 5}].next
+		return next != nil && next.callers == n
 	})
-	time.Sleep(20 * time.Millisecond) // let the other callers queue up too
 	close(release)
 	if l := <-first; l[0].Text != "1" {
 		t.Fatalf("first caller got read %s", l[0].Text)
@@ -63,14 +64,50 @@ func TestHistoryReadsShared(t *testing.T) {
 			t.Errorf("caller %d got the read that started before it called", i)
 		}
 	}
-	if k := started.Load(); k > 3 {
-		t.Errorf("%d reads for 11 callers; want them shared", k)
+	if k := started.Load(); k != 2 {
+		t.Errorf("%d reads for 11 callers; want 2", k)
 	}
 	h.mu.Lock()
 	left := len(h.rooms)
 	h.mu.Unlock()
 	if left != 0 {
 		t.Errorf("%d rooms left in the table after the reads", left)
+	}
+
+	// A caller that has received the room's live lines since before the
+	// read under way started shares that read; one that has not, waits.
+	release3 := make(chan struct{})
+	var third atomic.Int32
+	fetch3 := func(context.Context) ([]Envelope, error) {
+		k := third.Add(1)
+		<-release3
+		return []Envelope{{Text: fmt.Sprint(k)}}, nil
+	}
+	before := time.Now()
+	go func() { _, _ = h.read(context.Background(), "t", 5, fetch3) }()
+	waitUntil(t, func() bool { return third.Load() == 1 })
+	shared := make(chan string, 1)
+	go func() {
+		lines, _ := h.read(busctx.WithLiveSince(context.Background(), before), "t", 5, fetch3)
+		shared <- lines[0].Text
+	}()
+	later := make(chan string, 1)
+	go func() {
+		lines, _ := h.read(busctx.WithLiveSince(context.Background(), time.Now()), "t", 5, fetch3)
+		later <- lines[0].Text
+	}()
+	waitUntil(t, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		r := h.rooms[historyKey{"t", 5}]
+		return r.running.callers == 2 && r.next != nil && r.next.callers == 1
+	})
+	close(release3)
+	if got := <-shared; got != "1" {
+		t.Errorf("a caller live since before the read got read %s, want 1", got)
+	}
+	if got := <-later; got != "2" {
+		t.Errorf("a caller live only since after the read started got read %s, want 2", got)
 	}
 
 	// A caller whose context ends stops waiting; the read goes on.
