@@ -24,6 +24,8 @@ import (
 //   - a writer is woken only when its buffer goes from empty to non-empty;
 //   - room membership is a copy-on-write slice behind an atomic pointer, so a
 //     broadcast takes no server-wide lock;
+//   - no write deadline: the pending limit bounds a client that stops
+//     reading;
 //   - a reader's buffer starts small and grows only for a client that sends
 //     more than it holds in one read (an idle client keeps 512 bytes).
 //
@@ -388,7 +390,9 @@ func (c *strongClient) writeLoop() {
 		if len(batch) == 0 {
 			continue
 		}
-		_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		// No write deadline: setting one costs about as much as a small
+		// write, and a client that stops reading is closed by enqueue
+		// once its buffer passes maxPending, which ends a blocked write.
 		_, err := c.conn.Write(batch)
 		if err != nil {
 			c.shut()
