@@ -11,8 +11,8 @@
 # over IRC), all in alternating rounds; saves the JSON line to
 # OUT_DIR/STEP.json and stops the processes it started (by PID). Steps:
 # fanout perline latency latency100 idle10k idle19k storm cross churn quiet
-# scale retain (default: all). NGIRCD=no leaves ngIRCd out. Takes about an
-# hour on 2 cores.
+# scale retain (default: all). NGIRCD=no leaves ngIRCd out; DURATION (10s)
+# is how long each chat run sends. Takes about an hour on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/chatbench-results}
@@ -20,6 +20,7 @@ shift || true
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(fanout perline latency latency100 idle10k idle19k storm cross churn quiet scale retain)
 mkdir -p "$out"
+dur=${DURATION:-10s}
 bin=$(mktemp -d)
 go build -o "$bin/chatd" ./cmd/chatd
 go build -o "$bin/chatbench" ./cmd/chatbench
@@ -84,23 +85,23 @@ for step in "${steps[@]}"; do
 	case $step in
 	fanout)
 		start_chatd 5700 --history 0; start_ngircd
-		bench fanout fanout --addr 127.0.0.1:5700 --pid "$pid" "${ng[@]}" --conns 1000 --senders 10 --window 16 --duration 10s --rounds 3
+		bench fanout fanout --addr 127.0.0.1:5700 --pid "$pid" "${ng[@]}" --conns 1000 --senders 10 --window 16 --duration "$dur" --rounds 3
 		stop_ngircd; stop "$pid" ;;
 	perline)
 		# Per-line cost: one line in flight per sender.
 		start_chatd 5700 --history 0; start_ngircd
-		bench perline fanout --addr 127.0.0.1:5700 --pid "$pid" "${ng[@]}" --conns 500 --senders 10 --window 1 --duration 10s --rounds 3
+		bench perline fanout --addr 127.0.0.1:5700 --pid "$pid" "${ng[@]}" --conns 500 --senders 10 --window 1 --duration "$dur" --rounds 3
 		stop_ngircd; stop "$pid" ;;
 	latency100)
 		start_chatd 5700 --history 0; start_ngircd
-		bench latency100 latency --addr 127.0.0.1:5700 --pid "$pid" "${ng[@]}" --conns 100 --senders 10 --rate 1000 --duration 10s --rounds 3
+		bench latency100 latency --addr 127.0.0.1:5700 --pid "$pid" "${ng[@]}" --conns 100 --senders 10 --rate 1000 --duration "$dur" --rounds 3
 		stop_ngircd; stop "$pid" ;;
 	latency)
 		start_chatd 5700 --history 0; start_ngircd
-		bench latency latency --addr 127.0.0.1:5700 --pid "$pid" "${ng[@]}" --conns 500 --senders 10 --rate 1000 --duration 10s --rounds 3
+		bench latency latency --addr 127.0.0.1:5700 --pid "$pid" "${ng[@]}" --conns 500 --senders 10 --rate 1000 --duration "$dur" --rounds 3
 		stop_ngircd; stop "$pid"
 		start_chatd 5700 # history on (20 lines, the default)
-		bench latency-history latency --addr 127.0.0.1:5700 --pid "$pid" --conns 500 --senders 10 --rate 1000 --duration 10s --rounds 3
+		bench latency-history latency --addr 127.0.0.1:5700 --pid "$pid" --conns 500 --senders 10 --rate 1000 --duration "$dur" --rounds 3
 		stop "$pid" ;;
 	idle10k)
 		start_chatd 5700 --history 0; start_ngircd
@@ -126,12 +127,12 @@ for step in "${steps[@]}"; do
 		g1=$pid
 		start_chatd 5702 --history 0 --nats nats://127.0.0.1:5799
 		g2=$pid
-		bench cross cross --addr 127.0.0.1:5701 --addr2 127.0.0.1:5702 --pid "$g1" --conns 500 --senders 10 --rate 1000 --duration 10s --rounds 3
-		bench fanout-2gw fanout --addr 127.0.0.1:5701,127.0.0.1:5702 --pid "$g1" --conns 1000 --senders 10 --duration 10s
+		bench cross cross --addr 127.0.0.1:5701 --addr2 127.0.0.1:5702 --pid "$g1" --conns 500 --senders 10 --rate 1000 --duration "$dur" --rounds 3
+		bench fanout-2gw fanout --addr 127.0.0.1:5701,127.0.0.1:5702 --pid "$g1" --conns 1000 --senders 10 --duration "$dur"
 		stop "$g2"; stop "$g1" ;;
 	churn)
 		start_chatd 5700 --history 0
-		bench churn churn --addr 127.0.0.1:5700 --pid "$pid" --conns 200 --senders 10 --rate 500 --churn-rate 200 --duration 10s --rounds 3
+		bench churn churn --addr 127.0.0.1:5700 --pid "$pid" --conns 200 --senders 10 --rate 500 --churn-rate 200 --duration "$dur" --rounds 3
 		stop "$pid" ;;
 	quiet)
 		for n in 1000 2000 4000; do
@@ -161,10 +162,10 @@ for step in "${steps[@]}"; do
 		# replayed history (--retain 0); history on in both.
 		for r in 0 1000; do
 			start_chatd 5700 --retain "$r"
-			bench "retain$r-fanout" fanout --addr 127.0.0.1:5700 --pid "$pid" --conns 1000 --senders 10 --window 16 --duration 10s --rounds 3
+			bench "retain$r-fanout" fanout --addr 127.0.0.1:5700 --pid "$pid" --conns 1000 --senders 10 --window 16 --duration "$dur" --rounds 3
 			stop "$pid"
 			start_chatd 5700 --retain "$r"
-			bench "retain$r-latency" latency --addr 127.0.0.1:5700 --pid "$pid" --conns 500 --senders 10 --rate 1000 --duration 10s --rounds 3
+			bench "retain$r-latency" latency --addr 127.0.0.1:5700 --pid "$pid" --conns 500 --senders 10 --rate 1000 --duration "$dur" --rounds 3
 			stop "$pid"
 		done ;;
 	*) echo "unknown step $step"; exit 2 ;;
