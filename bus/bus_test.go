@@ -86,21 +86,14 @@ type event struct {
 
 // recorder collects delivered events; its deliver never blocks.
 type recorder struct {
-	mu        sync.Mutex
-	events    []event
-	flushes   int // KindFlush deliveries, not kept in events
-	flushedAt int // len(events) at the last KindFlush
+	mu     sync.Mutex
+	events []event
 }
 
 func (r *recorder) deliver(id, kind, nick, text string, at time.Time) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if kind == KindFlush {
-		r.flushes++
-		r.flushedAt = len(r.events)
-		return
-	}
 	r.events = append(r.events, event{id, kind, nick, text, at})
+	r.mu.Unlock()
 }
 
 func (r *recorder) get() []event {

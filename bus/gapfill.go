@@ -49,11 +49,6 @@ const (
 	KindGap = "gap"
 	// KindFilled: the gap is filled; live events follow.
 	KindFilled = "filled"
-	// KindFlush: no more of the room's events are waiting: what was
-	// delivered so far is a whole burst. Delivered after the last event of
-	// every burst (and after KindFilled), so a subscriber may hold its
-	// writes until it comes.
-	KindFlush = "flush"
 )
 
 const (
@@ -180,33 +175,20 @@ func newRoomSub(c *Conn, room string, deliver DeliverFunc) (*roomSub, error) {
 // onMsg is the subscription's nats.go callback.
 func (rs *roomSub) onMsg(m *nats.Msg) {
 	e, ok := rs.c.accept(onRoom, m.Subject, m.Data)
+	if !ok {
+		return
+	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if ok {
-		rs.take(&e)
-	}
-	// Whatever became of this message, the burst ends when nothing more
-	// waits in the subscription's queue (nats.go counts the message being
-	// delivered as pending until its callback returns).
-	if m.Sub == nil {
-		rs.deliver("", KindFlush, "", "", time.Time{})
-	} else if n, _, err := m.Sub.Pending(); err != nil || n <= 1 {
-		rs.deliver("", KindFlush, "", "", time.Time{})
-	}
-}
-
-// take delivers e, or holds it while the room's gap is being filled.
-// rs.mu is held.
-func (rs *roomSub) take(e *Envelope) {
 	if rs.filling > 0 {
 		if len(rs.held) >= maxHeld {
 			rs.dropped++
 			return
 		}
-		rs.held = append(rs.held, *e)
+		rs.held = append(rs.held, e)
 		return
 	}
-	rs.deliverLocked(e)
+	rs.deliverLocked(&e)
 }
 
 // deliverLocked delivers e unless its sender's counter shows it was
@@ -255,9 +237,6 @@ func (rs *roomSub) fill(from, down time.Time) {
 			recovered++
 		}
 	}
-	if recovered > 0 {
-		rs.deliver("", KindFlush, "", "", time.Time{})
-	}
 	if err != nil || gone || rs.dropped > 0 {
 		rs.c.log.Warn("bus: gap-fill incomplete", "room", rs.room, "stream_err", err, "no_longer_stored", gone, "dropped_live", rs.dropped)
 		rs.deliver("", KindMissed, "", "", down)
@@ -275,7 +254,6 @@ func (rs *roomSub) fill(from, down time.Time) {
 		rs.deliverLocked(&held[i])
 	}
 	rs.deliver("", KindFilled, "", "", time.Now())
-	rs.deliver("", KindFlush, "", "", time.Time{})
 }
 
 // recoverLines gathers the chat lines of room that someone whose last

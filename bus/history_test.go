@@ -172,30 +172,3 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
-
-// A subscription delivers KindFlush after the last event of every burst:
-// once everything published has arrived, a flush has come after it.
-func TestSubscribeFlushes(t *testing.T) {
-	s := clustertest.Start(t, clustertest.Options{})
-	c := mustConnect(t, s, nil)
-	var r recorder
-	unsub, err := c.Subscribe("bursty", r.deliver)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
-	const n = 500
-	for i := range n {
-		if err := publishAny(c, "bursty", KindSay, "bob", fmt.Sprint(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	checkFor(t, 5*time.Second, func() error {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if len(r.events) != n || r.flushedAt != n {
-			return fmt.Errorf("%d events, the last flush after %d of them (%d flushes)", len(r.events), r.flushedAt, r.flushes)
-		}
-		return nil
-	})
-}

@@ -25,13 +25,6 @@ const (
 	// before it came: joins wait for KindFilled.
 	KindGap    = "gap"
 	KindFilled = "filled"
-	// KindFlush is not published either: a Bus may deliver it when no
-	// more of the room's events are waiting to be delivered. A room that
-	// has seen one queues the events that follow without starting its
-	// members' writers, up to maxDeferred events, and starts them at the
-	// next KindFlush: a burst of events is written to each member in one
-	// write. A Bus that never delivers it gets a writer started per event.
-	KindFlush = "flush"
 )
 
 // DeliverFunc receives one room event. id is unique per event across the

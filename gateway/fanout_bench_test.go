@@ -96,13 +96,6 @@ func (c *sinkConn) SetWriteDeadline(time.Time) error { return nil }
 // on a memBus and returns the room's bus callback and the sessions' conns.
 func fanoutRoom(tb testing.TB, n int) (deliver DeliverFunc, conns []*sinkConn) {
 	tb.Helper()
-	_, _, deliver, conns = fanoutSessions(tb, n)
-	return deliver, conns
-}
-
-// fanoutSessions is fanoutRoom that also returns the server and sessions.
-func fanoutSessions(tb testing.TB, n int) (srv *Server, sessions []*Session, deliver DeliverFunc, conns []*sinkConn) {
-	tb.Helper()
 	b := newMemBus()
 	cfg := DefaultConfig()
 	cfg.MaxPending = 1 << 30 // the benchmark outruns the writers for a while
@@ -120,12 +113,11 @@ func fanoutSessions(tb testing.TB, n int) (srv *Server, sessions []*Session, del
 			tb.Fatal(err)
 		}
 		conns = append(conns, c)
-		sessions = append(sessions, s)
 	}
 	b.mu.Lock()
 	deliver = b.subs["lobby"][0]
 	b.mu.Unlock()
-	return srv, sessions, deliver, conns
+	return deliver, conns
 }
 
 // waitWritten waits until every conn has been written want bytes.
@@ -211,48 +203,4 @@ func TestFanoutAllocs(t *testing.T) {
 	if perMember > 0.25 {
 		t.Errorf("fan-out allocates %.3f times per member; want 0", perMember)
 	}
-}
-
-// A room whose bus delivers KindFlush queues a burst of events without
-// starting writers, and writes it to each member in one write at the
-// flush; a burst longer than maxDeferred starts them anyway, and a member
-// that leaves gets what was queued for it.
-func TestFlushBatchesWrites(t *testing.T) {
-	const n = 20
-	srv, sessions, deliver, conns := fanoutSessions(t, n)
-	lineLen := int64(len(formatEvent(KindSay, "alice", "hello")))
-	deliver("", KindFlush, "", "", time.Time{}) // the bus flushes: batching on
-
-	const burst = 10
-	for range burst {
-		deliver("gw.1", KindSay, "alice", "hello", time.Time{})
-	}
-	for _, s := range sessions {
-		s.mu.Lock()
-		queued, writing := len(s.frames), s.writing
-		s.mu.Unlock()
-		if queued != burst || writing {
-			t.Fatalf("before the flush: %d frames queued, writer running %v; want %d, false", queued, writing, burst)
-		}
-	}
-	deliver("", KindFlush, "", "", time.Time{})
-	waitWritten(t, conns, burst*lineLen)
-	for i, c := range conns {
-		if w := c.writes.Load(); w != 1 {
-			t.Errorf("conn %d: the burst took %d writes; want 1", i, w)
-		}
-	}
-
-	// No flush: the writers start after maxDeferred events all the same.
-	for range maxDeferred + 1 {
-		deliver("gw.1", KindSay, "alice", "hello", time.Time{})
-	}
-	waitWritten(t, conns, (burst+maxDeferred+1)*lineLen)
-
-	// Queued, then the member leaves the room: it gets its lines.
-	for range 3 {
-		deliver("gw.1", KindSay, "alice", "hello", time.Time{})
-	}
-	srv.exit(sessions[0], "lobby")
-	waitWritten(t, conns[:1], (burst+maxDeferred+1+3)*lineLen)
 }

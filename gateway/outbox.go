@@ -67,28 +67,12 @@ func (o *outbox) isQueued() bool {
 func (o *outbox) deliver(frame []byte, id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.addLocked(frame, id) {
-		o.kickLocked()
-	}
-}
-
-// queue is deliver without starting a writer: the caller calls
-// startWriter later (a room in a burst of events, KindFlush).
-func (o *outbox) queue(frame []byte, id string) {
-	o.mu.Lock()
-	o.addLocked(frame, id)
-	o.mu.Unlock()
-}
-
-// addLocked queues frame, or holds it during a replay, and reports whether
-// it was queued for the writer.
-func (o *outbox) addLocked(frame []byte, id string) bool {
 	if o.closing || !o.queued {
-		return false
+		return
 	}
 	if o.bytes+len(frame) > o.maxPending {
 		o.overflowLocked()
-		return false
+		return
 	}
 	if o.replaying {
 		o.bytes += len(frame)
@@ -96,17 +80,10 @@ func (o *outbox) addLocked(frame []byte, id string) bool {
 		if id != "" { // a chat line, which the replay may hold too
 			o.heldIDs = append(o.heldIDs, id)
 		}
-		return false
+		return
 	}
 	o.queueLocked(frame)
-	return true
-}
-
-// startWriter starts a writer if frames are queued and none is running.
-func (o *outbox) startWriter() {
-	o.mu.Lock()
 	o.kickLocked()
-	o.mu.Unlock()
 }
 
 // deliverFirst queues frame ahead of the live frames held during a
@@ -331,9 +308,6 @@ func (o *outbox) setDeadlineLocked() {
 func (o *outbox) sweepLocked() {
 	if o.writing || o.replaying || len(o.frames) > 0 {
 		o.idle = false
-		// Frames a room queued without starting the writer (KindFlush)
-		// are written by now at the latest, whatever became of the flush.
-		o.kickLocked()
 		return
 	}
 	if cap(o.frames) == 0 && cap(o.spare) == 0 && cap(o.held) == 0 && cap(o.heldIDs) == 0 {

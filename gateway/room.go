@@ -15,10 +15,6 @@ type room struct {
 	unsub func()
 	refs  int // members plus joins in progress; guarded by Server.mu
 
-	// On the delivery goroutine (the bus serializes deliver calls).
-	batching bool // the bus delivers KindFlush: writers may wait for it
-	deferred int  // events queued without starting writers since the last start
-
 	mu      sync.RWMutex
 	gap     chan struct{} // non-nil while the bus fills the room's gap; closed when filled
 	members []*Session
@@ -51,17 +47,6 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 		}
 		r.mu.Unlock()
 		return
-	case KindFlush:
-		r.batching = true
-		if r.deferred > 0 {
-			r.deferred = 0
-			r.mu.RLock()
-			for _, m := range r.members {
-				m.startWriter()
-			}
-			r.mu.RUnlock()
-		}
-		return
 	}
 	ev := event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at}
 	if r.quietNotice(&ev) {
@@ -74,35 +59,16 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 	if kind == KindSay || kind == KindMe {
 		replayID = id
 	}
-	// While the bus has more events waiting, writers are started at the
-	// next KindFlush, or every maxDeferred events.
-	wait := r.batching && r.deferred < maxDeferred
 	r.mu.RLock()
 	for _, m := range r.members {
 		// A kind this gateway does not know encodes to nil: newer gateways
 		// may add some.
 		if f := ev.frame(m.enc); f != nil {
-			if wait {
-				m.queue(f, replayID)
-			} else {
-				m.deliver(f, replayID)
-			}
+			m.deliver(f, replayID)
 		}
 	}
 	n := len(r.members)
 	r.mu.RUnlock()
-	if wait {
-		r.deferred++
-	} else if r.deferred > 0 {
-		// deliver started the writers of every member that got this
-		// event; the others (an encoding without this kind) get theirs.
-		r.deferred = 0
-		r.mu.RLock()
-		for _, m := range r.members {
-			m.startWriter()
-		}
-		r.mu.RUnlock()
-	}
 	r.srv.stats.observeEvent(n, at)
 }
 
@@ -141,14 +107,7 @@ func (r *room) add(s *Session) {
 	r.mu.Unlock()
 }
 
-// maxDeferred bounds the events a room queues without starting its
-// members' writers while the bus has more waiting (KindFlush).
-const maxDeferred = 32
-
 func (r *room) remove(s *Session) {
-	// What the room queued for s without starting its writer is written
-	// now: s may hear nothing more from this room.
-	defer s.startWriter()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i, ok := r.slots[s]
