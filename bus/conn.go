@@ -189,6 +189,7 @@ type Conn struct {
 	// JetStream handles; history is nil when Config.History is 0.
 	js       jetstream.JetStream
 	history  jetstream.Stream
+	reads    historyReads // History reads in progress, shared by joins (history.go)
 	gateways jetstream.KeyValue
 	nicks    jetstream.KeyValue
 	presence jetstream.KeyValue

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/chatd/chatd/internal/busctx"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -14,7 +16,7 @@ const maxHistoryBatch = 1000
 
 // History calls fn for the last n chat lines (KindSay, KindMe) stored for
 // room, oldest first, before it returns. It reads the room's subject of the
-// CHAT_HISTORY stream with an ordered consumer and no-wait fetches, so it
+// CHAT_HISTORY stream with an ephemeral consumer and no-wait fetches, so it
 // never waits for lines that do not exist. A room with no lines, or history
 // off (Config.History 0), means no calls and a nil error. Stored envelopes
 // pass the same check as live ones (validate.go): what fails is skipped and
@@ -30,16 +32,118 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	ctx, cancel := c.opContext(ctx)
-	defer cancel()
-	start, replayed := time.Now(), 0
-	defer func() {
-		c.observe(OpHistoryRead, start, err)
-		if err == nil {
-			c.observeReplay(replayed)
-		}
-	}()
+	start := time.Now()
+	lines, err := c.reads.read(ctx, room, n, func(ctx context.Context) ([]Envelope, error) {
+		ctx, cancel := c.opContext(ctx)
+		defer cancel()
+		return c.readHistory(ctx, subject, n)
+	})
+	c.observe(OpHistoryRead, start, err)
+	if err != nil {
+		return fmt.Errorf("bus: history %s: %w", room, err)
+	}
+	for _, e := range lines {
+		fn(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
+	}
+	c.observeReplay(len(lines))
+	return nil
+}
 
+// historyReads lets the joins of one room share History reads. A read
+// answers every caller that asked before it started (or, when the caller's
+// context says since when it has received the room's live lines
+// (busctx.WithLiveSince), before that time), and only those: a caller that comes
+// while an older read is under way waits for the next one, which starts
+// when the current one ends and answers everyone who waited. So what a
+// caller gets was read after it called, as if it had read alone — the
+// lines stored before it called are there, and its session's hold on live
+// lines (gateway) covers the rest — while a join storm into one room costs
+// at most two reads at a time, not one per join.
+type historyReads struct {
+	mu    sync.Mutex
+	rooms map[historyKey]*historyRoom
+}
+
+type historyKey struct {
+	room string
+	n    int
+}
+
+// historyRoom is one room's reads: the one under way, and the one that
+// waits for it to end (nil: nobody waits).
+type historyRoom struct {
+	running, next *historyRead
+}
+
+type historyRead struct {
+	start   time.Time // when the read started (zero: not yet)
+	callers int       // how many callers it answers
+	done    chan struct{}
+	lines   []Envelope // shared by its callers: read only
+	err     error
+}
+
+// read returns what fetch reads for (room, n), from a read that started
+// after read was called. fetch runs without the caller's cancellation (its
+// other callers may still want it), under its own request timeout.
+func (h *historyReads) read(ctx context.Context, room string, n int, fetch func(context.Context) ([]Envelope, error)) ([]Envelope, error) {
+	key := historyKey{room, n}
+	detached := context.WithoutCancel(ctx)
+	h.mu.Lock()
+	if h.rooms == nil {
+		h.rooms = make(map[historyKey]*historyRoom)
+	}
+	r := h.rooms[key]
+	if r == nil {
+		r = &historyRoom{}
+		h.rooms[key] = r
+	}
+	if r.running == nil {
+		f := &historyRead{done: make(chan struct{}), start: time.Now(), callers: 1}
+		r.running = f
+		h.mu.Unlock()
+		h.run(detached, key, r, f, fetch)
+		return f.lines, f.err
+	}
+	f := r.next
+	if after, ok := busctx.LiveSince(ctx); ok && !r.running.start.Before(after) {
+		f = r.running // started after the caller's live lines did
+	} else if f == nil {
+		f = &historyRead{done: make(chan struct{})}
+		r.next = f
+	}
+	f.callers++
+	h.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.lines, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run does read f, then starts the read that waited for it, if any.
+func (h *historyReads) run(ctx context.Context, key historyKey, r *historyRoom, f *historyRead,
+	fetch func(context.Context) ([]Envelope, error)) {
+	f.lines, f.err = fetch(ctx)
+	h.mu.Lock()
+	next := r.next
+	r.running, r.next = next, nil
+	if next == nil {
+		delete(h.rooms, key)
+	}
+	if next != nil {
+		next.start = time.Now()
+	}
+	h.mu.Unlock()
+	close(f.done)
+	if next != nil {
+		go h.run(ctx, key, r, next, fetch)
+	}
+}
+
+// readHistory reads the last n lines stored for subject, oldest first.
+func (c *Conn) readHistory(ctx context.Context, subject string, n int) ([]Envelope, error) {
 	batch := min(4*n, maxHistoryBatch)
 
 	// The stream keeps up to Config.Retain lines per room, many more than
@@ -47,10 +151,10 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 	// the stream that grows until it holds n of the room's lines.
 	lastMsg, err := c.history.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("bus: history %s: %w", room, err)
+		return nil, err
 	}
 	end := lastMsg.Sequence
 	var lines []Envelope
@@ -61,7 +165,7 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 		}
 		lines, err = c.readFrom(ctx, subject, start, end, batch, n)
 		if err != nil {
-			return fmt.Errorf("bus: history %s: %w", room, err)
+			return nil, err
 		}
 		if len(lines) >= n || start == 1 {
 			break
@@ -70,11 +174,7 @@ func (c *Conn) History(ctx context.Context, room string, n int, fn func(id, kind
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	for _, e := range lines {
-		fn(e.ID, e.Kind, e.Nick, e.Text, time.Unix(0, e.TS))
-	}
-	replayed = len(lines)
-	return nil
+	return lines, nil
 }
 
 // readConsumer makes an ephemeral consumer of the history stream for one

@@ -107,6 +107,7 @@ const (
 type entry struct {
 	room, nick string
 	state      entryState
+	rev        uint64 // the revision of its record this gateway wrote, if known (0: not known)
 }
 
 // claimState is the state of a claim kept in membership.claims.

@@ -33,8 +33,8 @@ func (c *Conn) Join(ctx context.Context, room, nick string) error {
 	m := c.m
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	werr := m.writeEntry(ctx, room, key, nick)
-	m.setEntry(key, room, nick, werr)
+	rev, werr := m.writeEntry(ctx, room, key, nick)
+	m.setEntry(key, room, nick, rev, werr)
 	if werr != nil {
 		werr = fmt.Errorf("bus: join %s: presence: %w", room, werr)
 	}
@@ -98,8 +98,8 @@ func (c *Conn) Rename(ctx context.Context, room, old, newNick string) error {
 			errs = append(errs, fmt.Errorf("bus: rename in %s: presence of %s: %w", room, old, err))
 		}
 	}
-	werr := m.writeEntry(ctx, room, newKey, newNick)
-	m.setEntry(newKey, room, newNick, werr)
+	rev, werr := m.writeEntry(ctx, room, newKey, newNick)
+	m.setEntry(newKey, room, newNick, rev, werr)
 	if werr != nil {
 		errs = append(errs, fmt.Errorf("bus: rename in %s: presence of %s: %w", room, newNick, werr))
 	}
@@ -108,15 +108,16 @@ func (c *Conn) Rename(ctx context.Context, room, old, newNick string) error {
 	return errors.Join(errs...)
 }
 
-// setEntry records that nick is present in room at key: present, or
-// unwritten if werr says its record could not be written.
-func (m *membership) setEntry(key, room, nick string, werr error) {
+// setEntry records that nick is present in room at key: present, its
+// record at revision rev, or unwritten if werr says its record could not be
+// written.
+func (m *membership) setEntry(key, room, nick string, rev uint64, werr error) {
 	st := entryPresent
 	if werr != nil {
 		st = entryUnwritten
 	}
 	m.mu.Lock()
-	m.entries[key] = &entry{room: room, nick: nick, state: st}
+	m.entries[key] = &entry{room: room, nick: nick, state: st, rev: rev}
 	m.mu.Unlock()
 }
 
@@ -125,12 +126,15 @@ func (m *membership) setEntry(key, room, nick string, werr error) {
 // whose record cannot be deleted now is kept as leaving.
 func (m *membership) dropEntry(ctx context.Context, key, room, nick string) (reaped bool, err error) {
 	m.mu.Lock()
-	unwritten := false
+	unwritten, rev := false, uint64(0)
 	if e := m.entries[key]; e != nil {
 		unwritten = e.state == entryUnwritten
+		if e.state == entryPresent {
+			rev = e.rev
+		}
 	}
 	m.mu.Unlock()
-	reaped, err = m.deleteEntry(ctx, key, unwritten)
+	reaped, err = m.deleteEntry(ctx, key, unwritten, rev)
 	m.mu.Lock()
 	if err != nil {
 		m.entries[key] = &entry{room: room, nick: nick, state: entryLeaving}
@@ -155,38 +159,60 @@ func (m *membership) dropEntry(ctx context.Context, key, room, nick string) (rea
 // the join: the room hears the user leave once, then join. A clean-up or
 // the old gateway's Part that finds the record replaced announces nothing
 // (for it, the entry was reaped).
-func (m *membership) writeEntry(ctx context.Context, room, key, nick string) error {
+//
+// The common case, a key that has never been written (no record, no
+// marker), takes one round trip: a create, which fails if anything is
+// there; only then is the record read.
+//
+// It returns the revision written (0 if unknown), which lets Part delete
+// the record without reading it first.
+func (m *membership) writeEntry(ctx context.Context, room, key, nick string) (uint64, error) {
 	c := m.c
+	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
+	if rev, err := c.kvPublish(ctx, c.presence, key, val, true, 0); err == nil || !isConflict(err) {
+		return rev, err
+	}
 	e, err := c.kvGet(ctx, c.presence, key)
 	if err == nil {
 		if old, valid := m.readRecord(c.presence, e); valid && old.GW != c.id {
 			took, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id, Took: old.GW})
-			_, err := c.kvUpdate(ctx, c.presence, key, took, e.Revision())
+			rev, err := c.kvUpdate(ctx, c.presence, key, took, e.Revision())
 			if err == nil {
 				text := ""
 				if alive, err := m.gatewayAlive(ctx, old.GW); err == nil && !alive {
 					text = textGatewayLost
 				}
-				return m.announce(room, KindLeave, old.Nick, text)
+				return rev, m.announce(room, KindLeave, old.Nick, text)
 			}
 			if !isConflict(err) {
-				return err
+				return 0, err
 			}
 			// Released meanwhile by its gateway or a clean-up, which
 			// announced the departure.
 		}
 	}
-	val, _ := json.Marshal(ownerRec{Nick: nick, GW: c.id})
-	_, err = c.kvPut(ctx, c.presence, key, val)
-	return err
+	return c.kvPut(ctx, c.presence, key, val)
 }
 
 // deleteEntry deletes this gateway's presence record at key with a
 // compare-and-delete and reports whether the entry had been reaped: the
 // record is gone (though it had been written: not unwritten) or names this
 // gateway in Took.
-func (m *membership) deleteEntry(ctx context.Context, key string, unwritten bool) (reaped bool, err error) {
+//
+// With rev, the revision this gateway wrote (0: unknown), the record is
+// deleted in one round trip if it is still that revision: this gateway's
+// own, not reaped. Only if it changed is it read.
+func (m *membership) deleteEntry(ctx context.Context, key string, unwritten bool, rev uint64) (reaped bool, err error) {
 	c := m.c
+	if rev > 0 {
+		err := c.kvDelete(ctx, c.presence, key, rev)
+		if err == nil {
+			return false, nil
+		}
+		if !isConflict(err) {
+			return false, err
+		}
+	}
 	for range 3 { // retried when the record changes between the steps
 		e, err := c.kvGet(ctx, c.presence, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -29,11 +29,12 @@ type outbox struct {
 	writing   bool       // a writer goroutine is running
 	closing   bool       // flush what is queued, then close; queue nothing more
 	reason    CloseReason
-	replaying bool     // a history replay is being read: live frames wait in held
-	held      [][]byte // live frames that arrived during the replay
-	heldIDs   []string // their event ids, to drop them from the replay
-	writeFn   func()   // o.writeLoop, bound once: starting a writer does not allocate
-	idle      bool     // nothing queued since the last sweep; queueLocked clears it
+	replaying bool      // a history replay is being read: live frames wait in held
+	held      [][]byte  // live frames that arrived during the replay
+	heldIDs   []string  // their event ids, to drop them from the replay
+	writeFn   func()    // o.writeLoop, bound once: starting a writer does not allocate
+	idle      bool      // nothing queued since the last sweep; queueLocked clears it
+	deadline  time.Time // the write deadline the writer last set (zero: none, or overridden)
 	closeOnce sync.Once
 	closed    chan struct{} // closed with the connection
 }
@@ -69,8 +70,8 @@ func (o *outbox) isQueued() bool {
 
 // deliver queues one frame for the client. It never blocks: a client whose
 // queue is over the limit is closed as a slow consumer. frame is shared
-// with other sessions and must not be modified. id names the bus event, if
-// any.
+// with other sessions and must not be modified. id names the bus event if
+// it is one a history replay may also hold (a chat line), else is empty.
 func (o *outbox) deliver(frame []byte, id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -84,7 +85,9 @@ func (o *outbox) deliver(frame []byte, id string) {
 	if o.replaying {
 		o.bytes += len(frame)
 		o.held = append(o.held, frame)
-		o.heldIDs = append(o.heldIDs, id)
+		if id != "" { // a chat line, which the replay may hold too
+			o.heldIDs = append(o.heldIDs, id)
+		}
 		return
 	}
 	o.queueLocked(frame)
@@ -155,6 +158,7 @@ func (o *outbox) overflowLocked() {
 	o.queueLocked(o.enc.errorMsg(codeSlowConsumer, "slow consumer: you were not reading fast enough, disconnected"))
 	// A writer stuck on this client gives up soon; the next one gets a
 	// short deadline too.
+	o.deadline = time.Time{}
 	o.t.setWriteDeadline(time.Now().Add(closeWriteTimeout))
 	o.log.Info("slow consumer")
 	o.kickLocked()
@@ -204,6 +208,7 @@ func (o *outbox) finish(reason CloseReason, last []byte) {
 	if last != nil {
 		o.queueLocked(last)
 	}
+	o.deadline = time.Time{}
 	o.t.setWriteDeadline(time.Now().Add(closeWriteTimeout))
 	if !o.writing {
 		// Even with nothing to write, the writer says goodbye and closes.
@@ -257,13 +262,9 @@ func (o *outbox) writeLoop() {
 		}
 		batch := o.frames
 		o.frames, o.spare = o.spare[:0], nil
-		timeout := o.writeTimeout
-		if o.closing {
-			timeout = closeWriteTimeout
-		}
 		// Under the lock, so that it never overrides the short deadline an
 		// overflow sets (overflowLocked) between here and the write.
-		o.t.setWriteDeadline(time.Now().Add(timeout))
+		o.setDeadlineLocked()
 		o.mu.Unlock()
 
 		size := 0
@@ -289,6 +290,24 @@ func (o *outbox) writeLoop() {
 			return
 		}
 		o.mu.Unlock()
+	}
+}
+
+// setDeadlineLocked bounds the coming write: by closeWriteTimeout when
+// closing, else by writeTimeout. Setting a deadline costs about as much as
+// a small write, so a busy writer moves its deadline only when less than
+// writeTimeout is left, to writeTimeout and an eighth from now: a write
+// blocked for writeTimeout to 9/8 of it fails. o.mu is held.
+func (o *outbox) setDeadlineLocked() {
+	now := time.Now()
+	if o.closing {
+		o.deadline = time.Time{}
+		o.t.setWriteDeadline(now.Add(closeWriteTimeout))
+		return
+	}
+	if o.deadline.Before(now.Add(o.writeTimeout)) {
+		o.deadline = now.Add(o.writeTimeout + o.writeTimeout/8)
+		o.t.setWriteDeadline(o.deadline)
 	}
 }
 

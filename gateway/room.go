@@ -53,12 +53,18 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 		r.srv.stats.observeEvent(1, at)
 		return
 	}
+	// Only chat lines can be in a history replay too; a session holding
+	// live frames during a replay (outbox.hold) keeps their ids alone.
+	replayID := ""
+	if kind == KindSay || kind == KindMe {
+		replayID = id
+	}
 	r.mu.RLock()
 	for _, m := range r.members {
 		// A kind this gateway does not know encodes to nil: newer gateways
 		// may add some.
 		if f := ev.frame(m.enc); f != nil {
-			m.deliver(f, id)
+			m.deliver(f, replayID)
 		}
 	}
 	n := len(r.members)

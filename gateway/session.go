@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chatd/chatd/internal/busctx"
 	"golang.org/x/time/rate"
 )
 
@@ -431,25 +432,44 @@ func (s *Session) enter(room string, welcome []byte) error {
 	if welcome != nil {
 		s.deliverFirst(welcome)
 	}
+	// The session receives the room's live lines from here on: a history
+	// read that starts now or later, its own or one it shares with other
+	// joins of the room (busctx.WithLiveSince), misses nothing.
+	live := time.Now()
 	ctx, cancel := s.busContext()
 	defer cancel()
-	if err := s.srv.bus.Join(ctx, room, s.nick); err != nil {
-		s.log.Warn("join", "room", room, "err", err)
-	}
 	var hist []event
-	missed := false
-	if t := s.resume; t != nil {
-		s.resume = nil
-		hist, missed = s.missedLines(ctx, room, t)
-	}
-	if n := s.srv.cfg.History; n > 0 && !missed {
-		err := s.srv.bus.History(ctx, room, n, func(id, kind, nick, text string, at time.Time) {
+	readHistory := func() {
+		err := s.srv.bus.History(busctx.WithLiveSince(ctx, live), room, s.srv.cfg.History, func(id, kind, nick, text string, at time.Time) {
 			if kind == KindSay || kind == KindMe {
 				hist = append(hist, event{id: id, kind: kind, room: room, nick: nick, text: text, at: at})
 			}
 		})
 		if err != nil {
 			s.log.Warn("history", "room", room, "err", err)
+		}
+	}
+	// Without a resume token the history is read while the join is
+	// recorded: the hold on live frames lasts one round trip, not two.
+	var histDone chan struct{}
+	if s.srv.cfg.History > 0 && s.resume == nil {
+		histDone = make(chan struct{})
+		go func() {
+			defer close(histDone)
+			readHistory()
+		}()
+	}
+	if err := s.srv.bus.Join(ctx, room, s.nick); err != nil {
+		s.log.Warn("join", "room", room, "err", err)
+	}
+	missed := false
+	if histDone != nil {
+		<-histDone
+	} else if t := s.resume; t != nil {
+		s.resume = nil
+		hist, missed = s.missedLines(ctx, room, t)
+		if s.srv.cfg.History > 0 && !missed {
+			readHistory()
 		}
 	}
 	s.endReplay(room, hist, missed)

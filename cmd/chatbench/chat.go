@@ -90,6 +90,16 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	var measureFrom atomic.Int64 // unix ns; lines sent before are not timed
 	measureFrom.Store(1<<63 - 1)
 
+	// noEcho: the server does not send a sender its own lines (an IRC
+	// server without echo-message); then the last client acknowledges
+	// every sender's lines and nobody expects their own.
+	var noEcho atomic.Bool
+	acker := func(s int) int {
+		if s == cfg.clients-1 {
+			return cfg.clients - 2
+		}
+		return cfg.clients - 1
+	}
 	cn := &connector{sources: sources(cfg.sources), timeout: 30 * time.Second, bufSize: 64 << 10, irc: cfg.irc}
 	cn.handle = func(c *client, line []byte) {
 		s, seq, ts, ok := parseBench(line)
@@ -101,7 +111,7 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 		if c.lat != nil && ts >= measureFrom.Load() {
 			c.lat.add(time.Now().UnixNano() - ts)
 		}
-		if c.id == s && cfg.window > 0 {
+		if cfg.window > 0 && (c.id == s && !noEcho.Load() || c.id == acker(s) && noEcho.Load()) {
 			sd := senders[s]
 			sd.acked.Add(1)
 			select {
@@ -141,6 +151,12 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 		return nil, fmt.Errorf("%s: connecting: %w", cfg.label, err)
 	}
 	defer cn.closeAll(clients)
+	if !clients[0].echo {
+		if cfg.clients < 2 {
+			return nil, fmt.Errorf("%s: the server does not echo a sender's lines: at least 2 clients are needed", cfg.label)
+		}
+		noEcho.Store(true)
+	}
 	connectTime := time.Since(start)
 	res.HandshakesPerS = round3(float64(cfg.clients) / connectTime.Seconds())
 	res.Handshake = cn.joinHist.summary()
@@ -213,10 +229,16 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 	if limit == 0 {
 		limit = 15 * time.Second
 	}
+	want := func(c *client) int64 { // the lines c should get
+		if noEcho.Load() && c.id < cfg.senders {
+			return perClient - senders[c.id].sent.Load()
+		}
+		return perClient
+	}
 	for time.Since(drainStart) < limit && ctx.Err() == nil {
 		behind := false
 		for _, c := range clients {
-			if c.bench.Load() < perClient && !c.ended.Load() {
+			if c.bench.Load() < want(c) && !c.ended.Load() {
 				behind = true
 				break
 			}
@@ -245,6 +267,9 @@ func runChat(ctx context.Context, cfg chatConfig) (*chatResult, error) {
 			res.DropReasons[why]++
 		}
 		for s, t := range c.seqs {
+			if s == c.id && noEcho.Load() {
+				continue
+			}
 			sent := senders[s].sent.Load()
 			res.Expected += sent
 			res.Received += t.received

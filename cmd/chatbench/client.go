@@ -22,6 +22,7 @@ type client struct {
 	conn net.Conn
 	r    *bufio.Reader
 	irc  string // IRC: the channel it is in; "": a classic client
+	echo bool   // IRC: the server acknowledged echo-message (a classic server always echoes)
 
 	// Counters the reader updates; others may read them atomically.
 	lines atomic.Int64 // every line received after the handshake
@@ -68,7 +69,7 @@ func (cn *connector) connect(ctx context.Context, id int, addr, nick, room strin
 	if err != nil {
 		return nil, err
 	}
-	c := &client{id: id, nick: nick, conn: conn, r: bufio.NewReaderSize(conn, cn.bufSize)}
+	c := &client{id: id, nick: nick, conn: conn, r: bufio.NewReaderSize(conn, cn.bufSize), echo: !cn.irc}
 	handshake := c.handshake
 	if cn.irc {
 		handshake = c.ircHandshake
@@ -115,7 +116,9 @@ func (c *client) handshake(room string, deadline time.Time) error {
 }
 
 // ircHandshake registers over IRC, asking for echo-message (a sender
-// counts its own lines as every client does), and joins #room.
+// counts its own lines as every client does), and joins #room. A server
+// that does not acknowledge echo-message (ngIRCd) leaves c.echo false: its
+// senders do not get their own lines.
 func (c *client) ircHandshake(room string, deadline time.Time) error {
 	_ = c.conn.SetDeadline(deadline)
 	if room == "" {
@@ -134,6 +137,9 @@ func (c *client) ircHandshake(room string, deadline time.Time) error {
 		}
 		if bytes.Contains(line, end) {
 			return nil
+		}
+		if bytes.Contains(line, []byte(" CAP ")) && bytes.Contains(line, []byte(" ACK ")) && bytes.Contains(line, []byte("echo-message")) {
+			c.echo = true
 		}
 		if bytes.HasPrefix(line, []byte("ERROR")) || bytes.Contains(line, []byte(" 433 ")) {
 			return fmt.Errorf("server said %q", line)

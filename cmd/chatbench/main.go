@@ -42,6 +42,9 @@ type options struct {
 	PID         int           `json:"pid,omitempty"`
 	Ref         string        `json:"ref"`
 	RefPID      int           `json:"ref_pid,omitempty"`
+	RefKind     string        `json:"ref_kind"`
+	NgIRCd      string        `json:"ngircd,omitempty"`
+	NgIRCdPID   int           `json:"ngircd_pid,omitempty"`
 	Conns       int           `json:"conns"`
 	Senders     int           `json:"senders,omitempty"`
 	Window      int           `json:"window,omitempty"`
@@ -84,10 +87,14 @@ type summary struct {
 	Scenario string               `json:"scenario"`
 	Params   options              `json:"params"`
 	Runs     []any                `json:"runs"`
-	Ratio    map[string]float64   `json:"ratio_to_reference,omitempty"`
+	Ratio    map[string]float64   `json:"ratio_to_reference,omitempty"` // the measured server ÷ the strong reference
 	Rounds   []map[string]float64 `json:"ratio_per_round,omitempty"`
-	OK       bool                 `json:"ok"`
-	Problems []string             `json:"problems,omitempty"`
+	// RatioTo holds the measured server's ratios to every other target
+	// but the strong reference (the simple reference, ngIRCd), by name.
+	RatioTo  map[string]map[string]float64   `json:"ratio_to,omitempty"`
+	roundsTo []map[string]map[string]float64 // RatioTo of each round
+	OK       bool                            `json:"ok"`
+	Problems []string                        `json:"problems,omitempty"`
 }
 
 var scenarios = map[string]func(ctx context.Context, o *options, targets []*target) (*summary, error){
@@ -107,9 +114,12 @@ func main() {
 	defer stop()
 	name, args := os.Args[1], os.Args[2:]
 	var err error
-	if name == "ref" {
+	switch name {
+	case "ref":
 		err = runRef(ctx, args, os.Stdout)
-	} else {
+	case "ngircd-conf":
+		err = runNgIRCdConf(args, os.Stdout)
+	default:
 		err = runScenario(ctx, name, args, os.Stdout)
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -131,10 +141,14 @@ scenarios:
   idle     C idle connections in rooms of K: server RSS per connection, handshakes/s
   cross    senders on --addr, receivers on --addr2: latency across gateways
   churn    connects/disconnects per second while chat flows
-  ref      run the reference broadcast server alone (--listen ADDR)
+  ref      run a reference broadcast server alone (--listen ADDR --kind strong|simple)
+  ngircd-conf  print an ngIRCd configuration for measuring it (--listen ADDR)
 
-Each scenario runs against the reference (spawned, unless --ref says otherwise)
-and then against --addr, and prints one JSON line with the ratios.
+Each scenario runs against the references (spawned, unless --ref says
+otherwise; --ref-kind picks the strong one, the simple one or both), then
+against --ngircd if given, then against --addr, and prints one JSON line:
+ratio_to_reference is against the strong reference, ratio_to against the
+others.
 `)
 }
 
@@ -145,6 +159,9 @@ func newFlags(name string, o *options) *flag.FlagSet {
 	fs.IntVar(&o.PID, "pid", 0, "process id of the server at --addr, for its RSS (/proc/PID/status)")
 	fs.StringVar(&o.Ref, "ref", "spawn", "reference server: spawn (a child process), inproc, off, or host:port of a running `chatbench ref`")
 	fs.IntVar(&o.RefPID, "ref-pid", 0, "process id of the reference given as host:port, for its RSS")
+	fs.StringVar(&o.RefKind, "ref-kind", "both", "which references a spawned or in-process reference runs: strong (batches what one read returns into one buffer per member), simple (a reader and a queue-coalescing writer per client), or both; ratios are against the strong one")
+	fs.StringVar(&o.NgIRCd, "ngircd", "", "host:port of a running IRC server (ngIRCd) to measure in the same rounds, over IRC (loopback only)")
+	fs.IntVar(&o.NgIRCdPID, "ngircd-pid", 0, "process id of the --ngircd server, for its RSS and CPU time")
 	fs.IntVar(&o.Conns, "conns", 100, "clients (C)")
 	fs.IntVar(&o.Senders, "senders", 10, "clients that send (S)")
 	fs.IntVar(&o.Window, "window", 16, "fanout: unacknowledged lines each sender may have out")
@@ -202,11 +219,16 @@ func runScenario(ctx context.Context, name string, args []string, stdout io.Writ
 		}
 	}()
 	if o.Ref != "off" {
-		t, err := startRef(ctx, o)
-		if err != nil {
-			return fmt.Errorf("reference: %w", err)
+		for _, kind := range o.refKinds() {
+			t, err := startRef(ctx, o, kind)
+			if err != nil {
+				return fmt.Errorf("reference: %w", err)
+			}
+			targets = append(targets, t)
 		}
-		targets = append(targets, t)
+	}
+	if o.NgIRCd != "" {
+		targets = append(targets, &target{Name: "ngircd", Addrs: []string{o.NgIRCd}, PID: o.NgIRCdPID, IRC: true})
 	}
 	if o.Addr != "" {
 		if o.Proto == "irc" {
@@ -258,19 +280,84 @@ func runRounds(ctx context.Context, o *options, targets []*target,
 		if s.Ratio != nil {
 			all.Rounds = append(all.Rounds, s.Ratio)
 		}
+		if s.RatioTo != nil {
+			all.roundsTo = append(all.roundsTo, s.RatioTo)
+		}
 	}
 	o.Nick = base
-	if len(all.Rounds) > 0 {
-		all.Ratio = map[string]float64{}
-		for k := range all.Rounds[0] {
-			var vs []float64
-			for _, m := range all.Rounds {
-				vs = append(vs, m[k])
+	all.Ratio = medians(all.Rounds)
+	if len(all.roundsTo) > 0 {
+		all.RatioTo = map[string]map[string]float64{}
+		for name := range all.roundsTo[0] {
+			var ms []map[string]float64
+			for _, r := range all.roundsTo {
+				ms = append(ms, r[name])
 			}
-			all.Ratio[k] = median(vs)
+			all.RatioTo[name] = medians(ms)
 		}
 	}
 	return all, nil
+}
+
+// medians gives, for every key of the first map, the median of its values.
+func medians(rounds []map[string]float64) map[string]float64 {
+	if len(rounds) == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for k := range rounds[0] {
+		var vs []float64
+		for _, m := range rounds {
+			vs = append(vs, m[k])
+		}
+		out[k] = median(vs)
+	}
+	return out
+}
+
+// refKinds lists the reference kinds --ref-kind asks for, strong first.
+func (o *options) refKinds() []string {
+	if o.Ref != "spawn" && o.Ref != "inproc" {
+		return []string{"strong"} // a running `chatbench ref`, whatever its kind
+	}
+	switch o.RefKind {
+	case "strong", "simple":
+		return []string{o.RefKind}
+	}
+	return []string{"strong", "simple"}
+}
+
+// refName is the target name of a reference kind.
+func refName(kind string) string {
+	if kind == "simple" {
+		return "reference-simple"
+	}
+	return "reference"
+}
+
+// isRef reports whether t is a reference server.
+func (t *target) isRef() bool { return strings.HasPrefix(t.Name, "reference") }
+
+// setRatios fills s.Ratio (against the strong reference) and s.RatioTo
+// (against every other target) for the last target, the server under
+// measurement, from ratios(got, ref), indexes into targets. Nothing is set
+// when the last target is itself a reference.
+func setRatios(s *summary, targets []*target, ratios func(got, ref int) map[string]float64) {
+	last := len(targets) - 1
+	if last < 1 || targets[last].isRef() {
+		return
+	}
+	for i := range last {
+		m := ratios(last, i)
+		if targets[i].Name == "reference" {
+			s.Ratio = m
+			continue
+		}
+		if s.RatioTo == nil {
+			s.RatioTo = map[string]map[string]float64{}
+		}
+		s.RatioTo[targets[i].Name] = m
+	}
 }
 
 func median(vs []float64) float64 {
@@ -295,6 +382,14 @@ func (o *options) check(name string) error {
 		if err := checkLoopback(o.Ref); err != nil {
 			return fmt.Errorf("--ref: %w", err)
 		}
+	}
+	if o.NgIRCd != "" {
+		if err := checkLoopback(o.NgIRCd); err != nil {
+			return fmt.Errorf("--ngircd: %w", err)
+		}
+	}
+	if o.RefKind != "strong" && o.RefKind != "simple" && o.RefKind != "both" {
+		return errors.New("--ref-kind must be strong, simple or both")
 	}
 	if name == "cross" && o.Addr != "" && o.Addr2 == "" {
 		return errors.New("cross needs --addr2 (the receivers' gateway)")
@@ -369,30 +464,31 @@ func sources(n int) []net.IP {
 	return ips
 }
 
-// startRef gives the reference target the run measures first.
-func startRef(ctx context.Context, o *options) (*target, error) {
+// startRef gives a reference target of kind (strong or simple).
+func startRef(ctx context.Context, o *options, kind string) (*target, error) {
 	switch o.Ref {
 	case "inproc":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		s := newRefServer(ln)
-		return &target{Name: "reference", Addrs: []string{s.addr()}, PID: os.Getpid(), stop: s.close}, nil
+		s := newReference(kind, ln)
+		return &target{Name: refName(kind), Addrs: []string{s.addr()}, PID: os.Getpid(), stop: s.close}, nil
 	case "spawn":
-		return spawnRef(ctx)
+		return spawnRef(ctx, kind)
 	}
 	return &target{Name: "reference", Addrs: []string{o.Ref}, PID: o.RefPID}, nil
 }
 
-// spawnRef starts `chatbench ref` as a child process on a free loopback
-// port, so that its RSS is its own, and stops it (by its PID) when done.
-func spawnRef(ctx context.Context) (*target, error) {
+// spawnRef starts `chatbench ref --kind KIND` as a child process on a free
+// loopback port, so that its RSS is its own, and stops it (by its PID) when
+// done.
+func spawnRef(ctx context.Context, kind string) (*target, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "ref", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(exe, "ref", "--listen", "127.0.0.1:0", "--kind", kind)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -427,7 +523,7 @@ func spawnRef(ctx context.Context) (*target, error) {
 			stop()
 			return nil, fmt.Errorf("reference did not start (%q)", a)
 		}
-		return &target{Name: "reference", Addrs: []string{a}, PID: cmd.Process.Pid, stop: stop}, nil
+		return &target{Name: refName(kind), Addrs: []string{a}, PID: cmd.Process.Pid, stop: stop}, nil
 	case <-time.After(10 * time.Second):
 	case <-ctx.Done():
 	}
@@ -441,8 +537,12 @@ func runRef(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("chatbench ref", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:5599", "address to listen on (loopback)")
 	dur := fs.Duration("duration", time.Hour, "exit after this long")
+	kind := fs.String("kind", "strong", "strong (batches what one read returns into one buffer per member) or simple (a reader and a queue-coalescing writer per client)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *kind != "strong" && *kind != "simple" {
+		return errors.New("--kind must be strong or simple")
 	}
 	if err := checkLoopback(*listen); err != nil {
 		return err
@@ -451,7 +551,7 @@ func runRef(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := newRefServer(ln)
+	s := newReference(*kind, ln)
 	fmt.Fprintf(stdout, "listening %s\n", s.addr())
 	select {
 	case <-ctx.Done():
@@ -459,6 +559,26 @@ func runRef(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	s.close()
 	return nil
+}
+
+// runNgIRCdConf is `chatbench ngircd-conf`: the configuration file to run
+// ngIRCd with (ngircd --nodaemon --config FILE) for --ngircd.
+func runNgIRCdConf(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("chatbench ngircd-conf", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:6699", "address ngIRCd is to listen on (loopback)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkLoopback(*listen); err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(*listen)
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("--listen %q: a port 1..65535 is needed", *listen)
+	}
+	_, err = io.WriteString(stdout, ngircdConf(host, p))
+	return err
 }
 
 // quiet turns progress off.

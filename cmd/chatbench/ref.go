@@ -10,7 +10,23 @@ import (
 	"time"
 )
 
-// refServer is the reference: a bare in-memory broadcast server that speaks
+// reference is a bare reference server: the strong one (strongServer, the
+// yardstick every ratio is taken against) or the simple one (refServer).
+type reference interface {
+	addr() string
+	members(room string) int
+	close()
+}
+
+// newReference serves the reference of kind ("strong" or "simple") on ln.
+func newReference(kind string, ln net.Listener) reference {
+	if kind == "simple" {
+		return newRefServer(ln)
+	}
+	return newStrongServer(ln)
+}
+
+// refServer is the simple reference: a bare in-memory broadcast server that speaks
 // the same classic framing as chatd and does nothing else. The handshake
 // writes NAME and reads a nickname line; every later line is fanned out as
 // "nick: text\n" to the members of the sender's room, the sender included;
@@ -68,6 +84,16 @@ func newRefServer(ln net.Listener) *refServer {
 }
 
 func (s *refServer) addr() string { return s.ln.Addr().String() }
+
+// members returns how many clients are in room (for tests).
+func (s *refServer) members(room string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if r := s.rooms[room]; r != nil {
+		return len(r.members)
+	}
+	return 0
+}
 
 func (s *refServer) accept() {
 	defer s.wg.Done()

@@ -4,22 +4,34 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-func startTestRef(t *testing.T) *refServer {
+func startTestRef(t *testing.T, kind string) reference {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newRefServer(ln)
+	s := newReference(kind, ln)
 	t.Cleanup(s.close)
 	return s
+}
+
+// eachRef runs f against both reference kinds.
+func eachRef(t *testing.T, f func(t *testing.T, s reference)) {
+	for _, kind := range []string{"strong", "simple"} {
+		t.Run(kind, func(t *testing.T) { f(t, startTestRef(t, kind)) })
+	}
 }
 
 type rawClient struct {
@@ -60,6 +72,19 @@ func (c *rawClient) expect(want string) {
 	}
 }
 
+// expectNext reads the next line and fails unless it is want.
+func (c *rawClient) expectNext(want string) {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("waiting for %q: %v", want, err)
+	}
+	if got := strings.TrimSuffix(line, "\n"); got != want {
+		c.t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
 func (c *rawClient) name(nick string) {
 	c.t.Helper()
 	buf := make([]byte, 4)
@@ -73,8 +98,9 @@ func (c *rawClient) name(nick string) {
 
 // The reference speaks the classic protocol on a raw socket: NAME, then
 // "nick: text" to the whole room, sender included, rooms, notices.
-func TestRefRawSocket(t *testing.T) {
-	s := startTestRef(t)
+func TestRefRawSocket(t *testing.T) { eachRef(t, testRefRawSocket) }
+
+func testRefRawSocket(t *testing.T, s reference) {
 	alice := rawDial(t, s.addr())
 	alice.name("alice")
 	bob := rawDial(t, s.addr())
@@ -116,8 +142,9 @@ func TestRefRawSocket(t *testing.T) {
 
 // A client that never reads is dropped once its queue passes the limit, and
 // the others go on.
-func TestRefSlowConsumer(t *testing.T) {
-	s := startTestRef(t)
+func TestRefSlowConsumer(t *testing.T) { eachRef(t, testRefSlowConsumer) }
+
+func testRefSlowConsumer(t *testing.T, s reference) {
 	slow := rawDial(t, s.addr())
 	slow.conn.(*net.TCPConn).SetReadBuffer(1024)
 	slow.name("slow")
@@ -132,20 +159,70 @@ func TestRefSlowConsumer(t *testing.T) {
 			fast.expect("fast: " + line)
 		}
 	}
-	s.mu.RLock()
-	members := len(s.rooms[refDefaultRoom].members)
-	s.mu.RUnlock()
-	if members != 1 {
+	if members := s.members(refDefaultRoom); members != 1 {
 		t.Errorf("%d members left; want the slow one dropped", members)
 	}
 }
 
-// A short fan-out and latency run against the in-process reference prints
-// one JSON line with no loss.
+// Whatever way a sender's bytes are cut into reads, every line reaches every
+// member once, in order, framed as "nick: text": lines split across writes,
+// many lines in one write, CRLF, blank lines, a line too long (dropped), and
+// a /join in the middle of a batch (the lines before it go to the old room,
+// the lines after to the new one).
+func TestRefBatches(t *testing.T) { eachRef(t, testRefBatches) }
+
+func testRefBatches(t *testing.T, s reference) {
+	alice := rawDial(t, s.addr())
+	alice.name("alice")
+	bob := rawDial(t, s.addr())
+	bob.name("bob")
+	alice.expect("bob joined!")
+	carol := rawDial(t, s.addr())
+	carol.name("carol")
+	carol.send("/join side\n")
+	carol.expect("carol joined!")
+	alice.expect("carol joined!")
+	alice.expect("carol left!")
+
+	// A line in pieces, one byte a write.
+	for _, b := range []byte("in pieces\r\n") {
+		alice.send(string(b))
+		time.Sleep(time.Millisecond)
+	}
+	bob.expect("alice: in pieces")
+
+	// Many lines in one write, a long line among them, then a /join mid-batch.
+	var batch strings.Builder
+	const n = 3000
+	for i := range n {
+		fmt.Fprintf(&batch, "line %d\n", i)
+		if i == 1000 {
+			batch.WriteString(strings.Repeat("y", 6000) + "\n\n   \r\n")
+		}
+	}
+	batch.WriteString("/join side\nafter the join\npart")
+	alice.send(batch.String())
+	alice.send("ial\n")
+	for i := range n {
+		want := fmt.Sprintf("alice: line %d", i)
+		bob.expectNext(want)
+	}
+	bob.expectNext("alice left!")
+	carol.expectNext("alice joined!")
+	carol.expectNext("alice: after the join")
+	carol.expectNext("alice: partial")
+	alice.expect("alice: partial")
+}
+
+// A short run of every scenario against both in-process references and a
+// third server (here the simple reference again, standing for chatd) prints
+// one JSON line with no loss, three runs, the ratios to the strong reference
+// and to the simple one.
 func TestScenariosAgainstRef(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs load for a few seconds")
 	}
+	measured := startTestRef(t, "simple")
 	for _, args := range [][]string{
 		{"fanout", "--ref", "inproc", "--conns", "20", "--senders", "4", "--duration", "1s", "--warmup", "200ms", "-q"},
 		{"latency", "--ref", "inproc", "--conns", "20", "--senders", "4", "--rate", "200", "--duration", "1s", "--warmup", "200ms", "-q"},
@@ -154,6 +231,7 @@ func TestScenariosAgainstRef(t *testing.T) {
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			var out bytes.Buffer
+			args = append(args, "--addr", measured.addr(), "--ref-kind", "both")
 			if err := runScenario(t.Context(), args[0], args[1:], &out); err != nil {
 				t.Fatal(err)
 			}
@@ -161,16 +239,21 @@ func TestScenariosAgainstRef(t *testing.T) {
 				t.Fatalf("want one line, got %q", out.String())
 			}
 			var s struct {
-				Scenario string            `json:"scenario"`
-				OK       bool              `json:"ok"`
-				Problems []string          `json:"problems"`
-				Runs     []json.RawMessage `json:"runs"`
+				Scenario string                        `json:"scenario"`
+				OK       bool                          `json:"ok"`
+				Problems []string                      `json:"problems"`
+				Runs     []json.RawMessage             `json:"runs"`
+				Ratio    map[string]float64            `json:"ratio_to_reference"`
+				RatioTo  map[string]map[string]float64 `json:"ratio_to"`
 			}
 			if err := json.Unmarshal(out.Bytes(), &s); err != nil {
 				t.Fatal(err)
 			}
-			if s.Scenario != args[0] || !s.OK || len(s.Runs) != 1 {
+			if s.Scenario != args[0] || !s.OK || len(s.Runs) != 3 {
 				t.Fatalf("summary: %s", out.String())
+			}
+			if s.Ratio["handshakes_per_s"] <= 0 || s.RatioTo["reference-simple"]["handshakes_per_s"] <= 0 {
+				t.Fatalf("ratios missing: %s", out.String())
 			}
 			var r struct {
 				Lost      int64 `json:"lost"`
@@ -184,6 +267,81 @@ func TestScenariosAgainstRef(t *testing.T) {
 			}
 			if args[0] == "idle" && r.Connected != 30 {
 				t.Errorf("idle: %s", s.Runs[0])
+			}
+		})
+	}
+}
+
+// chatbench measures ngIRCd over IRC in the same run: ngIRCd does not echo a
+// sender's lines, so the last client acknowledges them and nobody expects
+// their own; nothing is counted lost. Skipped where ngIRCd is not installed.
+func TestNgIRCdTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs load for a few seconds")
+	}
+	bin, err := exec.LookPath("ngircd")
+	if err != nil {
+		bin = "/usr/sbin/ngircd"
+		if _, err := os.Stat(bin); err != nil {
+			t.Skip("ngircd is not installed")
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ngircd.conf")
+	if err := os.WriteFile(conf, []byte(ngircdConf("127.0.0.1", port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--nodaemon", "--config", conf)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ngircd did not listen: %v\n%s", err, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, args := range [][]string{
+		{"fanout", "--conns", "10", "--senders", "3", "--duration", "1s", "--warmup", "200ms"},
+		{"latency", "--conns", "10", "--senders", "3", "--rate", "200", "--duration", "1s", "--warmup", "200ms"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			var out bytes.Buffer
+			args = append(args, "--ref", "off", "--ngircd", addr, "--ngircd-pid", strconv.Itoa(cmd.Process.Pid), "-q")
+			if err := runScenario(t.Context(), args[0], args[1:], &out); err != nil {
+				t.Fatal(err)
+			}
+			var s struct {
+				OK   bool `json:"ok"`
+				Runs []struct {
+					Name     string `json:"name"`
+					Expected int64  `json:"deliveries_expected"`
+					Received int64  `json:"deliveries_received"`
+					Lost     int64  `json:"lost"`
+				} `json:"runs"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+				t.Fatal(err)
+			}
+			if !s.OK || len(s.Runs) != 1 || s.Runs[0].Name != "ngircd" || s.Runs[0].Received == 0 ||
+				s.Runs[0].Lost != 0 || s.Runs[0].Received != s.Runs[0].Expected {
+				t.Fatalf("summary: %s", out.String())
 			}
 		})
 	}

@@ -35,23 +35,31 @@ func collect(s *summary, r *chatResult) {
 	s.Problems = append(s.Problems, r.problems...)
 }
 
-// chatRatios compares the last run (the target) with the first (the
-// reference), when both exist.
+// chatRatios compares the last run (the server measured) with each run
+// before it (the references, ngIRCd), one run per target.
 func chatRatios(s *summary, runs []*chatResult, targets []*target) {
-	if len(runs) < 2 || targets[0].Name != "reference" {
+	if len(runs) != len(targets) {
 		return
 	}
-	ref, got := runs[0], runs[len(runs)-1]
-	s.Ratio = map[string]float64{
-		"deliveries_per_s": ratio(got.DeliveriesPerS, ref.DeliveriesPerS),
-		"lines_per_s":      ratio(got.LinesPerS, ref.LinesPerS),
-		"p50":              ratio(got.Latency.P50Ms, ref.Latency.P50Ms),
-		"p99":              ratio(got.Latency.P99Ms, ref.Latency.P99Ms),
-		"handshakes_per_s": ratio(got.HandshakesPerS, ref.HandshakesPerS),
-	}
-	if got.CPUPerDelivery > 0 && ref.CPUPerDelivery > 0 {
-		s.Ratio["server_cpu_per_delivery"] = ratio(got.CPUPerDelivery, ref.CPUPerDelivery)
-	}
+	setRatios(s, targets, func(gi, ri int) map[string]float64 {
+		ref, got := runs[ri], runs[gi]
+		m := map[string]float64{
+			"deliveries_per_s": ratio(got.DeliveriesPerS, ref.DeliveriesPerS),
+			"lines_per_s":      ratio(got.LinesPerS, ref.LinesPerS),
+			"p50":              ratio(got.Latency.P50Ms, ref.Latency.P50Ms),
+			"p99":              ratio(got.Latency.P99Ms, ref.Latency.P99Ms),
+			"handshakes_per_s": ratio(got.HandshakesPerS, ref.HandshakesPerS),
+		}
+		if got.CPUPerDelivery > 0 && ref.CPUPerDelivery > 0 {
+			m["server_cpu_per_delivery"] = ratio(got.CPUPerDelivery, ref.CPUPerDelivery)
+		}
+		if c, ok := got.Extra["churn_per_s"].(float64); ok {
+			if r, ok := ref.Extra["churn_per_s"].(float64); ok {
+				m["churn_per_s"] = ratio(c, r)
+			}
+		}
+		return m
+	})
 }
 
 // runFanout: C clients in one room; S senders each keep a window of W
@@ -101,12 +109,14 @@ func runCross(ctx context.Context, o *options, targets []*target) (*summary, err
 	for _, t := range targets {
 		cfg := baseChat(o, t)
 		cfg.recvOnly = true
-		if t.Name == "reference" {
+		if t.isRef() || t.Name == "ngircd" {
 			r, err := runChat(ctx, cfg)
 			if err != nil {
 				return nil, err
 			}
-			ref = r
+			if t.Name == "reference" {
+				ref = r
+			}
 			collect(s, r)
 			continue
 		}
@@ -210,9 +220,6 @@ func runChurn(ctx context.Context, o *options, targets []*target) (*summary, err
 		collect(s, r)
 	}
 	chatRatios(s, runs, targets)
-	if len(runs) == 2 && s.Ratio != nil {
-		s.Ratio["churn_per_s"] = ratio(runs[1].Extra["churn_per_s"].(float64), runs[0].Extra["churn_per_s"].(float64))
-	}
 	return s, nil
 }
 
@@ -230,6 +237,8 @@ type idleResult struct {
 	ConnectS       float64        `json:"connect_s"`
 	HandshakesPerS float64        `json:"handshakes_per_s"`
 	Handshake      latencySummary `json:"handshake"`
+	ConnectCPUS    float64        `json:"server_cpu_s_connecting,omitempty"`     // the server's CPU time while the clients connected
+	CPUPerConnect  float64        `json:"server_cpu_us_per_handshake,omitempty"` // that over the handshakes
 	NoticeLines    int64          `json:"notice_lines"`
 	RSSBeforeKiB   int64          `json:"rss_before_kib,omitempty"`
 	RSSAfterKiB    int64          `json:"rss_after_kib,omitempty"`
@@ -246,7 +255,8 @@ func runIdle(ctx context.Context, o *options, targets []*target) (*summary, erro
 	for _, t := range targets {
 		r := &idleResult{Name: t.Name, Addrs: t.Addrs, PID: t.PID, Conns: o.Conns, RoomSize: o.RoomSize, Sources: o.Sources}
 		r.RSSBeforeKiB = rssKB(t.PID)
-		cn := &connector{sources: sources(o.Sources), timeout: 60 * time.Second, bufSize: 512}
+		cpu0 := cpuSeconds(t.PID)
+		cn := &connector{sources: sources(o.Sources), timeout: 60 * time.Second, bufSize: 512, irc: t.IRC}
 		start := time.Now()
 		last := time.Now()
 		var mu sync.Mutex
@@ -275,6 +285,10 @@ func runIdle(ctx context.Context, o *options, targets []*target) (*summary, erro
 			}
 		}
 		r.HandshakesPerS = round3(float64(r.Connected) / r.ConnectS)
+		if cpu1 := cpuSeconds(t.PID); cpu0 >= 0 && cpu1 >= 0 && r.Connected > 0 {
+			r.ConnectCPUS = round3(cpu1 - cpu0)
+			r.CPUPerConnect = round3((cpu1 - cpu0) * 1e6 / float64(r.Connected))
+		}
 		r.Handshake = cn.joinHist.summary()
 		progressf("%s: settling %v", t.Name, o.Settle)
 		sleepCtx(ctx, o.Settle)
@@ -301,12 +315,13 @@ func runIdle(ctx context.Context, o *options, targets []*target) (*summary, erro
 			return nil, ctx.Err()
 		}
 	}
-	if len(runs) == 2 && targets[0].Name == "reference" {
-		s.Ratio = map[string]float64{
-			"rss_bytes_per_conn": ratio(float64(runs[1].BytesPerConn), float64(runs[0].BytesPerConn)),
-			"handshakes_per_s":   ratio(runs[1].HandshakesPerS, runs[0].HandshakesPerS),
+	setRatios(s, targets, func(gi, ri int) map[string]float64 {
+		return map[string]float64{
+			"rss_bytes_per_conn":       ratio(float64(runs[gi].BytesPerConn), float64(runs[ri].BytesPerConn)),
+			"handshakes_per_s":         ratio(runs[gi].HandshakesPerS, runs[ri].HandshakesPerS),
+			"server_cpu_per_handshake": ratio(runs[gi].CPUPerConnect, runs[ri].CPUPerConnect),
 		}
-	}
+	})
 	return s, nil
 }
 
