@@ -422,6 +422,8 @@ func TestClientOwnLineOnce(t *testing.T) {
 	cfg.Addr, cfg.Nick, cfg.Terminal = addr, "alice", true
 	alice := startTermClient(t, cfg)
 	bob.expect("alice joined!")
+	// Typed once the prompt names her (before, it is "> ").
+	alice.expectFunc("the welcome", func(l string) bool { return strings.Contains(l, "Connected to server!") })
 	alice.typeLine("hello there")
 	bob.expect("alice: hello there")
 	alice.typeLine("/me waves")
