@@ -393,6 +393,9 @@ func (c *Conn) readSince(subject string, from time.Time, max int, timeout time.D
 		return nil, false, fmt.Errorf("last line: %w", err)
 	}
 	end := lastMsg.Sequence
+	if lastMsg.Time.Before(from) {
+		return nil, false, nil // nothing stored since from
+	}
 	info, err := c.history.Info(ctx, jetstream.WithSubjectFilter(subject))
 	if err != nil {
 		return nil, false, fmt.Errorf("stream info: %w", err)
@@ -441,8 +444,14 @@ func (c *Conn) readSince(subject string, from time.Time, max int, timeout time.D
 		if err := msgs.Error(); err != nil {
 			return lines, gone, fmt.Errorf("fetch: %w", err)
 		}
-		if done || got == 0 {
+		if done {
 			break
+		}
+		// Fewer than there are (see readFrom): read on up to end.
+		if got == 0 {
+			if err := pause(ctx); err != nil {
+				return lines, gone, fmt.Errorf("fetch: %w", err)
+			}
 		}
 		if len(lines) >= max {
 			gone = true // more than a fill may read: the oldest are skipped

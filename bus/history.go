@@ -235,8 +235,27 @@ func (c *Conn) readFrom(ctx context.Context, subject string, start, end uint64, 
 		if len(lines) > n { // keep memory bounded while paging
 			lines = append(lines[:0], lines[len(lines)-n:]...)
 		}
-		if done || got < batch {
+		if done {
 			return lines, nil
 		}
+		// A batch may hold fewer than there are (a no-wait fetch takes
+		// what the new consumer has ready): the range ends at end, which
+		// is stored, so read on.
+		if got == 0 {
+			if err := pause(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// pause waits a moment before a fetch that found nothing is tried again,
+// unless ctx ends first.
+func pause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(5 * time.Millisecond):
+		return nil
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chatd/chatd/cluster/clustertest"
 	"github.com/chatd/chatd/internal/busctx"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Concurrent History calls of one room share reads, and each caller gets a
@@ -171,4 +172,44 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Once the stream holds a room's lines, every History read returns all it
+// asked for: a fetch that returns fewer than the stream holds (a new
+// consumer's first no-wait fetch takes what it has ready) is not the end.
+func TestHistoryWholeEveryTime(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	c := mustConnect(t, s, func(c *Config) { c.History = 20 })
+	for i := range 30 {
+		if err := c.Publish("whole", KindSay, "bob", fmt.Sprint("line ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subject, _ := historySubject("whole")
+	checkFor(t, 5*time.Second, func() error {
+		info, err := c.history.Info(context.Background(), jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			return err
+		}
+		if n := info.State.Subjects[subject]; n != 30 {
+			return fmt.Errorf("%d lines stored", n)
+		}
+		return nil
+	})
+	// Many at once, as in a join storm: each its own read (n differs).
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for try := range 10 {
+				n := 20 - g
+				if got := history(t, c, "whole", n); len(got) != n || got[n-1].text != "line 29" {
+					t.Errorf("reader %d, read %d: %d lines, want the last %d: %v", g, try, len(got), n, texts(got))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
