@@ -141,11 +141,24 @@ func (c *client) ircHandshake(room string, deadline time.Time) error {
 		if bytes.Contains(line, []byte(" CAP ")) && bytes.Contains(line, []byte(" ACK ")) && bytes.Contains(line, []byte("echo-message")) {
 			c.echo = true
 		}
-		if bytes.HasPrefix(line, []byte("ERROR")) || bytes.Contains(line, []byte(" 433 ")) {
+		if bytes.HasPrefix(line, []byte("ERROR")) || ircNumeric(line) == "433" {
 			return fmt.Errorf("server said %q", line)
 		}
 		c.lines.Add(1)
 	}
+}
+
+// ircNumeric returns the command of a server line ":server CMD ...": a
+// reply's three-digit numeric, or "".
+func ircNumeric(line []byte) string {
+	if len(line) == 0 || line[0] != ':' {
+		return ""
+	}
+	f := bytes.Fields(line)
+	if len(f) < 2 {
+		return ""
+	}
+	return string(f[1])
 }
 
 // appendLine appends one bench line as c sends it: as is on the classic

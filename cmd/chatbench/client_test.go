@@ -85,3 +85,18 @@ func TestClientDroppedSurvivesCloseAll(t *testing.T) {
 		t.Error("a client we closed is counted as dropped")
 	}
 }
+
+// A nickname in use is the 433 numeric, not any line that holds " 433 "
+// (ngIRCd's "Highest connection count: 433" is a 250).
+func TestIRCNumeric(t *testing.T) {
+	for line, want := range map[string]string{
+		":bench.local 433 * bob :Nickname already in use":                                  "433",
+		":bench.local 250 b_468 :Highest connection count: 433 (434 connections received)": "250",
+		"PING :x": "",
+		":x":      "",
+	} {
+		if got := ircNumeric([]byte(line)); got != want {
+			t.Errorf("ircNumeric(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
