@@ -52,33 +52,8 @@ func FuzzCommand(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var c codec = lineCodec{}
-		if ws {
-			c = jsonCodec{maxLine: srv.cfg.MaxLine}
-		}
-		s := newSession(srv, &fuzzTransport{codec: c}, "fuzz", netip.Addr{})
-		s.stripPrefix = !ws
-		s.writing = true // no writer goroutine: frames stay in s.frames
-		s.hello("fuzzer")
-		if s.nick != "fuzzer" {
-			t.Fatalf("hello: nick = %q", s.nick)
-		}
-		lines := bytes.Split(data, []byte("\n"))
-		if len(lines) > 8 {
-			lines = lines[:8]
-		}
-		for _, l := range lines {
-			if s.stopped {
-				break
-			}
-			if text := textsafe.Sanitize(l); text != "" {
-				s.handle(text)
-			}
-		}
-		s.mu.Lock()
-		frames := slices.Clone(s.frames)
-		s.writing = false
-		s.mu.Unlock()
+		s := fuzzSession(t, srv, ws, netip.Addr{})
+		frames := feedLines(s, data, 8)
 		for _, fr := range frames {
 			checkFrame(t, data, fr, ws)
 		}
@@ -220,4 +195,44 @@ func FuzzWSMessage(f *testing.F) {
 				data, nicks, rooms, claimed, subs)
 		}
 	})
+}
+
+// fuzzSession is a session past its handshake as "fuzzer" on a transport
+// with no connection, classic or WebSocket: its frames stay in its outbox.
+func fuzzSession(t *testing.T, srv *Server, ws bool, ip netip.Addr) *Session {
+	t.Helper()
+	var c codec = lineCodec{}
+	if ws {
+		c = jsonCodec{maxLine: srv.cfg.MaxLine}
+	}
+	s := newSession(srv, &fuzzTransport{codec: c}, "fuzz", ip)
+	s.stripPrefix = !ws
+	s.writing = true // no writer goroutine: frames stay in s.frames
+	s.hello("fuzzer")
+	if s.nick != "fuzzer" {
+		t.Fatalf("hello: nick = %q", s.nick)
+	}
+	return s
+}
+
+// feedLines handles up to max lines of data as s's input, made safe as a
+// transport makes it, and returns the frames queued for s.
+func feedLines(s *Session, data []byte, max int) [][]byte {
+	lines := bytes.Split(data, []byte("\n"))
+	if len(lines) > max {
+		lines = lines[:max]
+	}
+	for _, l := range lines {
+		if s.stopped {
+			break
+		}
+		if text := textsafe.Sanitize(l); text != "" {
+			s.handle(text)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	frames := slices.Clone(s.frames)
+	s.writing = false
+	return frames
 }

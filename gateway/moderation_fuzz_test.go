@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/chatd/chatd/internal/textsafe"
 )
 
 // fuzzMod is an in-memory Moderation for one gateway: "bob" (the fuzz
@@ -185,33 +183,8 @@ func FuzzModeration(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var c codec = lineCodec{}
-		if ws {
-			c = jsonCodec{maxLine: srv.cfg.MaxLine}
-		}
-		s := newSession(srv, &fuzzTransport{codec: c}, "fuzz", netip.MustParseAddr("192.0.2.1"))
-		s.stripPrefix = !ws
-		s.writing = true // no writer goroutine: frames stay in s.frames
-		s.hello("fuzzer")
-		if s.nick != "fuzzer" {
-			t.Fatalf("hello: nick = %q", s.nick)
-		}
-		lines := bytes.Split(data, []byte("\n"))
-		if len(lines) > 10 {
-			lines = lines[:10]
-		}
-		for _, l := range lines {
-			if s.stopped {
-				break
-			}
-			if text := textsafe.Sanitize(l); text != "" {
-				s.handle(text)
-			}
-		}
-		s.mu.Lock()
-		frames := slices.Clone(s.frames)
-		s.writing = false
-		s.mu.Unlock()
+		s := fuzzSession(t, srv, ws, netip.MustParseAddr("192.0.2.1"))
+		frames := feedLines(s, data, 10)
 		for _, fr := range frames {
 			checkFrame(t, data, fr, ws)
 		}
