@@ -219,10 +219,12 @@ func (rs *roomSub) deliverLocked(e *Envelope) {
 // published into a link that was dying never comes back, and is never
 // replayed.
 func (rs *roomSub) keepOwn(e *Envelope) {
-	if e.Kind != KindSay && e.Kind != KindMe {
+	// Others' lines (most of them) stop at the comparison; the envelope
+	// check made e.GW the id's gateway.
+	if e.GW != rs.c.id || e.Kind != KindSay && e.Kind != KindMe {
 		return
 	}
-	if gw, n, ok := splitID(e.ID); ok && gw == rs.c.id {
+	if _, n, ok := splitID(e.ID); ok {
 		rs.c.rings.add(rs.room, n, e.TS, Encode(nil, e))
 	}
 }
