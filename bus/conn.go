@@ -425,7 +425,7 @@ func (c *Conn) publishWith(subject string, e *Envelope, stamped func(id string))
 	if e.Kind == KindSay || e.Kind == KindMe {
 		// Until the line comes back, replies for its room say they may
 		// be missing it (replay.go).
-		c.rings.published(e.Room, n)
+		c.rings.published(e.Room, n, e.TS)
 	}
 	if stamped != nil {
 		stamped(e.ID)
@@ -438,6 +438,9 @@ func (c *Conn) publishWith(subject string, e *Envelope, stamped func(id string))
 		bufPool.Put(bp)
 	}
 	if err != nil {
+		if e.Kind == KindSay || e.Kind == KindMe {
+			c.rings.unpublished(e.Room, n)
+		}
 		return fmt.Errorf("bus: publish %s: %w", subject, err)
 	}
 	return nil

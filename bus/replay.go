@@ -43,11 +43,27 @@ type sentLine struct {
 
 // ring is the lines this gateway published in one room, in counter order.
 type ring struct {
-	lines     []sentLine
-	evicted   uint64 // highest counter dropped from lines
-	last      int64  // unix ns of the last append
-	published uint64 // counter of the last line published to the room
+	lines   []sentLine
+	evicted uint64 // highest counter dropped from lines
+	last    int64  // unix ns of the last append
+	// out is the lines published to the room that have not come back, in
+	// counter order: usually the last few in flight, but also any that
+	// went into a link that was dying while later ones came back.
+	out []outLine
+	// unsure is until when replies must say they may be incomplete:
+	// set when out overflowed and a line was let go of unseen.
+	unsure int64
 }
+
+// outLine is a line published and not come back yet.
+type outLine struct {
+	n  uint64
+	at int64 // unix ns it was published
+}
+
+// maxOut bounds a ring's lines published and not come back; past it the
+// oldest is let go of and replies are partial for ringAge.
+const maxOut = ringLines
 
 // rings holds a Conn's own recent lines per room. Its methods are safe for
 // concurrent use.
@@ -72,12 +88,43 @@ func (rs *rings) roomLocked(room string) *ring {
 	return r
 }
 
-// published records that the line with counter n is being published to
-// room: until it has come back (add), a reply for room may be missing it.
-func (rs *rings) published(room string, n uint64) {
+// published records that the line with counter n, stamped now (unix ns),
+// is being published to room: until it has come back (add), or its publish failed (unpublished),
+// a reply for room may be missing it.
+func (rs *rings) published(room string, n uint64, now int64) {
 	rs.mu.Lock()
-	rs.roomLocked(room).published = n
+	r := rs.roomLocked(room)
+	r.last = max(r.last, now) // a room with lines out is not the oldest
+	if len(r.out) >= maxOut {
+		r.out = append(r.out[:0], r.out[1:]...)
+		r.unsure = now + int64(ringAge)
+	}
+	r.out = append(r.out, outLine{n: n, at: now})
 	rs.mu.Unlock()
+}
+
+// unpublished records that the publish of line n to room failed: it never
+// left, so no reply is missing it.
+func (rs *rings) unpublished(room string, n uint64) {
+	rs.mu.Lock()
+	if r := rs.m[room]; r != nil {
+		r.back(n)
+	}
+	rs.mu.Unlock()
+}
+
+// back takes line n off the lines not come back. They come back in
+// counter order, so it is nearly always the first.
+func (r *ring) back(n uint64) {
+	for i, o := range r.out {
+		if o.n == n {
+			r.out = append(r.out[:i], r.out[i+1:]...)
+			return
+		}
+		if o.n > n {
+			return
+		}
+	}
 }
 
 // add records a line published to room that came back from the server
@@ -86,6 +133,7 @@ func (rs *rings) add(room string, n uint64, ts int64, data []byte) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	r := rs.roomLocked(room)
+	r.back(n)
 	// Lines come back in counter order; one recovered by a gap-fill may
 	// be older than some kept already.
 	i := len(r.lines)
@@ -123,18 +171,29 @@ func (rs *rings) evictOldestLocked() {
 
 // after returns the lines of room with a counter above n (known) or, when
 // the asker has none of this gateway's (!known), stamped at or after since;
-// gone reports that some such lines are no longer kept, behind that the
-// last line published to room has not come back yet.
-func (rs *rings) after(room string, n uint64, known bool, since int64) (out [][]byte, gone, behind bool) {
+// gone reports that some such lines are no longer kept, behind that a line
+// published to room has not come back yet: not only the last one, since a
+// line published into a dying link may be missing while later ones came
+// back over the new link, and the server may still have it (the stream).
+// Only lines published by asked (unix ns: when the request came) count; a
+// later one reaches the asker live. A line that has not come back within
+// ringAge is let go of.
+func (rs *rings) after(room string, n uint64, known bool, since, asked int64) (out [][]byte, gone, behind bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	r := rs.m[room]
 	if r == nil {
 		return nil, false, false
 	}
-	behind = len(r.lines) == 0 && r.published > r.evicted ||
-		len(r.lines) > 0 && r.lines[len(r.lines)-1].n < r.published
 	now := time.Now().UnixNano()
+	drop := 0
+	for drop < len(r.out) && now-r.out[drop].at > int64(ringAge) {
+		drop++
+	}
+	if drop > 0 {
+		r.out = append(r.out[:0], r.out[drop:]...)
+	}
+	behind = len(r.out) > 0 && r.out[0].at <= asked || now < r.unsure
 	for _, l := range r.lines {
 		if now-l.ts > int64(ringAge) {
 			continue
@@ -166,8 +225,8 @@ type replayMeta struct {
 	Partial bool `json:"partial,omitempty"`
 }
 
-// replayCatchUp bounds how long a reply waits for this gateway's last
-// published line to come back before it is sent as partial.
+// replayCatchUp bounds how long a reply waits for this gateway's lines in
+// flight to come back before it is sent as partial.
 const replayCatchUp = 300 * time.Millisecond
 
 // serveReplay answers replay requests from the other gateways (and this
@@ -186,10 +245,11 @@ func (c *Conn) serveReplay() error {
 			return
 		}
 		n, known := req.After[c.id]
-		lines, gone, behind := c.rings.after(room, n, known, req.Since)
-		for wait := time.Now().Add(replayCatchUp); behind && time.Now().Before(wait); {
+		asked := time.Now()
+		lines, gone, behind := c.rings.after(room, n, known, req.Since, asked.UnixNano())
+		for wait := asked.Add(replayCatchUp); behind && time.Now().Before(wait); {
 			time.Sleep(5 * time.Millisecond)
-			lines, gone, behind = c.rings.after(room, n, known, req.Since)
+			lines, gone, behind = c.rings.after(room, n, known, req.Since, asked.UnixNano())
 		}
 		size := 0
 		start := len(lines)

@@ -37,17 +37,17 @@ func TestRings(t *testing.T) {
 	for i := 1; i <= ringLines+10; i++ {
 		rs.add("lobby", uint64(i), now+int64(i), []byte(strconv.Itoa(i)))
 	}
-	out, gone, _ := rs.after("lobby", ringLines+5, true, 0)
+	out, gone, _ := rs.after("lobby", ringLines+5, true, 0, now)
 	if fmt.Sprint(len(out), gone) != "5 false" || string(out[0]) != strconv.Itoa(ringLines+6) {
 		t.Errorf("after a recent counter: %d lines, gone %v", len(out), gone)
 	}
-	if out, gone, _ = rs.after("lobby", 3, true, 0); len(out) != ringLines || !gone {
+	if out, gone, _ = rs.after("lobby", 3, true, 0, now); len(out) != ringLines || !gone {
 		t.Errorf("after an evicted counter: %d lines, gone %v; want %d, true", len(out), gone, ringLines)
 	}
-	if out, _, _ = rs.after("lobby", 0, false, now+int64(ringLines+9)); len(out) != 2 {
+	if out, _, _ = rs.after("lobby", 0, false, now+int64(ringLines+9), now); len(out) != 2 {
 		t.Errorf("since a time: %d lines, want 2", len(out))
 	}
-	if out, gone, _ = rs.after("dev", 0, true, 0); out != nil || gone {
+	if out, gone, _ = rs.after("dev", 0, true, 0, now); out != nil || gone {
 		t.Errorf("another room: %d lines, gone %v", len(out), gone)
 	}
 }
@@ -57,18 +57,53 @@ func TestRings(t *testing.T) {
 func TestRingsBehind(t *testing.T) {
 	var rs rings
 	now := time.Now().UnixNano()
-	rs.published("lobby", 1)
-	if _, _, behind := rs.after("lobby", 0, true, 0); !behind {
+	rs.published("lobby", 1, now)
+	if _, _, behind := rs.after("lobby", 0, true, 0, now); !behind {
 		t.Error("line 1 published, none back: not behind")
 	}
 	rs.add("lobby", 1, now, []byte("1"))
-	rs.published("lobby", 3)
+	rs.published("lobby", 3, now)
 	rs.add("lobby", 3, now, []byte("3"))
 	rs.add("lobby", 2, now, []byte("2")) // read back by a gap-fill, late
 	rs.add("lobby", 3, now, []byte("3")) // came back twice
-	out, _, behind := rs.after("lobby", 0, true, 0)
+	out, _, behind := rs.after("lobby", 0, true, 0, now)
 	if got := fmt.Sprintf("%q %v", out, behind); got != `["1" "2" "3"] false` {
 		t.Errorf("got %s", got)
+	}
+}
+
+// A line published into a link that was dying may not come back while
+// later ones do, over the new link; the server may still have it (the
+// stream stored it), so until it comes back (a fill reads it back) or its
+// publish failed, every reply for its room says it may be incomplete.
+func TestRingsBehindHole(t *testing.T) {
+	var rs rings
+	now := time.Now().UnixNano()
+	rs.published("lobby", 1, now)
+	rs.add("lobby", 1, now, []byte("1"))
+	rs.published("lobby", 2, now) // into the dying link
+	rs.published("lobby", 3, now) // over the new one
+	rs.add("lobby", 3, now, []byte("3"))
+	if out, _, behind := rs.after("lobby", 0, true, 0, now); !behind {
+		t.Errorf("line 2 not back, lines %q: not behind", out)
+	}
+	rs.add("lobby", 2, now, []byte("2")) // read back from the stream by a fill
+	if out, _, behind := rs.after("lobby", 0, true, 0, now); behind || len(out) != 3 {
+		t.Errorf("every line back: %q, behind %v", out, behind)
+	}
+	rs.published("lobby", 4, now)
+	rs.unpublished("lobby", 4) // the publish failed: it never left
+	if _, _, behind := rs.after("lobby", 0, true, 0, now); behind {
+		t.Error("a failed publish left the room behind")
+	}
+	rs.published("lobby", 6, now+1) // after the request came: reaches the asker live
+	if _, _, behind := rs.after("lobby", 0, true, 0, now); behind {
+		t.Error("a line published after the request made the reply partial")
+	}
+	old := now - int64(ringAge) - 1
+	rs.published("dev", 5, old) // never came back, long ago
+	if _, _, behind := rs.after("dev", 0, true, 0, now); behind {
+		t.Error("a line out for longer than ringAge still makes replies partial")
 	}
 }
 
