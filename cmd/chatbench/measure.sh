@@ -11,14 +11,14 @@
 # over IRC), all in alternating rounds; saves the JSON line to
 # OUT_DIR/STEP.json and stops the processes it started (by PID). Steps:
 # fanout perline latency latency100 idle10k idle19k storm cross churn quiet
-# scale retain (default: all). NGIRCD=no leaves ngIRCd out; DURATION (10s)
+# scale retain cluster (default: all). NGIRCD=no leaves ngIRCd out; DURATION (10s)
 # is how long each chat run sends. Takes about an hour on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/chatbench-results}
 shift || true
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(fanout perline latency latency100 idle10k idle19k storm cross churn quiet scale retain)
+[ ${#steps[@]} -gt 0 ] || steps=(fanout perline latency latency100 idle10k idle19k storm cross churn quiet scale retain cluster)
 mkdir -p "$out"
 dur=${DURATION:-10s}
 bin=$(mktemp -d)
@@ -79,6 +79,44 @@ bench() {
 	echo "== $name: chatbench $*" | tee "$out/$name.cmd"
 	timeout 1200 "$bin/chatbench" "$@" >"$out/$name.json"
 	cat "$out/$name.json"
+}
+
+# cpu_ticks PID...: the processes' CPU time (user + system), in clock ticks.
+cpu_ticks() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+
+# start_role PORT ROLE [ARGS...]: chatd ROLE (broker or gateway); sets $pid.
+# Used by the cluster step, where brokers listen for NATS only.
+start_role() {
+	local port=$1 role=$2; shift 2
+	"$bin/chatd" "$role" "$@" >"$bin/$role-$port.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	for _ in $(seq 150); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "chatd $role on $port did not start"; cat "$bin/$role-$port.log"; exit 1
+}
+
+# costrun NAME ADDRS BROKER_PIDS GATEWAY_PIDS: the latency scenario at a fixed
+# rate for 10 s and for 20 s against the same processes; what the brokers and
+# the gateways spent in the second run beyond the first, divided by the extra
+# lines, is their CPU per line (handshakes and warm-up cancel out).
+costrun() {
+	local name=$1 addrs=$2 bp=$3 gp=$4 d b0 g0
+	for d in 10s 20s; do
+		b0=$(cpu_ticks $bp); g0=$(cpu_ticks $gp)
+		echo "== $name-$d: chatbench latency --ref off --addr $addrs --conns 600 --senders 10 --rate 1000 --duration $d" | tee "$out/$name-$d.cmd"
+		timeout 600 "$bin/chatbench" latency --ref off -q --addr "$addrs" --conns 600 --senders 10 --rate 1000 --duration "$d" >"$out/$name-$d.json"
+		echo "{\"broker_ticks\": $(( $(cpu_ticks $bp) - b0 )), \"gateway_ticks\": $(( $(cpu_ticks $gp) - g0 )), \"clk_tck\": $(getconf CLK_TCK)}" >"$out/$name-$d.cpu"
+		cat "$out/$name-$d.json" "$out/$name-$d.cpu"
+	done
 }
 
 for step in "${steps[@]}"; do
@@ -167,6 +205,37 @@ for step in "${steps[@]}"; do
 			start_chatd 5700 --retain "$r"
 			bench "retain$r-latency" latency --addr 127.0.0.1:5700 --pid "$pid" --conns 500 --senders 10 --rate 1000 --duration "$dur" --rounds 3
 			stop "$pid"
+		done ;;
+	cluster)
+		# The cost model's terms for N gateways and M brokers: one process
+		# (gateway and embedded NATS), then three brokers (JetStream R=3)
+		# with one and with three gateways; 600 members, 10 senders,
+		# 1,000 lines/s; history off and on. Per-process CPU per line is
+		# read from /proc by costrun.
+		for h in 0 20; do
+			start_chatd 5700 --history "$h"
+			costrun "cluster-single-h$h" 127.0.0.1:5700 "$pid" "$pid"
+			stop "$pid"
+			secret="$bin/cluster-secret"
+			rm -f "$secret"; "$bin/chatd" secret --init "$secret" >/dev/null
+			bps=()
+			for i in 1 2 3; do
+				rm -rf "$bin/broker$i"
+				start_role "576$i" broker --name "b$i" --data "$bin/broker$i" --nats-listen "127.0.0.1:576$i" \
+					--cluster-listen "127.0.0.1:577$i" --peers 127.0.0.1:5771,127.0.0.1:5772,127.0.0.1:5773 \
+					--cluster-secret-file "$secret" --log-level warn
+				bps+=("$pid")
+			done
+			sleep 5 # JetStream meta leader election; gateways retry until it answers
+			gps=()
+			for i in 1 2 3; do
+				start_role "575$i" gateway --nats "nats://127.0.0.1:576$i" --replicas 3 --cluster-secret-file "$secret" \
+					--listen "127.0.0.1:575$i" --irc "" --history "$h" "${limits[@]}"
+				gps+=("$pid")
+			done
+			costrun "cluster-3b1g-h$h" 127.0.0.1:5751 "${bps[*]}" "${gps[0]}"
+			costrun "cluster-3b3g-h$h" 127.0.0.1:5751,127.0.0.1:5752,127.0.0.1:5753 "${bps[*]}" "${gps[*]}"
+			for p in "${gps[@]}" "${bps[@]}"; do stop "$p"; done
 		done ;;
 	*) echo "unknown step $step"; exit 2 ;;
 	esac
