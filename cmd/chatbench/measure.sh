@@ -106,17 +106,28 @@ start_role() {
 
 # costrun NAME ADDRS BROKER_PIDS GATEWAY_PIDS: the latency scenario at a fixed
 # rate for 10 s and for 20 s against the same processes; what the brokers and
-# the gateways spent in the second run beyond the first, divided by the extra
-# lines, is their CPU per line (handshakes and warm-up cancel out).
+# the gateways spent in the second run beyond the first, less what they
+# spend in 10 s with no clients (pings, leases, Raft heartbeats), divided by
+# the extra lines, is their CPU per line (handshakes and warm-up cancel
+# out). Writes OUT/NAME.cost.
 costrun() {
-	local name=$1 addrs=$2 bp=$3 gp=$4 d b0 g0
+	local name=$1 addrs=$2 bp=$3 gp=$4 d b0 g0 ib ig
+	b0=$(cpu_ticks $bp); g0=$(cpu_ticks $gp)
+	sleep 10
+	ib=$(( $(cpu_ticks $bp) - b0 )); ig=$(( $(cpu_ticks $gp) - g0 ))
 	for d in 10s 20s; do
 		b0=$(cpu_ticks $bp); g0=$(cpu_ticks $gp)
 		echo "== $name-$d: chatbench latency --ref off --addr $addrs --conns 600 --senders 10 --rate 1000 --duration $d" | tee "$out/$name-$d.cmd"
 		timeout 600 "$bin/chatbench" latency --ref off -q --addr "$addrs" --conns 600 --senders 10 --rate 1000 --duration "$d" >"$out/$name-$d.json"
-		echo "{\"broker_ticks\": $(( $(cpu_ticks $bp) - b0 )), \"gateway_ticks\": $(( $(cpu_ticks $gp) - g0 )), \"clk_tck\": $(getconf CLK_TCK)}" >"$out/$name-$d.cpu"
-		cat "$out/$name-$d.json" "$out/$name-$d.cpu"
+		echo "$(( $(cpu_ticks $bp) - b0 )) $(( $(cpu_ticks $gp) - g0 )) $(grep -o '"lines_sent":[0-9]*' "$out/$name-$d.json" | cut -d: -f2) $(grep -o '"deliveries_received":[0-9]*' "$out/$name-$d.json" | cut -d: -f2)" >"$out/$name-$d.cpu"
+		cat "$out/$name-$d.json"
 	done
+	# Fields of the .cpu files: broker ticks, gateway ticks, lines, deliveries.
+	paste "$out/$name-10s.cpu" "$out/$name-20s.cpu" | awk -v ib="$ib" -v ig="$ig" -v hz="$(getconf CLK_TCK)" -v name="$name" '{
+		l = $7 - $3; d = $8 - $4
+		b = ($5 - $1 - ib) / hz; g = ($6 - $2 - ig) / hz
+		printf "{\"name\":\"%s\",\"lines\":%d,\"deliveries\":%d,\"broker_us_per_line\":%.1f,\"gateway_us_per_line\":%.1f,\"gateway_ns_per_delivery\":%.0f,\"idle_broker_ticks_10s\":%d,\"idle_gateway_ticks_10s\":%d}\n", name, l, d, b / l * 1e6, g / l * 1e6, g / d * 1e9, ib, ig
+	}' | tee "$out/$name.cost"
 }
 
 for step in "${steps[@]}"; do
@@ -214,6 +225,7 @@ for step in "${steps[@]}"; do
 		# read from /proc by costrun.
 		for h in 0 20; do
 			start_chatd 5700 --history "$h"
+			# One process is both: its CPU shows in both columns.
 			costrun "cluster-single-h$h" 127.0.0.1:5700 "$pid" "$pid"
 			stop "$pid"
 			secret="$bin/cluster-secret"
