@@ -19,15 +19,15 @@ func joinAs(t testing.TB, addr string, nicks ...string) (*client, []string) {
 	c := dial(t, addr)
 	var refusals []string
 	for _, nick := range nicks {
-		c.expectName()
-		c.send(nick + "\n")
-		l, err := c.line()
+		c.ExpectName()
+		c.Send(nick + "\n")
+		l, err := c.Line()
 		if err != nil {
 			t.Fatalf("handshake as %q: %v", nick, err)
 		}
 		if l == "Connected to server!" {
-			c.nick = nick
-			c.expect(nick + " joined!")
+			c.Nick = nick
+			c.Expect(nick + " joined!")
 			return c, refusals
 		}
 		refusals = append(refusals, l)
@@ -54,14 +54,14 @@ func TestUserCannotForgeServerLines(t *testing.T) {
 		"---":    "ERROR nickname may not start with -, choose another",
 	} {
 		c := dial(t, addr)
-		c.expectName()
-		c.send(nick + "\n")
-		if l, _ := c.line(); l != want {
+		c.ExpectName()
+		c.Send(nick + "\n")
+		if l, _ := c.Line(); l != want {
 			t.Errorf("nickname %q: got %q, want %q", nick, l, want)
 		}
 	}
 	mallory := join(t, addr, "private")
-	victim.expect("private joined!")
+	victim.Expect("private joined!")
 	evil := "127.0.0.1:7301"
 	for _, forged := range []string{
 		"/me from bob: psst",
@@ -70,16 +70,16 @@ func TestUserCannotForgeServerLines(t *testing.T) {
 		"/msg victim *** server shutting down; reconnect to " + evil,
 		"ERROR x\n--- live ---\n[12:01] bob: hi",
 	} {
-		mallory.send(forged + "\n")
+		mallory.Send(forged + "\n")
 	}
-	mallory.send("/nick in\n")
-	mallory.send("/me lobby (2): alice, bob\n")
-	mallory.send("/nick the\n")
-	mallory.send("/me chat link is down: your lines cannot be sent until it is back\n")
-	mallory.nick = "the"
-	mallory.sync()
+	mallory.Send("/nick in\n")
+	mallory.Send("/me lobby (2): alice, bob\n")
+	mallory.Send("/nick the\n")
+	mallory.Send("/me chat link is down: your lines cannot be sent until it is back\n")
+	mallory.Nick = "the"
+	mallory.Sync()
 	var got []string
-	for _, l := range victim.sync() {
+	for _, l := range victim.Sync() {
 		if !strings.Contains(l, ": sync-") {
 			got = append(got, l)
 		}
@@ -103,8 +103,8 @@ func TestUserCannotForgeServerLines(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("the victim got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	victim.send("/who\n")
-	victim.expect("*** in lobby (2): the, victim")
+	victim.Send("/who\n")
+	victim.Expect("*** in lobby (2): the, victim")
 }
 
 // A chat user who names a host in a line that looks like a shutdown
@@ -145,11 +145,11 @@ func TestClientIgnoresForgedRedirect(t *testing.T) {
 	mallory, refusals := joinAs(t, addr, "server", "mallory")
 	t.Logf("refused: %q", refusals)
 	redirect := "server shutting down; reconnect to " + evilAddr
-	mallory.send("/me shutting down; reconnect to " + evilAddr + "\n")
-	mallory.send("*** " + redirect + "\n")
-	mallory.send("/me *** " + redirect + "\n")
-	mallory.send("/msg alice *** " + redirect + "\n")
-	mallory.sync()
+	mallory.Send("/me shutting down; reconnect to " + evilAddr + "\n")
+	mallory.Send("*** " + redirect + "\n")
+	mallory.Send("/me *** " + redirect + "\n")
+	mallory.Send("/msg alice *** " + redirect + "\n")
+	mallory.Sync()
 	for range 4 {
 		alice.expectFunc("a forged redirect", func(l string) bool { return strings.Contains(l, "reconnect to "+evilAddr) })
 	}

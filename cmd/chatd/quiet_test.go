@@ -10,29 +10,29 @@ func TestQuietRoom(t *testing.T) {
 
 	alice := join(t, addr, "alice")
 	bob := join(t, addr, "bob") // two members: not quiet yet
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 
 	carol := join(t, addr, "carol") // three: carol alone hears of it
-	carol.send("hi\n")
+	carol.Send("hi\n")
 	for _, c := range []*client{alice, bob} {
-		if skipped := c.expect("carol: hi"); count(skipped, "carol joined!") != 0 {
-			t.Errorf("%s heard carol join a quiet room: %q", c.nick, skipped)
+		if skipped := c.Expect("carol: hi"); count(skipped, "carol joined!") != 0 {
+			t.Errorf("%s heard carol join a quiet room: %q", c.Nick, skipped)
 		}
 	}
 
-	carol.send("/quit\n")
-	carol.expectClosed()
-	bob.send("still here\n")
-	if skipped := alice.expect("bob: still here"); count(skipped, "carol left!") != 0 {
+	carol.Send("/quit\n")
+	carol.ExpectClosed()
+	bob.Send("still here\n")
+	if skipped := alice.Expect("bob: still here"); count(skipped, "carol left!") != 0 {
 		t.Errorf("alice heard carol leave a quiet room: %q", skipped)
 	}
 
 	// Back to two members: notices are heard again.
-	bob.send("/quit\n")
-	bob.expectClosed()
-	alice.expect("bob left!")
+	bob.Send("/quit\n")
+	bob.ExpectClosed()
+	alice.Expect("bob left!")
 	dave := join(t, addr, "dave")
-	alice.expect("dave joined!")
+	alice.Expect("dave joined!")
 	_ = dave
 }
 
@@ -43,6 +43,6 @@ func TestQuietRoomOff(t *testing.T) {
 	alice := join(t, addr, "alice")
 	for _, n := range []string{"bob", "carol", "dave"} {
 		join(t, addr, n)
-		alice.expect(n + " joined!")
+		alice.Expect(n + " joined!")
 	}
 }
