@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatd/chatd/gateway"
 	"github.com/coder/websocket"
+
+	"github.com/chatd/chatd/gateway"
 )
 
 // pacedNotice starts the one notice a client gets when its lines are paced.
@@ -26,23 +27,6 @@ func pastedLines(n int) []string {
 		lines[i] = fmt.Sprintf("at main.handle(main.go:%d) frame %d", 100+i, i)
 	}
 	return lines
-}
-
-// expectInOrder reads c's next lines and fails unless they are exactly
-// want, in order: nothing dropped, nothing between them.
-func expectInOrder(t *testing.T, c *client, within time.Duration, want []string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for i, w := range want {
-		c.Conn.SetReadDeadline(deadline)
-		got, err := c.ReadLine()
-		if err != nil {
-			t.Fatalf("%s: line %d of %d: %v; read: %q", c.Nick, i, len(want), err, c.Seen)
-		}
-		if got != w {
-			t.Fatalf("%s: line %d = %q, want %q", c.Nick, i, got, w)
-		}
-	}
 }
 
 // A paste of 30 lines at the default limits is paced, not dropped: it
@@ -63,7 +47,7 @@ func TestPasteArrivesWhole(t *testing.T) {
 	start := time.Now()
 	carol.Send(strings.Join(paste, "\n") + "\n")
 	// 10 lines of burst, then 20 at 5 lines/s: about 4 s.
-	expectInOrder(t, bob, 3*waitFor, want)
+	bob.ExpectInOrder(3*waitFor, want)
 	t.Logf("a paste of 30 lines reached bob in %v", time.Since(start).Round(time.Millisecond))
 
 	var own, notices []string
@@ -111,7 +95,7 @@ func TestPasteHundredLines(t *testing.T) {
 	}
 	start := time.Now()
 	carol.Send(strings.Join(paste, "\n") + "\n")
-	expectInOrder(t, bob, waitFor, want)
+	bob.ExpectInOrder(waitFor, want)
 	took := time.Since(start)
 	t.Logf("a paste of 100 lines at --rate 50 --burst 10 reached bob in %v (paced time 1.8 s)", took.Round(time.Millisecond))
 	carol.Expect("carol: " + paste[99])
@@ -234,7 +218,7 @@ func TestWebSocketPaste(t *testing.T) {
 		web.line(fmt.Sprintf("paste %d", i))
 		want = append(want, fmt.Sprintf("web: paste %d", i))
 	}
-	expectInOrder(t, nc, waitFor, want)
+	nc.ExpectInOrder(waitFor, want)
 	skipped := web.expectEvent("say", "web", "paste 29")
 	skipped = append(skipped, web.sync()...)
 	var notices []string
@@ -297,7 +281,7 @@ func TestIRCPaste(t *testing.T) {
 		want = append(want, fmt.Sprintf("ircuser: paste %d", i))
 	}
 	c.Send(b.String())
-	expectInOrder(t, nc, waitFor, want)
+	nc.ExpectInOrder(waitFor, want)
 	c.sendf("PING :after")
 	skipped := c.expectLine(":chatd PONG chatd :after")
 	notices := 0

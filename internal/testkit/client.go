@@ -160,6 +160,23 @@ func (c *Client) ExpectWithin(total time.Duration, desc string, match func(strin
 	return nil
 }
 
+// ExpectInOrder reads the next lines and fails unless they are exactly
+// want, in order, within total: nothing dropped, nothing between them.
+func (c *Client) ExpectInOrder(total time.Duration, want []string) {
+	c.T.Helper()
+	deadline := time.Now().Add(total)
+	for i, w := range want {
+		c.Conn.SetReadDeadline(deadline)
+		got, err := c.ReadLine()
+		if err != nil {
+			c.T.Fatalf("%s: line %d of %d: %v; read: %q", c.Nick, i, len(want), err, c.Seen)
+		}
+		if got != w {
+			c.T.Fatalf("%s: line %d = %q, want %q", c.Nick, i, got, w)
+		}
+	}
+}
+
 // ExpectClosed reads until the server closes the connection and returns
 // what it read.
 func (c *Client) ExpectClosed() string {
