@@ -439,3 +439,46 @@ func TestUserCannotForgeServerLines(t *testing.T) {
 	victim.Send("/who\n")
 	victim.Expect("*** in lobby (2): the, victim")
 }
+
+// Past Config.QuietRoomSize (--quiet-room-size) members, joins and departures are announced only
+// to the newcomer; below it, to everyone.
+func TestQuietRoom(t *testing.T) {
+	_, addr := chatServer(t, func(c *Config) { c.QuietRoomSize, c.History = 2, 0 })
+
+	alice := join(t, addr, "alice")
+	bob := join(t, addr, "bob") // two members: not quiet yet
+	alice.Expect("bob joined!")
+
+	carol := join(t, addr, "carol") // three: carol alone hears of it
+	carol.Send("hi\n")
+	for _, c := range []*testkit.Client{alice, bob} {
+		if skipped := c.Expect("carol: hi"); slices.Contains(skipped, "carol joined!") {
+			t.Errorf("%s heard carol join a quiet room: %q", c.Nick, skipped)
+		}
+	}
+
+	carol.Send("/quit\n")
+	carol.ExpectClosed()
+	bob.Send("still here\n")
+	if skipped := alice.Expect("bob: still here"); slices.Contains(skipped, "carol left!") {
+		t.Errorf("alice heard carol leave a quiet room: %q", skipped)
+	}
+
+	// Back to two members: notices are heard again.
+	bob.Send("/quit\n")
+	bob.ExpectClosed()
+	alice.Expect("bob left!")
+	dave := join(t, addr, "dave")
+	alice.Expect("dave joined!")
+	_ = dave
+}
+
+// A negative size turns the policy off.
+func TestQuietRoomOff(t *testing.T) {
+	_, addr := chatServer(t, func(c *Config) { c.QuietRoomSize, c.History = -1, 0 })
+	alice := join(t, addr, "alice")
+	for _, n := range []string{"bob", "carol", "dave"} {
+		join(t, addr, n)
+		alice.Expect(n + " joined!")
+	}
+}
