@@ -184,7 +184,12 @@ func (b *memBus) Who(_ context.Context, room string) ([]string, error) {
 	for n := range b.members[room] {
 		nicks = append(nicks, n)
 	}
-	slices.Sort(nicks)
+	slices.SortFunc(nicks, func(a, b string) int { // as bus.Conn.Who sorts
+		if c := strings.Compare(strings.ToLower(a), strings.ToLower(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	return nicks, nil
 }
 

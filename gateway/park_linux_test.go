@@ -5,12 +5,15 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 func parkedCount(srv *Server) int {
@@ -21,13 +24,12 @@ func parkedCount(srv *Server) int {
 
 func waitParked(t *testing.T, srv *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for parkedCount(srv) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions parked, want %d", parkedCount(srv), n)
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if got := parkedCount(srv); got != n {
+			return fmt.Errorf("%d sessions parked, want %d", got, n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // An idle session is parked with no goroutine; what its client sends
@@ -46,50 +48,30 @@ func TestParkedSession(t *testing.T) {
 	}
 	go srv.Serve(ln)
 
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	name := make([]byte, 4)
-	if _, err := io.ReadFull(r, name); err != nil || string(name) != "NAME" {
-		t.Fatalf("want NAME, got %q %v", name, err)
-	}
-	expect := func(want string) {
-		t.Helper()
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("waiting for %q: %v", want, err)
-			}
-			if strings.TrimSuffix(line, "\n") == want {
-				return
-			}
-		}
-	}
-	io.WriteString(c, "alice\n")
-	expect("alice joined!")
+	c := testkit.Dial(t, ln.Addr().String())
+	c.ExpectName()
+	c.Send("alice\n")
+	c.Nick = "alice"
+	c.Expect("alice joined!")
 	waitParked(t, srv, 1)
 
 	for range 3 { // resumed by each line, parked again after it
-		io.WriteString(c, "hello\n")
-		expect("alice: hello")
+		c.Send("hello\n")
+		c.Expect("alice: hello")
 		waitParked(t, srv, 1)
 	}
 	// A partial line keeps the reader (it waits for the rest or a pause).
-	io.WriteString(c, "par")
+	c.Send("par")
 	time.Sleep(20 * time.Millisecond)
-	io.WriteString(c, "tial\n")
-	expect("alice: partial")
+	c.Send("tial\n")
+	c.Expect("alice: partial")
 	waitParked(t, srv, 1)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(ctx) }()
-	expect("*** server shutting down, bye")
+	c.Expect("*** server shutting down, bye")
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -113,22 +95,17 @@ func TestParkedClientCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.ReadFull(c, make([]byte, 4))
-	io.WriteString(c, "bob\n")
+	c := testkit.Dial(t, ln.Addr().String())
+	c.ExpectName()
+	c.Send("bob\n")
 	waitParked(t, srv, 1)
-	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Sessions() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions left after the client closed", srv.Sessions())
+	c.Conn.Close()
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if n := srv.Sessions(); n != 0 {
+			return fmt.Errorf("%d sessions left after the client closed", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if n := parkedCount(srv); n != 0 {
 		t.Errorf("%d sessions still parked", n)
 	}
@@ -157,27 +134,28 @@ func TestParkedManyResumes(t *testing.T) {
 	for i := range clients {
 		go func() {
 			errs <- func() error {
-				c, err := net.Dial("tcp", ln.Addr().String())
+				conn, err := net.Dial("tcp", ln.Addr().String())
 				if err != nil {
 					return err
 				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := bufio.NewReader(c)
-				if _, err := io.ReadFull(r, make([]byte, 4)); err != nil {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(30 * time.Second))
+				// On its own goroutine: the errors are returned, not fatal.
+				c := &testkit.Client{Conn: conn, R: bufio.NewReader(conn)}
+				if err := c.ReadName(); err != nil {
 					return err
 				}
 				nick := "user" + string(rune('a'+i))
-				io.WriteString(c, nick+"\n")
+				io.WriteString(conn, nick+"\n")
 				for j := range lines {
 					want := nick + ": line " + strconv.Itoa(j)
-					io.WriteString(c, strings.TrimPrefix(want, nick+": ")+"\n")
+					io.WriteString(conn, strings.TrimPrefix(want, nick+": ")+"\n")
 					for {
-						got, err := r.ReadString('\n')
+						got, err := c.ReadLine()
 						if err != nil {
 							return err
 						}
-						if strings.TrimSuffix(got, "\n") == want {
+						if got == want {
 							break
 						}
 					}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 func startTestRef(t *testing.T, kind string) reference {
@@ -34,66 +35,22 @@ func eachRef(t *testing.T, f func(t *testing.T, s reference)) {
 	}
 }
 
-type rawClient struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-func rawDial(t *testing.T, addr string) *rawClient {
+// refJoin connects to a reference and joins as nick (refHandshake).
+func refJoin(t *testing.T, addr, nick string) *testkit.Client {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &rawClient{t: t, conn: c, r: bufio.NewReader(c)}
+	c := testkit.Dial(t, addr)
+	refHandshake(c, nick)
+	return c
 }
 
-func (c *rawClient) send(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *rawClient) expect(want string) {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("waiting for %q: %v", want, err)
-		}
-		if strings.TrimSuffix(line, "\n") == want {
-			return
-		}
-	}
-}
-
-// expectNext reads the next line and fails unless it is want.
-func (c *rawClient) expectNext(want string) {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("waiting for %q: %v", want, err)
-	}
-	if got := strings.TrimSuffix(line, "\n"); got != want {
-		c.t.Fatalf("got %q, want %q", got, want)
-	}
-}
-
-func (c *rawClient) name(nick string) {
-	c.t.Helper()
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(c.r, buf); err != nil || string(buf) != "NAME" {
-		c.t.Fatalf("want NAME alone, got %q, %v", buf, err)
-	}
-	c.send(nick + "\r\n")
-	c.expect("Connected to server!")
-	c.expect(nick + " joined!")
+// refHandshake joins as nick, its nickname line ending in CRLF.
+func refHandshake(c *testkit.Client, nick string) {
+	c.T.Helper()
+	c.ExpectName()
+	c.Send(nick + "\r\n")
+	c.Nick = nick
+	c.Expect("Connected to server!")
+	c.Expect(nick + " joined!")
 }
 
 // The reference speaks the classic protocol on a raw socket: NAME, then
@@ -101,43 +58,41 @@ func (c *rawClient) name(nick string) {
 func TestRefRawSocket(t *testing.T) { eachRef(t, testRefRawSocket) }
 
 func testRefRawSocket(t *testing.T, s reference) {
-	alice := rawDial(t, s.addr())
-	alice.name("alice")
-	bob := rawDial(t, s.addr())
-	bob.name("bob")
-	alice.expect("bob joined!")
+	alice := refJoin(t, s.addr(), "alice")
+	bob := refJoin(t, s.addr(), "bob")
+	alice.Expect("bob joined!")
 
-	bob.send("hello there\n")
-	alice.expect("bob: hello there")
-	bob.expect("bob: hello there")
+	bob.Send("hello there\n")
+	alice.Expect("bob: hello there")
+	bob.Expect("bob: hello there")
 
 	// A taken nickname gets an ERROR and NAME again.
-	c := rawDial(t, s.addr())
+	c := testkit.Dial(t, s.addr())
 	buf := make([]byte, 4)
-	io.ReadFull(c.r, buf)
-	c.send("ALICE\n")
-	c.expect("ERROR nickname ALICE is taken, choose another")
-	io.ReadFull(c.r, buf)
+	io.ReadFull(c.R, buf)
+	c.Send("ALICE\n")
+	c.Expect("ERROR nickname ALICE is taken, choose another")
+	io.ReadFull(c.R, buf)
 	if string(buf) != "NAME" {
 		t.Fatalf("want NAME again, got %q", buf)
 	}
-	c.send("carol\n")
-	c.expect("carol joined!")
-	alice.expect("carol joined!")
+	c.Send("carol\n")
+	c.Expect("carol joined!")
+	alice.Expect("carol joined!")
 
 	// /join moves rooms: the old room hears "left!", the new one "joined!".
 	carol := c
-	carol.send("/join other\n")
-	carol.expect("carol joined!")
-	alice.expect("carol left!")
-	alice.send("lobby only\n")
-	bob.expect("alice: lobby only")
-	carol.send("other only\n")
-	carol.expect("carol: other only")
+	carol.Send("/join other\n")
+	carol.Expect("carol joined!")
+	alice.Expect("carol left!")
+	alice.Send("lobby only\n")
+	bob.Expect("alice: lobby only")
+	carol.Send("other only\n")
+	carol.Expect("carol: other only")
 
 	// A departure is announced once.
-	bob.conn.Close()
-	alice.expect("bob left!")
+	bob.Conn.Close()
+	alice.Expect("bob left!")
 }
 
 // A client that never reads is dropped once its queue passes the limit, and
@@ -145,18 +100,17 @@ func testRefRawSocket(t *testing.T, s reference) {
 func TestRefSlowConsumer(t *testing.T) { eachRef(t, testRefSlowConsumer) }
 
 func testRefSlowConsumer(t *testing.T, s reference) {
-	slow := rawDial(t, s.addr())
-	slow.conn.(*net.TCPConn).SetReadBuffer(1024)
-	slow.name("slow")
-	fast := rawDial(t, s.addr())
-	fast.name("fast")
+	slow := testkit.Dial(t, s.addr())
+	slow.Conn.(*net.TCPConn).SetReadBuffer(1024)
+	refHandshake(slow, "slow")
+	fast := refJoin(t, s.addr(), "fast")
 	line := strings.Repeat("x", 1000)
 	const n = 8000 // 8 MB: more than the slow client's socket buffers and queue
 	batch := strings.Repeat(line+"\n", 100)
 	for range n / 100 { // in steps the fast client's own queue can hold
-		fast.send(batch)
+		fast.Send(batch)
 		for range 100 {
-			fast.expect("fast: " + line)
+			fast.Expect("fast: " + line)
 		}
 	}
 	if members := s.members(refDefaultRoom); members != 1 {
@@ -172,24 +126,21 @@ func testRefSlowConsumer(t *testing.T, s reference) {
 func TestRefBatches(t *testing.T) { eachRef(t, testRefBatches) }
 
 func testRefBatches(t *testing.T, s reference) {
-	alice := rawDial(t, s.addr())
-	alice.name("alice")
-	bob := rawDial(t, s.addr())
-	bob.name("bob")
-	alice.expect("bob joined!")
-	carol := rawDial(t, s.addr())
-	carol.name("carol")
-	carol.send("/join side\n")
-	carol.expect("carol joined!")
-	alice.expect("carol joined!")
-	alice.expect("carol left!")
+	alice := refJoin(t, s.addr(), "alice")
+	bob := refJoin(t, s.addr(), "bob")
+	alice.Expect("bob joined!")
+	carol := refJoin(t, s.addr(), "carol")
+	carol.Send("/join side\n")
+	carol.Expect("carol joined!")
+	alice.Expect("carol joined!")
+	alice.Expect("carol left!")
 
 	// A line in pieces, one byte a write.
 	for _, b := range []byte("in pieces\r\n") {
-		alice.send(string(b))
+		alice.Send(string(b))
 		time.Sleep(time.Millisecond)
 	}
-	bob.expect("alice: in pieces")
+	bob.Expect("alice: in pieces")
 
 	// Many lines in one write, a long line among them, then a /join mid-batch.
 	var batch strings.Builder
@@ -201,17 +152,15 @@ func testRefBatches(t *testing.T, s reference) {
 		}
 	}
 	batch.WriteString("/join side\nafter the join\npart")
-	alice.send(batch.String())
-	alice.send("ial\n")
+	alice.Send(batch.String())
+	alice.Send("ial\n")
+	var want []string
 	for i := range n {
-		want := fmt.Sprintf("alice: line %d", i)
-		bob.expectNext(want)
+		want = append(want, fmt.Sprintf("alice: line %d", i))
 	}
-	bob.expectNext("alice left!")
-	carol.expectNext("alice joined!")
-	carol.expectNext("alice: after the join")
-	carol.expectNext("alice: partial")
-	alice.expect("alice: partial")
+	bob.ExpectInOrder(testkit.WaitFor, append(want, "alice left!"))
+	carol.ExpectInOrder(testkit.WaitFor, []string{"alice joined!", "alice: after the join", "alice: partial"})
+	alice.Expect("alice: partial")
 }
 
 // A short run of every scenario against both in-process references and a

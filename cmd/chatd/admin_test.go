@@ -41,11 +41,11 @@ func TestMetrics(t *testing.T) {
 	addr := m.ChatAddr().String()
 	alice := join(t, addr, "alice")
 	bob := join(t, addr, "bob")
-	alice.expect("bob joined!")
-	alice.send("one\n")
-	bob.expect("alice: one")
-	bob.send("/quit\n")
-	alice.expect("bob left!")
+	alice.Expect("bob joined!")
+	alice.Send("one\n")
+	bob.Expect("alice: one")
+	bob.Send("/quit\n")
+	alice.Expect("bob left!")
 
 	want := map[string]float64{
 		`chatd_clients{transport="tcp"}`:                             1,

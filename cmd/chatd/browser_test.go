@@ -186,27 +186,27 @@ func TestBrowserChat(t *testing.T) {
 	b := newBrowser(t)
 	m := mustRunMain(t, "--rate", "100", "--burst", "100")
 	nc := join(t, m.ChatAddr().String(), "ncuser")
-	nc.send("hi, this line is history for whoever joins next\n")
-	nc.expect("ncuser: hi, this line is history for whoever joins next")
+	nc.Send("hi, this line is history for whoever joins next\n")
+	nc.Expect("ncuser: hi, this line is history for whoever joins next")
 
 	b.login("http://"+m.HTTPAddr().String()+"/", "webuser")
-	nc.expect("webuser joined!")
+	nc.Expect("webuser joined!")
 	b.waitJS("history replayed", `document.querySelector('#log .msg.history') !== null && `+
 		shows("say", "ncuser", "hi, this line is history for whoever joins next"))
 	b.waitJS("who sidebar", `[...document.querySelectorAll('#who li')].map(l => l.textContent).join(',') === 'ncuser,webuser'`)
 
 	b.say("hello from the browser")
-	nc.expect("webuser: hello from the browser")
+	nc.Expect("webuser: hello from the browser")
 	b.waitJS("own line", shows("say", "webuser", "hello from the browser"))
-	nc.send("hello from nc\n")
+	nc.Send("hello from nc\n")
 	b.waitJS("nc's line", shows("say", "ncuser", "hello from nc"))
 
 	// Markup from nc, and from the browser, is text.
 	payload := `<img src=x onerror="window.__pwned=1;document.title='pwned'"><script>window.__pwned=2</script><b>bold?</b>`
-	nc.send(payload + "\n")
+	nc.Send(payload + "\n")
 	b.waitJS("payload from nc as text", shows("say", "ncuser", payload))
 	b.say(payload + " (from the browser)")
-	nc.expect("webuser: " + payload + " (from the browser)")
+	nc.Expect("webuser: " + payload + " (from the browser)")
 	b.waitJS("own payload as text", shows("say", "webuser", payload+" (from the browser)"))
 	type verdict struct {
 		Elements int    `json:"elements"`
@@ -219,9 +219,9 @@ func TestBrowserChat(t *testing.T) {
 	}
 
 	// /me, private messages both ways, a notice.
-	nc.send("/me waves at the browser\n")
+	nc.Send("/me waves at the browser\n")
 	b.waitJS("/me", shows("me", "ncuser", "waves at the browser"))
-	nc.send("/msg webuser psst, private\n")
+	nc.Send("/msg webuser psst, private\n")
 	b.waitJS("private from nc", shows("private", "ncuser", "psst, private"))
 	b.do(chromedp.Click(chromedp.CSS(`#who li:not(.self)`)))
 	prefilled := eval[string](b, `document.getElementById('line').value`)
@@ -229,12 +229,12 @@ func TestBrowserChat(t *testing.T) {
 		t.Errorf("clicking a name prefills %q", prefilled)
 	}
 	b.say(prefilled + "got it")
-	nc.expect("*** private from webuser: got it")
-	nc.send("/join dev\n")
+	nc.Expect("*** private from webuser: got it")
+	nc.Send("/join dev\n")
 	b.waitJS("nc left", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'leave' && d.dataset.nick === 'ncuser')`)
-	nc.send("/join lobby\n")
+	nc.Send("/join lobby\n")
 	b.waitJS("nc back", `[...document.querySelectorAll('#who li')].length === 2`)
-	nc.send("welcome back, everyone\n")
+	nc.Send("welcome back, everyone\n")
 	b.waitJS("last line", shows("say", "ncuser", "welcome back, everyone"))
 	// A notice reads as the server's, as on TCP; an action does not.
 	b.say("/join lobby")
@@ -243,7 +243,7 @@ func TestBrowserChat(t *testing.T) {
 
 	// Switching rooms from the page.
 	b.do(chromedp.SetValue(chromedp.ID("join-room"), "Dev"), chromedp.Click(chromedp.CSS("#join-form button")))
-	nc.expect("webuser left!")
+	nc.Expect("webuser left!")
 	b.waitJS("in #dev", `document.getElementById('room-name').textContent === '#dev'`)
 	b.checkNoErrors()
 }
@@ -258,33 +258,33 @@ func TestBrowserFailover(t *testing.T) {
 	g1 := mustRunMain(t, "--nats", ns.ClientURL(), "--http", a1, "--web-gateways", list)
 	g2 := mustRunMain(t, "--nats", ns.ClientURL(), "--http", a2, "--web-gateways", list)
 	nc := join(t, g2.ChatAddr().String(), "ncuser")
-	nc.send("/join dev\n")
-	nc.expect("ncuser joined!")
+	nc.Send("/join dev\n")
+	nc.Expect("ncuser joined!")
 
 	b.login("http://"+a1+"/", "webuser")
 	b.do(chromedp.SetValue(chromedp.ID("join-room"), "dev"), chromedp.Click(chromedp.CSS("#join-form button")))
-	nc.expect("webuser joined!")
+	nc.Expect("webuser joined!")
 	b.say("before the restart")
-	nc.expect("webuser: before the restart")
+	nc.Expect("webuser: before the restart")
 
 	if err := g1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	nc.expect("webuser left!")
+	nc.Expect("webuser left!")
 	// Said while the page reconnects: it resumes from its position and
 	// shows them once, as missed.
 	for i := 1; i <= 3; i++ {
-		nc.send(fmt.Sprintf("away %d\n", i))
+		nc.Send(fmt.Sprintf("away %d\n", i))
 	}
-	nc.expect("webuser joined!") // back in dev, through the other gateway
+	nc.Expect("webuser joined!") // back in dev, through the other gateway
 	b.waitJS("connected to the second gateway", fmt.Sprintf(`document.body.dataset.state === 'connected' && document.getElementById('status').dataset.gateway === %s`, jsString(a2)))
 	for i := 1; i <= 3; i++ {
 		b.waitJS("the missed line, once", fmt.Sprintf(`[...document.querySelectorAll('#log .msg')].filter(d => d.dataset.nick === 'ncuser' && d.querySelector('.text') && d.querySelector('.text').textContent === %s).length === 1`, jsString(fmt.Sprintf("away %d", i))))
 	}
 	b.waitJS("the missed divider", `[...document.querySelectorAll('#log .divider')].some(d => d.textContent === '3 lines you missed')`)
 	b.say("after the restart")
-	nc.expect("webuser: after the restart")
-	nc.send("welcome back\n")
+	nc.Expect("webuser: after the restart")
+	nc.Send("welcome back\n")
 	b.waitJS("nc's line after failover", shows("say", "ncuser", "welcome back"))
 	b.screenshot("browser-failover.png")
 	b.checkNoErrors()

@@ -175,8 +175,8 @@ func TestBrowserKeyboard(t *testing.T) {
 	m := mustRunMain(t, "--rate", "100", "--burst", "100")
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	dev := join(t, m.ChatAddr().String(), "devuser")
-	dev.send("/join dev\n")
-	dev.expect("devuser joined!")
+	dev.Send("/join dev\n")
+	dev.Expect("devuser joined!")
 
 	b.do(chromedp.Navigate("http://"+m.HTTPAddr().String()+"/"), chromedp.WaitVisible(chromedp.ID("nick")))
 	b.waitJS("the nickname box has the focus", `document.activeElement === document.getElementById('nick')`)
@@ -184,7 +184,7 @@ func TestBrowserKeyboard(t *testing.T) {
 	b.typeText("webuser")
 	b.key(kb.Enter, false)
 	b.waitJS("connected", `document.body.dataset.state === 'connected'`)
-	nc.expect("webuser joined!")
+	nc.Expect("webuser joined!")
 	b.waitJS("the message box has the focus", `document.activeElement === document.getElementById('line')`)
 	b.waitJS("rooms listed", `document.querySelector('#rooms li[data-room="dev"] button') !== null`)
 	b.waitJS("members listed", `document.querySelector('#who li[data-nick="ncuser"] button') !== null`)
@@ -193,14 +193,14 @@ func TestBrowserKeyboard(t *testing.T) {
 	// Send with Enter.
 	b.typeText("typed, not clicked")
 	b.key(kb.Enter, false)
-	nc.expect("webuser: typed, not clicked")
+	nc.Expect("webuser: typed, not clicked")
 
 	// Tab to the join box, type a room, Enter.
 	b.tabTo("the join box", `el.id === 'join-room'`, false, 10)
 	b.focusVisible("the join box")
 	b.typeText("ops")
 	b.key(kb.Enter, false)
-	nc.expect("webuser left!")
+	nc.Expect("webuser left!")
 	b.waitJS("in #ops", `document.getElementById('room-name').textContent === '#ops'`)
 
 	// Tab to #dev in the room list, Enter.
@@ -209,7 +209,7 @@ func TestBrowserKeyboard(t *testing.T) {
 	b.tabTo("#dev in the room list", `el.closest('li') && el.closest('li').dataset.room === 'dev'`, false, 15)
 	b.focusVisible("a room")
 	b.key(kb.Enter, false)
-	dev.expect("webuser joined!")
+	dev.Expect("webuser joined!")
 	b.waitJS("in #dev", `document.getElementById('room-name').textContent === '#dev'`)
 	b.waitJS("the message box has the focus again", `document.activeElement === document.getElementById('line')`)
 
@@ -218,14 +218,14 @@ func TestBrowserKeyboard(t *testing.T) {
 	b.tabTo("devuser in the member list", `el.closest('li') && el.closest('li').dataset.nick === 'devuser'`, false, 20)
 	b.focusVisible("a member")
 	// The list changes under the focus: the focus stays on devuser.
-	nc.send("/join dev\n")
+	nc.Send("/join dev\n")
 	b.waitJS("ncuser listed", `document.querySelector('#who li[data-nick="ncuser"] button') !== null`)
 	b.waitJS("the focus kept", `document.activeElement.closest('li') && document.activeElement.closest('li').dataset.nick === 'devuser'`)
 	b.key(kb.Enter, false)
 	b.waitJS("the message box prefilled and focused", `document.activeElement === document.getElementById('line') && document.getElementById('line').value === '/msg devuser '`)
 	b.typeText("psst, by keyboard")
 	b.key(kb.Enter, false)
-	dev.expect("*** private from webuser: psst, by keyboard")
+	dev.Expect("*** private from webuser: psst, by keyboard")
 
 	// Back with Shift+Tab from the message box to the log, which scrolls
 	// from the keyboard.
@@ -275,9 +275,9 @@ func TestBrowserPhone(t *testing.T) {
 	m := mustRunMain(t, "--rate", "100", "--burst", "100")
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	b.login("http://"+m.HTTPAddr().String()+"/", "a_long_nickname_on_a_small_phone")
-	nc.expect("a_long_nickname_on_a_small_phone joined!")
+	nc.Expect("a_long_nickname_on_a_small_phone joined!")
 	b.waitJS("members listed", `document.querySelector('#who li[data-nick="ncuser"] button') !== null`)
-	nc.send("hello phone, a line long enough to wrap on a narrow screen without scrolling sideways\n")
+	nc.Send("hello phone, a line long enough to wrap on a narrow screen without scrolling sideways\n")
 	b.waitJS("nc's line", shows("say", "ncuser", "hello phone, a line long enough to wrap on a narrow screen without scrolling sideways"))
 
 	l := eval[layout](b, measure)
@@ -312,7 +312,7 @@ func TestBrowserPhone(t *testing.T) {
 	b.waitJS("the drawer closed, the message prefilled", `document.getElementById('menu').getAttribute('aria-expanded') === 'false' && document.activeElement === document.getElementById('line') && document.getElementById('line').value === '/msg ncuser '`)
 	b.typeText("from my phone")
 	b.key(kb.Enter, false)
-	nc.expect("*** private from a_long_nickname_on_a_small_phone: from my phone")
+	nc.Expect("*** private from a_long_nickname_on_a_small_phone: from my phone")
 
 	// The join box, in the drawer.
 	b.key(kb.Tab, true) // back to the log, then the drawer's button
@@ -321,7 +321,7 @@ func TestBrowserPhone(t *testing.T) {
 	b.waitJS("the join box focused", `document.activeElement === document.getElementById('join-room')`)
 	b.typeText("the_long_room_of_a_small_phone")
 	b.key(kb.Enter, false)
-	nc.expect("a_long_nickname_on_a_small_phone left!")
+	nc.Expect("a_long_nickname_on_a_small_phone left!")
 	b.waitJS("in the long room, the drawer closed, the focus on the message box", `document.getElementById('room-name').textContent === '#the_long_room_of_a_small_phone' && document.getElementById('menu').getAttribute('aria-expanded') === 'false' && document.activeElement === document.getElementById('line') && getComputedStyle(document.getElementById('side')).visibility === 'hidden'`)
 	l = eval[layout](b, measure)
 	if l.HeaderWrap || l.HeaderH > 56 || l.PageScrollX || !l.StatusWhole {
@@ -346,14 +346,14 @@ func TestBrowserReconnectStatus(t *testing.T) {
 	other := mustRunMain(t, "--nats", ns.ClientURL(), "--resume-age", resumeAge.String())
 	lobby := join(t, other.ChatAddr().String(), "lobbyuser")
 	devs := join(t, other.ChatAddr().String(), "devuser")
-	devs.send("/join dev\n")
-	devs.expect("devuser joined!")
+	devs.Send("/join dev\n")
+	devs.Expect("devuser joined!")
 
 	b.login("http://"+addr+"/", "webuser")
-	lobby.expect("webuser joined!")
+	lobby.Expect("webuser joined!")
 	b.do(chromedp.SetValue(chromedp.ID("join-room"), "dev"), chromedp.Click(chromedp.CSS("#join-form button")))
-	devs.expect("webuser joined!")
-	lobby.expect("webuser left!")
+	devs.Expect("webuser joined!")
+	lobby.Expect("webuser left!")
 	b.waitJS("members of dev", `[...document.querySelectorAll('#who li')].map(l => l.dataset.nick).join(',') === 'devuser,webuser'`)
 	// A quiet room: the page's newest line grows older than the server
 	// resumes from.
@@ -387,7 +387,7 @@ func TestBrowserReconnectStatus(t *testing.T) {
 	// The gateway comes back on the same address.
 	mustRunMain(t, args...)
 	b.waitJS("connected again", `document.body.dataset.state === 'connected'`)
-	devs.expect("webuser joined!")
+	devs.Expect("webuser joined!")
 	b.waitJS("back in #dev", `document.getElementById('room-name').textContent === '#dev'`)
 	b.waitJS("members fresh", `!document.getElementById('who').classList.contains('stale') && document.getElementById('who-stale').hidden && [...document.querySelectorAll('#who li')].map(l => l.dataset.nick).join(',') === 'devuser,webuser'`)
 	o = eval[offline](b, look)
@@ -396,12 +396,12 @@ func TestBrowserReconnectStatus(t *testing.T) {
 	}
 	b.waitJS("the status line says it is over", `document.querySelector('#log .msg.conn').textContent.includes('back at')`)
 	b.say("back in dev")
-	devs.expect("webuser: back in dev")
+	devs.Expect("webuser: back in dev")
 
 	// The default room never heard the page on its way back.
 	lobby2 := join(t, other.ChatAddr().String(), "lobbyuser2")
-	lobby2.send("sync\n")
-	for _, l := range lobby.expect("lobbyuser2: sync") {
+	lobby2.Send("sync\n")
+	for _, l := range lobby.Expect("lobbyuser2: sync") {
 		if strings.Contains(l, "webuser") {
 			t.Errorf("the default room heard the page on its way back: %q", l)
 		}
@@ -419,11 +419,11 @@ func TestBrowserMentions(t *testing.T) {
 	m := mustRunMain(t, "--rate", "100", "--burst", "100")
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	b.login("http://"+m.HTTPAddr().String()+"/", "Web")
-	nc.expect("Web joined!")
+	nc.Expect("Web joined!")
 
-	nc.send("hey web, look at this\n")
+	nc.Send("hey web, look at this\n")
 	b.waitJS("the mention marked", `[...document.querySelectorAll('#log .msg.mention')].some(d => d.querySelector('mark.me-mention') && d.querySelector('mark.me-mention').textContent === 'web' && d.querySelector('.text').textContent === 'hey web, look at this')`)
-	nc.send("webby and cobweb are not you\n")
+	nc.Send("webby and cobweb are not you\n")
 	b.waitJS("the line", shows("say", "ncuser", "webby and cobweb are not you"))
 	if n := eval[int](b, `[...document.querySelectorAll('#log .msg')].filter(d => d.querySelector('.text') && d.querySelector('.text').textContent.startsWith('webby')).filter(d => d.classList.contains('mention') || d.querySelector('mark')).length`); n != 0 {
 		t.Errorf("a longer name was taken for a mention")
@@ -448,9 +448,9 @@ func TestBrowserMentions(t *testing.T) {
 	})()`))
 	b.do(chromedp.Click(chromedp.ID("notify")))
 	b.waitJS("notifications on", `document.getElementById('notify').checked && window.Notification.permission === 'granted'`)
-	nc.send("just chatting\n")
-	nc.send("web: are you there?\n")
-	nc.send("/msg web a secret\n")
+	nc.Send("just chatting\n")
+	nc.Send("web: are you there?\n")
+	nc.Send("/msg web a secret\n")
 	b.waitJS("two notifications", `window.__notes.length === 2`)
 	notes := eval[[]string](b, `window.__notes`)
 	want := []string{"ncuser mentioned you in #lobby | ncuser: web: are you there?", "private message from ncuser | a secret"}
@@ -475,23 +475,23 @@ func TestBrowserUnread(t *testing.T) {
 	b := newBrowser(t)
 	m := mustRunMain(t, "--rate", "100", "--burst", "100")
 	dev := join(t, m.ChatAddr().String(), "devuser")
-	dev.send("/join dev\n")
-	dev.expect("devuser joined!")
+	dev.Send("/join dev\n")
+	dev.Expect("devuser joined!")
 	b.login("http://"+m.HTTPAddr().String()+"/", "webuser")
 	b.do(chromedp.SetValue(chromedp.ID("join-room"), "dev"), chromedp.Click(chromedp.CSS("#join-form button")))
-	dev.expect("webuser joined!")
+	dev.Expect("webuser joined!")
 	b.waitJS("in #dev", `document.getElementById('room-name').textContent === '#dev'`)
 	b.do(chromedp.SetValue(chromedp.ID("join-room"), "lobby"), chromedp.Click(chromedp.CSS("#join-form button")))
-	dev.expect("webuser left!")
+	dev.Expect("webuser left!")
 	b.waitJS("in #lobby", `document.getElementById('room-name').textContent === '#lobby'`)
 	// The page asked with the room list of its join; the server answers
 	// one query per 5 s.
 	askAgain := time.Now().Add(6 * time.Second).UnixMilli()
 
-	dev.send("one\n")
-	dev.send("two\n")
-	dev.send("three, webuser\n")
-	dev.expect("devuser: three, webuser")
+	dev.Send("one\n")
+	dev.Send("two\n")
+	dev.Send("three, webuser\n")
+	dev.Expect("devuser: three, webuser")
 	b.waitJS("a new query allowed", fmt.Sprintf(`Date.now() > %d`, askAgain))
 	b.do(chromedp.Click(chromedp.ID("rooms-refresh")))
 	b.waitJS("3 unread in #dev", `(() => {
@@ -512,7 +512,7 @@ func TestBrowserUnread(t *testing.T) {
 	b.screenshot("browser-phone-unread-390x844.png")
 	b.viewport(1280, 800)
 	b.do(chromedp.Click(chromedp.CSS(`#rooms li[data-room="dev"] button`)))
-	dev.expect("webuser joined!")
+	dev.Expect("webuser joined!")
 	b.waitJS("the count gone", `document.getElementById('room-name').textContent === '#dev' && document.querySelector('#rooms .unread') === null && document.getElementById('menu-unread').hidden`)
 	b.checkNoErrors()
 }

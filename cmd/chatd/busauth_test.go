@@ -7,12 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/chatd/chatd/cluster"
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // busSecret is a cluster secret for tests.
@@ -20,10 +20,10 @@ const busSecret = "a test secret of some length"
 
 // runRole parses args for role and runs it, returning the logs and Run's
 // error; the node is closed when the test ends.
-func runRole(t *testing.T, role Role, args ...string) (*Main, *syncBuffer, error) {
+func runRole(t *testing.T, role Role, args ...string) (*Main, *testkit.Output, error) {
 	t.Helper()
 	m := NewMain(role)
-	logs := &syncBuffer{}
+	logs := &testkit.Output{}
 	m.Stdout, m.Stderr = &strings.Builder{}, logs
 	if role.runsNode() {
 		args = append([]string{"--data", t.TempDir()}, args...)
@@ -113,7 +113,7 @@ func TestInsecureOpenBus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	warn := logs.line("level=WARN")
+	warn := logs.Line("level=WARN")
 	for _, want := range []string{"without authentication", "clients on 0.0.0.0:0", "--insecure-open-bus"} {
 		if !strings.Contains(warn, want) {
 			t.Errorf("warning lacks %q: %q", want, warn)
@@ -132,7 +132,7 @@ func TestLoopbackBusOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := logs.line("level=WARN"); w != "" {
+	if w := logs.Line("level=WARN"); w != "" {
 		t.Errorf("unexpected warning: %s", w)
 	}
 	nc, err := nats.Connect(m.Node.ClientURL())
@@ -233,28 +233,4 @@ func TestBusSecretRefusesStrangers(t *testing.T) {
 			t.Errorf("gateway %q: Run = %v, want an authorization error", args, err)
 		}
 	}
-}
-
-// syncBuffer collects logs written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// line returns the first line holding substr, or "".
-func (s *syncBuffer) line(substr string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range strings.Split(s.b.String(), "\n") {
-		if strings.Contains(l, substr) {
-			return l
-		}
-	}
-	return ""
 }

@@ -93,21 +93,21 @@ func TestHostileEnvelopes(t *testing.T) {
 
 	alice := join(t, a1, "alice")
 	bob := join(t, a2, "bob")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 	webA := wsJoin(t, g1, "weba")
 	webB := wsJoin(t, g2, "webb")
 	webA.expectEvent("join", "webb", "")
 	for _, c := range []*client{alice, bob} {
-		c.expect("webb joined!")
+		c.Expect("webb joined!")
 	}
-	alice.send("hello before\n")
+	alice.Send("hello before\n")
 	for _, c := range []*client{alice, bob} {
-		c.expect("alice: hello before")
+		c.Expect("alice: hello before")
 	}
-	bob.send("/me waves before\n")
+	bob.Send("/me waves before\n")
 	for _, c := range []*client{alice, bob} {
-		c.expect("* bob waves before")
-		c.sync()
+		c.Expect("* bob waves before")
+		c.Sync()
 	}
 	for _, w := range []*wsClient{webA, webB} {
 		w.expectEvent("me", "bob", "waves before")
@@ -199,25 +199,25 @@ func TestHostileEnvelopes(t *testing.T) {
 	// The server has passed all of it to both gateways before any line
 	// below: whatever they delivered comes before the markers.
 	for _, c := range []*client{alice, bob} {
-		checkClean(t, c.nick, c.sync())
+		checkClean(t, c.Nick, c.Sync())
 	}
 	for _, w := range []*wsClient{webA, webB} {
 		for _, m := range w.sync() {
 			checkClean(t, w.nick, []string{m.String(), m.Nick, m.Text, m.From})
 		}
 	}
-	alice.send("/msg bob private marker\n")
-	checkClean(t, "bob", bob.expect("*** private from alice: private marker"))
+	alice.Send("/msg bob private marker\n")
+	checkClean(t, "bob", bob.Expect("*** private from alice: private marker"))
 
 	// A newcomer on each gateway: its replay holds only honest lines.
 	replay := regexp.MustCompile(`^\[[0-9:]{5}\] (\* )?(alice|bob|weba|webb)[: ]`)
 	carol := dial(t, a2)
-	carol.expectName()
-	carol.send("carol\n")
-	carol.nick = "carol"
-	carol.expect("Connected to server!")
-	carol.expectPrefix("--- last ")
-	hist := carol.expect("--- live ---")
+	carol.ExpectName()
+	carol.Send("carol\n")
+	carol.Nick = "carol"
+	carol.Expect("Connected to server!")
+	carol.ExpectPrefix("--- last ")
+	hist := carol.Expect("--- live ---")
 	if len(hist) < 2 {
 		t.Errorf("carol's replay = %q, want the honest lines", hist)
 	}
@@ -242,15 +242,15 @@ func TestHostileEnvelopes(t *testing.T) {
 	}
 
 	// The honest users chat on.
-	bob.send("still here\n")
+	bob.Send("still here\n")
 	for _, c := range []*client{alice, bob, carol} {
-		checkClean(t, c.nick, c.expect("bob: still here"))
+		checkClean(t, c.Nick, c.Expect("bob: still here"))
 	}
 	for _, w := range []*wsClient{webA, webB, webC} {
 		w.expectEvent("say", "bob", "still here")
 	}
 	webB.line("/msg alice all good")
-	alice.expect("*** private from webb: all good")
+	alice.Expect("*** private from webb: all good")
 
 	// Each gateway counted what it dropped, by reason. Both got every room
 	// and private envelope; each read the stream for its newcomer.

@@ -9,47 +9,23 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chatd/chatd/cluster/clustertest"
 	"github.com/chatd/chatd/internal/termclient"
 	"github.com/chatd/chatd/internal/testca"
+	"github.com/chatd/chatd/internal/testkit"
 )
 
-// syncOutput is an output that tests wait on.
-type syncOutput struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed at each write
-}
-
-func newSyncOutput() *syncOutput { return &syncOutput{changed: make(chan struct{})} }
-
-func (o *syncOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	close(o.changed)
-	o.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (o *syncOutput) snapshot() (string, <-chan struct{}) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String(), o.changed
-}
-
-func (o *syncOutput) String() string { s, _ := o.snapshot(); return s }
-
-// termUser is a person at `chatd client` with its input and output piped.
+// termUser is a person at `chatd client` with its input and output piped:
+// it drives the terminal client program, and waits on its output in a
+// testkit.Output.
 type termUser struct {
 	t      testing.TB
 	in     *io.PipeWriter
-	out    *syncOutput
-	stderr *syncOutput
+	out    *testkit.Output
+	stderr *testkit.Output
 	done   chan error
 	next   int // output lines already matched
 }
@@ -78,7 +54,7 @@ func startTermClient(t testing.TB, cfg termclient.Config) *termUser {
 func startTermUser(t testing.TB, run func(context.Context, *termUser, io.Reader) error) *termUser {
 	inR, inW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
-	u := &termUser{t: t, in: inW, out: newSyncOutput(), stderr: newSyncOutput(), done: make(chan error, 1)}
+	u := &termUser{t: t, in: inW, out: &testkit.Output{}, stderr: &testkit.Output{}, done: make(chan error, 1)}
 	go func() { u.done <- run(ctx, u, inR) }()
 	t.Cleanup(func() {
 		cancel()
@@ -113,22 +89,16 @@ func (u *termUser) expectPrefix(prefix string) {
 
 func (u *termUser) expectFunc(desc string, match func(string) bool) {
 	u.t.Helper()
-	deadline := time.After(waitFor)
-	for {
-		out, changed := u.out.snapshot()
+	u.out.WaitUntil(u.t, fmt.Sprintf("client line %q", desc), func(out string) bool {
 		lines := strings.Split(out, "\n")
 		for i := u.next; i < len(lines)-1; i++ { // the last one is unfinished
 			if match(lines[i]) {
 				u.next = i + 1
-				return
+				return true
 			}
 		}
-		select {
-		case <-changed:
-		case <-deadline:
-			u.t.Fatalf("client: no %q within %v; output:\n%s", desc, waitFor, out)
-		}
-	}
+		return false
+	})
 }
 
 // wait waits for the client to stop and returns its error.
@@ -156,24 +126,24 @@ func TestClientChatsWithNC(t *testing.T) {
 	alice.expect("-!- choose a nickname")
 	alice.typeLine("alice")
 	alice.expect("Connected to server!")
-	bob.expect("alice joined!")
+	bob.Expect("alice joined!")
 
 	alice.typeLine("hello bob")
-	bob.expect("alice: hello bob")
+	bob.Expect("alice: hello bob")
 	alice.expect("alice: hello bob")
-	bob.send("hi alice\n")
+	bob.Send("hi alice\n")
 	alice.expect("bob: hi alice")
 
 	alice.typeLine("/who")
 	alice.expect("*** in lobby (2): alice, bob")
 	alice.typeLine("/msg bob psst")
-	bob.expect("*** private from alice: psst")
+	bob.Expect("*** private from alice: psst")
 
 	alice.typeLine("/quit")
 	if err := alice.wait(); err != nil {
 		t.Fatalf("client after /quit: %v", err)
 	}
-	bob.expect("alice left!")
+	bob.Expect("alice left!")
 	if out := alice.out.String(); strings.Contains(out, "\x1b") {
 		t.Errorf("escape codes in piped output:\n%q", out)
 	}
@@ -195,9 +165,9 @@ func TestClientScript(t *testing.T) {
 	bot.expect("bot: line one")
 	bot.expect("bot: line two")
 	bot.expect("*** bye")
-	bob.expect("bot: line one")
-	bob.expect("bot: line two")
-	bob.expect("bot left!")
+	bob.Expect("bot: line one")
+	bob.Expect("bot: line two")
+	bob.Expect("bot left!")
 }
 
 // A refused nickname (from --nick here, via CHAT_NICK) shows the server's
@@ -213,8 +183,8 @@ func TestClientNickRefused(t *testing.T) {
 	u.expect("-!- choose a nickname")
 	u.typeLine("robert")
 	u.expect("Connected to server!")
-	bob.expect("robert joined!")
-	bob.send("welcome\n")
+	bob.Expect("robert joined!")
+	bob.Send("welcome\n")
 	u.expect("bob: welcome")
 }
 
@@ -240,7 +210,7 @@ func TestClientReconnectsAfterRestart(t *testing.T) {
 	alice.expect("Connected to server!")
 	bob := join(t, addr, "bob")
 	alice.typeLine("back again")
-	bob.expect("alice: back again")
+	bob.Expect("alice: back again")
 }
 
 // A gateway that shuts down names another one; the client goes there with
@@ -257,7 +227,7 @@ func TestClientFollowsRollingRestart(t *testing.T) {
 	cfg.MinBackoff = time.Hour // only the move to the named gateway is immediate
 	alice := startTermClient(t, cfg)
 	alice.expect("Connected to server!")
-	bob.expect("alice joined!")
+	bob.Expect("alice joined!")
 
 	go g1.Close()
 	alice.expect("*** server shutting down; reconnect to " + a2)
@@ -267,13 +237,13 @@ func TestClientFollowsRollingRestart(t *testing.T) {
 	// The old session's "left!" and the new one's "joined!" come from two
 	// gateways: either may arrive first.
 	left, joined := 0, 0
-	bob.expectFunc("alice left! and joined!", func(l string) bool {
+	bob.ExpectFunc("alice left! and joined!", func(l string) bool {
 		left += count([]string{l}, "alice left!")
 		joined += count([]string{l}, "alice joined!")
 		return left == 1 && joined == 1
 	})
 	alice.typeLine("moved over")
-	bob.expect("alice: moved over")
+	bob.Expect("alice: moved over")
 }
 
 func TestClientFlags(t *testing.T) {
@@ -421,14 +391,14 @@ func TestClientOwnLineOnce(t *testing.T) {
 	cfg := termclient.DefaultConfig()
 	cfg.Addr, cfg.Nick, cfg.Terminal = addr, "alice", true
 	alice := startTermClient(t, cfg)
-	bob.expect("alice joined!")
+	bob.Expect("alice joined!")
 	// Typed once the prompt names her (before, it is "> ").
 	alice.expectFunc("the welcome", func(l string) bool { return strings.Contains(l, "Connected to server!") })
 	alice.typeLine("hello there")
-	bob.expect("alice: hello there")
+	bob.Expect("alice: hello there")
 	alice.typeLine("/me waves")
-	bob.expect("* alice waves")
-	bob.send("ack\n")
+	bob.Expect("* alice waves")
+	bob.Send("ack\n")
 	alice.expectFunc("bob's ack", func(l string) bool { return strings.Contains(l, "bob: ack") })
 	out := alice.out.String()
 	if strings.Contains(out, "alice: hello there") || strings.Contains(out, "* alice waves") {
@@ -457,16 +427,16 @@ func TestClientHistoryNotRepeated(t *testing.T) {
 			cfg.Addr, cfg.Nick, cfg.Resume = g1.ChatAddr().String(), "alice", resume
 			cfg.MinBackoff = time.Hour // only the move to the named gateway is immediate
 			alice := startTermClient(t, cfg)
-			bob.expect("alice joined!")
-			bob.send("one\ntwo\nthree\n")
+			bob.Expect("alice joined!")
+			bob.Send("one\ntwo\nthree\n")
 			alice.expect("bob: three")
 
 			go g1.Close()
 			alice.expectPrefix("-!- the server is shutting down; trying " + a2)
-			bob.send("four\n")
+			bob.Send("four\n")
 			alice.expect("-!- connected to " + a2)
 			alice.expectFunc("four", func(l string) bool { return strings.HasSuffix(l, "bob: four") })
-			bob.send("five\n")
+			bob.Send("five\n")
 			alice.expect("bob: five")
 			out := alice.out.String()
 			for _, w := range []string{"one", "two", "three", "four", "five"} {

@@ -29,7 +29,7 @@ func TestCompose(t *testing.T) {
 	for i, g := range gateways {
 		c := joinRetry(t, g, fmt.Sprintf("user%d", i+1))
 		for _, prev := range users {
-			prev.expect(c.nick + " joined!")
+			prev.Expect(c.Nick + " joined!")
 		}
 		users = append(users, c)
 	}
@@ -49,15 +49,15 @@ func TestCompose(t *testing.T) {
 	checkFor(t, time.Minute, func() error {
 		attempt++
 		late := joinRetry(t, gateways[0], fmt.Sprintf("late%d", attempt))
-		defer late.send("/quit\n")
-		s, err := late.line()
+		defer late.Send("/quit\n")
+		s, err := late.Line()
 		if err != nil || !strings.HasPrefix(s, "--- last ") {
 			return fmt.Errorf("no history replay: %q, %v", s, err)
 		}
 		// Lines sent before the broker died are all there. (Lines sent
 		// while the stream was electing a leader are delivered live but
 		// may be missing from history: docs/operations.md.)
-		late.expectFunc("a replayed line", func(s string) bool { return strings.HasSuffix(s, "] user3: user3 line 7") })
+		late.ExpectFunc("a replayed line", func(s string) bool { return strings.HasSuffix(s, "] user3: user3 line 7") })
 		return nil
 	})
 
@@ -66,52 +66,52 @@ func TestCompose(t *testing.T) {
 	killed := time.Now()
 	run("kill", "-s", "SIGKILL", "gateway3")
 	for _, u := range users[:2] {
-		u.expectWithin(45*time.Second, "user3 left!", func(s string) bool { return s == "user3 left!" })
+		u.ExpectWithin(45*time.Second, "user3 left!", func(s string) bool { return s == "user3 left!" })
 	}
 	t.Logf("gateway SIGKILL to left!: %v", time.Since(killed).Round(time.Millisecond))
-	joinRetry(t, gateways[0], "user3").send("/quit\n")
+	joinRetry(t, gateways[0], "user3").Send("/quit\n")
 
 	// Both come back and rejoin.
 	run("start", "broker2", "gateway3")
 	waitHealthy(t, run, 6)
 	back := joinRetry(t, gateways[2], "back")
-	users[0].expect("back joined!")
-	back.send("hello again\n")
-	users[0].expect("back: hello again")
-	users[1].expect("back: hello again")
+	users[0].Expect("back joined!")
+	back.Send("hello again\n")
+	users[0].Expect("back: hello again")
+	users[1].Expect("back: hello again")
 
 	// Moderation is the cluster's: a topic set on gateway1 reaches
 	// gateway3, and a nickname registered on gateway1 asks for its
 	// password on gateway2.
-	users[0].send("/topic compose topic\n")
-	back.expect("*** user1 set the topic: compose topic")
-	users[0].send("/register compose-pass1\n")
-	users[0].expectPrefix("*** the nickname user1 is registered")
-	users[0].send("/quit\n")
-	users[1].expect("user1 left!")
+	users[0].Send("/topic compose topic\n")
+	back.Expect("*** user1 set the topic: compose topic")
+	users[0].Send("/register compose-pass1\n")
+	users[0].ExpectPrefix("*** the nickname user1 is registered")
+	users[0].Send("/quit\n")
+	users[1].Expect("user1 left!")
 	checkFor(t, time.Minute, func() error {
 		c := dial(t, gateways[1])
-		defer c.conn.Close()
-		c.expectName()
-		c.send("user1\n")
-		if s, err := c.line(); err != nil || !strings.HasPrefix(s, "*** the nickname user1 is registered") {
+		defer c.Conn.Close()
+		c.ExpectName()
+		c.Send("user1\n")
+		if s, err := c.Line(); err != nil || !strings.HasPrefix(s, "*** the nickname user1 is registered") {
 			return fmt.Errorf("user1 on gateway2 without its password: %q, %v", s, err)
 		}
-		c.send("wrong-pass\n")
-		if s, _ := c.line(); !strings.HasPrefix(s, "ERROR wrong password for the nickname user1") {
+		c.Send("wrong-pass\n")
+		if s, _ := c.Line(); !strings.HasPrefix(s, "ERROR wrong password for the nickname user1") {
 			return fmt.Errorf("a wrong password: %q", s)
 		}
 		return nil
 	})
 	owner := dial(t, gateways[1])
-	owner.expectName()
-	owner.send("user1\n")
-	owner.expectPrefix("*** the nickname user1 is registered")
-	owner.send("compose-pass1\n")
-	owner.nick = "user1"
+	owner.ExpectName()
+	owner.Send("user1\n")
+	owner.ExpectPrefix("*** the nickname user1 is registered")
+	owner.Send("compose-pass1\n")
+	owner.Nick = "user1"
 	// The welcome and the room's topic, in either order.
 	want := map[string]bool{"Connected to server!": true, "*** topic of lobby: compose topic (set by user1)": true}
-	owner.expectFunc("the welcome and the topic", func(s string) bool {
+	owner.ExpectFunc("the welcome and the topic", func(s string) bool {
 		delete(want, s)
 		return len(want) == 0
 	})
@@ -120,11 +120,11 @@ func TestCompose(t *testing.T) {
 	// A browser on one gateway and an nc user on another share the room.
 	b := newBrowser(t)
 	b.login("http://127.0.0.1:8081/", "webcompose")
-	users[1].expect("webcompose joined!")
+	users[1].Expect("webcompose joined!")
 	b.say("hello from a browser on gateway1")
-	users[1].expect("webcompose: hello from a browser on gateway1")
-	users[1].send("hello back from nc on gateway2\n")
-	b.waitJS("nc's line", shows("say", users[1].nick, "hello back from nc on gateway2"))
+	users[1].Expect("webcompose: hello from a browser on gateway1")
+	users[1].Send("hello back from nc on gateway2\n")
+	b.waitJS("nc's line", shows("say", users[1].Nick, "hello back from nc on gateway2"))
 	b.screenshot("browser-compose.png")
 	t.Logf("whole run: %v", time.Since(start).Round(time.Millisecond))
 }
@@ -211,12 +211,12 @@ func joinRetry(t *testing.T, addr, nick string) *client {
 	var c *client
 	checkFor(t, time.Minute, func() error {
 		c = dial(t, addr)
-		c.expectName()
-		c.send(nick + "\n")
-		c.nick = nick
-		s, err := c.line()
+		c.ExpectName()
+		c.Send(nick + "\n")
+		c.Nick = nick
+		s, err := c.Line()
 		if err != nil || s != "Connected to server!" {
-			c.conn.Close()
+			c.Conn.Close()
 			return fmt.Errorf("joining %s as %s: %q, %v", addr, nick, s, err)
 		}
 		return nil
@@ -228,19 +228,19 @@ func joinRetry(t *testing.T, addr, nick string) *client {
 // may be reconnecting to another broker).
 func chatAgain(t *testing.T, u *client, users []*client) {
 	t.Helper()
-	text := u.nick + " again"
+	text := u.Nick + " again"
 	checkFor(t, time.Minute, func() error {
-		u.send(text + "\n")
+		u.Send(text + "\n")
 		for {
-			s, err := u.line()
+			s, err := u.Line()
 			if err != nil {
 				return err
 			}
-			if s == u.nick+": "+text {
+			if s == u.Nick+": "+text {
 				return nil
 			}
 			if strings.HasPrefix(s, "ERROR your line was not sent") {
-				return fmt.Errorf("%s: %s", u.nick, s)
+				return fmt.Errorf("%s: %s", u.Nick, s)
 			}
 		}
 	})
@@ -248,10 +248,10 @@ func chatAgain(t *testing.T, u *client, users []*client) {
 	// the gap is filled: up to the request timeout for the gateways'
 	// answers and three more while the stream elects a leader
 	// (docs/reliability.md), longer than waitFor on a loaded machine.
-	want := u.nick + ": " + text
+	want := u.Nick + ": " + text
 	for _, r := range users {
 		if r != u {
-			r.expectWithin(30*time.Second, want, func(s string) bool { return s == want })
+			r.ExpectWithin(30*time.Second, want, func(s string) bool { return s == want })
 		}
 	}
 }

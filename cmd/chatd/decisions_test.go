@@ -40,24 +40,24 @@ func TestDecisionMetrics(t *testing.T) {
 	addr := m.ChatAddr().String()
 	alice := join(t, addr, "alice")
 	join(t, addr, "bob")
-	if got := dial(t, addr).expectClosed(); !strings.HasPrefix(got, "ERROR too many connections from your address") {
+	if got := dial(t, addr).ExpectClosed(); !strings.HasPrefix(got, "ERROR too many connections from your address") {
 		t.Errorf("third connection from 127.0.0.1: %q", got)
 	}
 	silent := dialFrom(t, "127.0.0.2", addr) // never gives a nickname
-	silent.expectName()
-	if got := dialFrom(t, "127.0.0.3", addr).expectClosed(); !strings.HasPrefix(got, "ERROR server is full") {
+	silent.ExpectName()
+	if got := dialFrom(t, "127.0.0.3", addr).ExpectClosed(); !strings.HasPrefix(got, "ERROR server is full") {
 		t.Errorf("fourth connection: %q", got)
 	}
-	silent.expectClosed() // the handshake timeout
+	silent.ExpectClosed() // the handshake timeout
 
 	for i := range 4 {
-		alice.send(fmt.Sprintf("line %d\n", i))
+		alice.Send(fmt.Sprintf("line %d\n", i))
 	}
-	alice.expect("alice: line 0")
+	alice.Expect("alice: line 0")
 	carol := dialFrom(t, "127.0.0.4", addr)
-	carol.expectName()
-	carol.send("carol\n")
-	carol.expect("carol joined!") // after the replay of alice's line
+	carol.ExpectName()
+	carol.Send("carol\n")
+	carol.Expect("carol joined!") // after the replay of alice's line
 
 	body := scrapeUntil(t, m, map[string]float64{
 		`chatd_connections_refused_total{cause="per_address"}`:                  1,
@@ -86,15 +86,15 @@ func TestRefusedBanPasswordMetrics(t *testing.T) {
 	os.WriteFile(file, []byte("127.0.0.9\n"), 0o600)
 	m := mustRunMain(t, "--admin", "127.0.0.1:0", "--bans", file, "--password", "letmein")
 	addr := m.ChatAddr().String()
-	if got := dialFrom(t, "127.0.0.9", addr).expectClosed(); !strings.HasPrefix(got, "ERROR you are banned") {
+	if got := dialFrom(t, "127.0.0.9", addr).ExpectClosed(); !strings.HasPrefix(got, "ERROR you are banned") {
 		t.Errorf("banned address: %q", got)
 	}
 	wrong := dial(t, addr)
-	wrong.expectName()
-	wrong.send("intruder\n")
-	wrong.expect("*** this server needs a password: send it as your next line")
-	wrong.send("guess\n")
-	wrong.expectClosed()
+	wrong.ExpectName()
+	wrong.Send("intruder\n")
+	wrong.Expect("*** this server needs a password: send it as your next line")
+	wrong.Send("guess\n")
+	wrong.ExpectClosed()
 	scrapeUntil(t, m, map[string]float64{
 		`chatd_connections_refused_total{cause="banned"}`:   1,
 		`chatd_connections_refused_total{cause="password"}`: 1,

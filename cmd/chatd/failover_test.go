@@ -32,17 +32,17 @@ func TestThreeNodeCluster(t *testing.T) {
 	for i, a := range addrs {
 		c := join(t, a, fmt.Sprintf("u%d", i))
 		for _, prev := range cs {
-			prev.expect(c.nick + " joined!")
+			prev.Expect(c.Nick + " joined!")
 		}
 		cs = append(cs, c)
 	}
 	chatInOrder(t, cs, 200)
-	cs[2].send("/who\n")
-	cs[2].expect("*** in lobby (3): u0, u1, u2")
+	cs[2].Send("/who\n")
+	cs[2].Expect("*** in lobby (3): u0, u1, u2")
 	c := dial(t, addrs[1])
-	c.expectName()
-	c.send("U0\n")
-	c.expect("ERROR nickname U0 is taken, choose another")
+	c.ExpectName()
+	c.Send("U0\n")
+	c.Expect("ERROR nickname U0 is taken, choose another")
 }
 
 // The broker role forms a NATS cluster by itself, guarded by a cluster
@@ -92,9 +92,9 @@ func TestBrokerRole(t *testing.T) {
 	}
 	a := join(t, g1.ChatAddr().String(), "a")
 	b := join(t, g2.ChatAddr().String(), "b")
-	a.expect("b joined!")
-	b.send("over brokers\n")
-	a.expect("b: over brokers")
+	a.Expect("b joined!")
+	b.Send("over brokers\n")
+	a.Expect("b: over brokers")
 }
 
 // A gateway killed with SIGKILL: the others announce its users' departure
@@ -106,19 +106,19 @@ func TestGatewayKilled(t *testing.T) {
 	g2 := startChatd(t, append([]string{"gateway", "--nats", ns.ClientURL(), "--listen", "127.0.0.1:0"}, lease...)...)
 	alice := join(t, g1.addr, "alice")
 	victim := join(t, g2.addr, "victim")
-	alice.expect("victim joined!")
-	victim.send("/who\n")
-	victim.expect("*** in lobby (2): alice, victim")
+	alice.Expect("victim joined!")
+	victim.Send("/who\n")
+	victim.Expect("*** in lobby (2): alice, victim")
 
 	start := time.Now()
 	g2.cmd.Process.Signal(syscall.SIGKILL)
-	alice.expect("victim left!")
+	alice.Expect("victim left!")
 	t.Logf("SIGKILL to left!: %v", time.Since(start).Round(time.Millisecond))
-	if n := count(alice.sync(), "victim left!"); n != 0 {
+	if n := count(alice.Sync(), "victim left!"); n != 0 {
 		t.Errorf("left! announced %d more times", n)
 	}
 	join(t, g1.addr, "victim")
-	alice.expect("victim joined!")
+	alice.Expect("victim joined!")
 }
 
 // A gateway that loses its NATS link keeps its clients, tells them once,
@@ -132,21 +132,21 @@ func TestLinkLoss(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	alice.expect("*** the chat link is down: your lines cannot be sent until it is back")
-	alice.send("into the void\n")
-	alice.expect("ERROR your line was not sent: the chat link is down")
+	alice.Expect("*** the chat link is down: your lines cannot be sent until it is back")
+	alice.Send("into the void\n")
+	alice.Expect("ERROR your line was not sent: the chat link is down")
 
 	clustertest.Start(t, clustertest.Options{StoreDir: dir, Port: port})
-	alice.expect("*** the chat link is back")
+	alice.Expect("*** the chat link is back")
 	checkFor(t, waitFor, func() error { // the first lines may race the resubscription
-		alice.send("hello again\n")
-		s, err := alice.line()
+		alice.Send("hello again\n")
+		s, err := alice.Line()
 		if err != nil || s != "alice: hello again" {
 			return fmt.Errorf("got %q, %v", s, err)
 		}
 		return nil
 	})
-	for _, l := range alice.sync() {
+	for _, l := range alice.Sync() {
 		if l == "alice: into the void" {
 			t.Error("a line refused while the link was down arrived later")
 		}
@@ -160,12 +160,12 @@ func TestRollingRestart(t *testing.T) {
 	g2 := mustRunRole(t, RoleGateway, "--nats", ns.ClientURL(), "--public-addr", "chat2.example:5502")
 	bob := join(t, g2.ChatAddr().String(), "bob")
 	alice := join(t, g1.ChatAddr().String(), "alice")
-	bob.expect("alice joined!")
+	bob.Expect("alice joined!")
 	go g1.Close()
-	if got := alice.expectClosed(); !strings.Contains(got, "*** server shutting down; reconnect to chat2.example:5502\n") {
+	if got := alice.ExpectClosed(); !strings.Contains(got, "*** server shutting down; reconnect to chat2.example:5502\n") {
 		t.Errorf("alice got %q", got)
 	}
-	bob.expect("alice left!")
+	bob.Expect("alice left!")
 }
 
 // A stock NATS server (Debian's nats-server, 2.9) works with JetStream;
@@ -204,24 +204,24 @@ func TestStockNATSServer(t *testing.T) {
 			g2 := mustRunRole(t, RoleGateway, "--nats", url)
 			alice := join(t, g1.ChatAddr().String(), "alice")
 			bob := join(t, g2.ChatAddr().String(), "bob")
-			alice.expect("bob joined!")
-			bob.send("hi\n")
-			alice.expect("bob: hi")
-			alice.send("/who\n")
-			alice.expect("*** in lobby (2): alice, bob")
+			alice.Expect("bob joined!")
+			bob.Send("hi\n")
+			alice.Expect("bob: hi")
+			alice.Send("/who\n")
+			alice.Expect("*** in lobby (2): alice, bob")
 			c := dial(t, g2.ChatAddr().String())
-			c.expectName()
-			c.send("Alice\n")
-			c.expect("ERROR nickname Alice is taken, choose another")
+			c.ExpectName()
+			c.Send("Alice\n")
+			c.Expect("ERROR nickname Alice is taken, choose another")
 			{
-				alice.send("history check\n")
-				alice.expect("alice: history check")
+				alice.Send("history check\n")
+				alice.Expect("alice: history check")
 				carol := dial(t, g2.ChatAddr().String())
-				carol.expectName()
-				carol.send("carol\n")
-				carol.nick = "carol"
-				carol.expect("--- last 2 lines of lobby ---")
-				carol.expectFunc("[hh:mm] alice: history check", func(s string) bool {
+				carol.ExpectName()
+				carol.Send("carol\n")
+				carol.Nick = "carol"
+				carol.Expect("--- last 2 lines of lobby ---")
+				carol.ExpectFunc("[hh:mm] alice: history check", func(s string) bool {
 					return strings.HasPrefix(s, "[") && strings.HasSuffix(s, "] alice: history check")
 				})
 			}
@@ -264,27 +264,27 @@ func TestLANPeers(t *testing.T) {
 	}
 	a := join(t, nodes[0].ChatAddr().String(), "ann")
 	b := join(t, nodes[2].ChatAddr().String(), "ben")
-	a.expect("ben joined!")
-	b.send("across the LAN\n")
-	a.expect("ben: across the LAN")
+	a.Expect("ben joined!")
+	b.Send("across the LAN\n")
+	a.Expect("ben: across the LAN")
 	c := dial(t, nodes[1].ChatAddr().String())
-	c.expectName()
-	c.send("ANN\n")
-	c.expect("ERROR nickname ANN is taken, choose another")
-	c.expectName()
-	c.send("cat\n")
-	c.nick = "cat"
-	c.expect("Connected to server!")
+	c.ExpectName()
+	c.Send("ANN\n")
+	c.Expect("ERROR nickname ANN is taken, choose another")
+	c.ExpectName()
+	c.Send("cat\n")
+	c.Nick = "cat"
+	c.Expect("Connected to server!")
 	// The replicated stream stores the line a moment after it is delivered.
 	attempt := 0
 	checkFor(t, waitFor, func() error {
 		attempt++
 		d := dial(t, nodes[1].ChatAddr().String())
-		d.expectName()
-		d.nick = fmt.Sprintf("dog%d", attempt)
-		d.send(d.nick + "\n")
-		defer d.send("/quit\n")
-		for _, l := range d.expect(d.nick + " joined!") {
+		d.ExpectName()
+		d.Nick = fmt.Sprintf("dog%d", attempt)
+		d.Send(d.Nick + "\n")
+		defer d.Send("/quit\n")
+		for _, l := range d.Expect(d.Nick + " joined!") {
 			if strings.HasSuffix(l, "] ben: across the LAN") {
 				return nil
 			}

@@ -25,11 +25,11 @@ const passwordPrompt = "this server needs a password: send it as your next line"
 func tryPassword(t *testing.T, ip, addr, nick, pw string) *client {
 	t.Helper()
 	c := dialFrom(t, ip, addr)
-	c.nick = nick
-	c.expectName()
-	c.send(nick + "\n")
-	c.expectFunc(passwordPrompt, func(s string) bool { return strings.HasSuffix(s, passwordPrompt) })
-	c.send(pw + "\n")
+	c.Nick = nick
+	c.ExpectName()
+	c.Send(nick + "\n")
+	c.ExpectFunc(passwordPrompt, func(s string) bool { return strings.HasSuffix(s, passwordPrompt) })
+	c.Send(pw + "\n")
 	return c
 }
 
@@ -46,27 +46,27 @@ func TestBansReachOpenSessions(t *testing.T) {
 
 	alice := join(t, addr, "alice") // 127.0.0.1
 	bob := dialFrom(t, "127.0.0.2", addr)
-	bob.nick = "bob"
-	bob.expectName()
-	bob.send("bob\n")
-	bob.expect("Connected to server!")
-	alice.expect("bob joined!")
+	bob.Nick = "bob"
+	bob.ExpectName()
+	bob.Send("bob\n")
+	bob.Expect("Connected to server!")
+	alice.Expect("bob joined!")
 	webby := wsDialFrom(t, m, "127.0.0.2")
 	webby.nick = "webby"
 	webby.send(map[string]any{"type": "hello", "v": 1, "nick": "webby"})
 	webby.expectType("welcome")
-	alice.expect("webby joined!")
+	alice.Expect("webby joined!")
 	early := dialFrom(t, "127.0.0.2", addr) // still choosing a nickname
-	early.expectName()
+	early.ExpectName()
 
 	os.WriteFile(file, []byte("127.0.0.2\n"), 0o600)
 	m.Reload()
 
 	const banned = "ERROR you are banned from this server, closing\n"
-	if got := bob.expectClosed(); !strings.HasSuffix(got, banned) {
+	if got := bob.ExpectClosed(); !strings.HasSuffix(got, banned) {
 		t.Errorf("bob got %q, want it to end with %q", got, banned)
 	}
-	if got := early.expectClosed(); got != banned {
+	if got := early.ExpectClosed(); got != banned {
 		t.Errorf("a client in the handshake got %q, want %q", got, banned)
 	}
 	msgs, code, reason := webby.expectClosed()
@@ -77,10 +77,10 @@ func TestBansReachOpenSessions(t *testing.T) {
 	var seen []string
 	for _, l := range []string{"bob left!", "webby left!"} {
 		if count(seen, l) == 0 {
-			seen = append(append(seen, alice.expect(l)...), l)
+			seen = append(append(seen, alice.Expect(l)...), l)
 		}
 	}
-	seen = append(seen, alice.sync()...)
+	seen = append(seen, alice.Sync()...)
 	for _, l := range []string{"bob left!", "webby left!"} {
 		if n := count(seen, l); n != 1 {
 			t.Errorf("alice saw %q %d times: %q", l, n, seen)
@@ -89,11 +89,11 @@ func TestBansReachOpenSessions(t *testing.T) {
 	if n := m.Gateway.Stats().Closed["tcp"]["banned"]; n != 2 {
 		t.Errorf("tcp sessions closed as banned: %d, want 2", n)
 	}
-	if got := dialFrom(t, "127.0.0.2", addr).expectClosed(); got != "ERROR you are banned from this server\n" {
+	if got := dialFrom(t, "127.0.0.2", addr).ExpectClosed(); got != "ERROR you are banned from this server\n" {
 		t.Errorf("a new connection got %q", got)
 	}
 	// The unbanned stay.
-	alice.sync()
+	alice.Sync()
 }
 
 // The real binary applies a reloaded bans file to open sessions on SIGHUP.
@@ -103,21 +103,21 @@ func TestBansReloadSignal(t *testing.T) {
 	p := startChatd(t, "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--bans", file)
 	alice := join(t, p.addr, "alice")
 	bob := dialFrom(t, "127.0.0.2", p.addr)
-	bob.nick = "bob"
-	bob.expectName()
-	bob.send("bob\n")
-	bob.expect("Connected to server!")
-	alice.expect("bob joined!")
+	bob.Nick = "bob"
+	bob.ExpectName()
+	bob.Send("bob\n")
+	bob.Expect("Connected to server!")
+	alice.Expect("bob joined!")
 
 	os.WriteFile(file, []byte("127.0.0.2 # bob\n"), 0o600)
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if got := bob.expectClosed(); !strings.HasSuffix(got, "ERROR you are banned from this server, closing\n") {
+	if got := bob.ExpectClosed(); !strings.HasSuffix(got, "ERROR you are banned from this server, closing\n") {
 		t.Errorf("bob got %q", got)
 	}
-	alice.expect("bob left!")
-	if n := count(alice.sync(), "bob left!"); n != 0 {
+	alice.Expect("bob left!")
+	if n := count(alice.Sync(), "bob left!"); n != 0 {
 		t.Errorf("bob left %d more times", n)
 	}
 }
@@ -196,23 +196,23 @@ func TestIPv6Prefix(t *testing.T) {
 	m := mustRunMain(t, "--proxy-protocol", "--max-conns-per-ip", "1", "--bans", file)
 	via := func(proto, src string) *client {
 		c := dial(t, m.ChatAddr().String())
-		c.send("PROXY " + proto + " " + src + " ::1 40000 5500\r\n")
+		c.Send("PROXY " + proto + " " + src + " ::1 40000 5500\r\n")
 		return c
 	}
-	via("TCP6", "2001:db8:1:2::1").expectName()
-	if got := via("TCP6", "2001:db8:1:2:ffff::9").expectClosed(); got != "ERROR too many connections from your address, close one and try again\n" {
+	via("TCP6", "2001:db8:1:2::1").ExpectName()
+	if got := via("TCP6", "2001:db8:1:2:ffff::9").ExpectClosed(); got != "ERROR too many connections from your address, close one and try again\n" {
 		t.Errorf("a second address of the same /64: got %q", got)
 	}
-	via("TCP6", "2001:db8:1:3::1").expectName() // the next /64
-	if got := via("TCP6", "2001:db8:bad::2").expectClosed(); got != "ERROR you are banned from this server\n" {
+	via("TCP6", "2001:db8:1:3::1").ExpectName() // the next /64
+	if got := via("TCP6", "2001:db8:bad::2").ExpectClosed(); got != "ERROR you are banned from this server\n" {
 		t.Errorf("an address in the /64 of a banned one: got %q", got)
 	}
 	c4 := dial(t, m.ChatAddr().String())
-	c4.send("PROXY TCP4 198.51.100.7 127.0.0.1 40000 5500\r\n")
-	c4.expectName()
+	c4.Send("PROXY TCP4 198.51.100.7 127.0.0.1 40000 5500\r\n")
+	c4.ExpectName()
 	c5 := dial(t, m.ChatAddr().String())
-	c5.send("PROXY TCP4 198.51.100.8 127.0.0.1 40000 5500\r\n")
-	c5.expectName() // IPv4 counts by address
+	c5.Send("PROXY TCP4 198.51.100.8 127.0.0.1 40000 5500\r\n")
+	c5.ExpectName() // IPv4 counts by address
 }
 
 // Over real IPv6 loopback, the limit counts [::1] as one client.
@@ -224,10 +224,10 @@ func TestIPv6Loopback(t *testing.T) {
 	ln.Close()
 	m := mustRunMain(t, "--listen", "[::1]:0", "--max-conns-per-ip", "1")
 	a := join(t, m.ChatAddr().String(), "six")
-	if got := dial(t, m.ChatAddr().String()).expectClosed(); got != "ERROR too many connections from your address, close one and try again\n" {
+	if got := dial(t, m.ChatAddr().String()).ExpectClosed(); got != "ERROR too many connections from your address, close one and try again\n" {
 		t.Errorf("second [::1] connection: got %q", got)
 	}
-	a.sync()
+	a.Sync()
 }
 
 // A client that never reads costs at most the send buffer in the kernel,
@@ -239,8 +239,8 @@ func TestSendBufferBound(t *testing.T) {
 	addr := m.ChatAddr().String()
 	talker := join(t, addr, "talker")
 	slow := join(t, addr, "slow")
-	slow.conn.(*net.TCPConn).SetReadBuffer(16 << 10)
-	talker.expect("slow joined!")
+	slow.Conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+	talker.Expect("slow joined!")
 	web := wsDialOpts(t, wsURL(m), &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -253,14 +253,14 @@ func TestSendBufferBound(t *testing.T) {
 	web.nick = "webslow"
 	web.send(map[string]any{"type": "hello", "v": 1, "nick": "webslow"})
 	web.expectType("welcome")
-	talker.expect("webslow joined!")
+	talker.Expect("webslow joined!")
 
 	// The talker sends until both are dropped, reading its own echoes.
 	line := strings.Repeat("y", 1000)
-	talker.conn.SetDeadline(time.Time{}) // join set a write deadline; the run may take a while
+	talker.Conn.SetDeadline(time.Time{}) // join set a write deadline; the run may take a while
 	stop := make(chan struct{})
 	go func() {
-		echoes := bufio.NewReader(talker.conn)
+		echoes := bufio.NewReader(talker.Conn)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -272,7 +272,7 @@ func TestSendBufferBound(t *testing.T) {
 					return
 				}
 			}
-			if _, err := fmt.Fprintf(talker.conn, "%d %s\n", i, line); err != nil {
+			if _, err := fmt.Fprintf(talker.Conn, "%d %s\n", i, line); err != nil {
 				return
 			}
 		}
@@ -285,8 +285,8 @@ func TestSendBufferBound(t *testing.T) {
 		}
 		return nil
 	})
-	slow.conn.SetReadDeadline(time.Now().Add(waitFor))
-	n, _ := io.Copy(io.Discard, slow.r)
+	slow.Conn.SetReadDeadline(time.Now().Add(waitFor))
+	n, _ := io.Copy(io.Discard, slow.R)
 	webBytes := 0
 	for {
 		msg, err := web.next()
@@ -312,7 +312,7 @@ func TestPasswordThrottle(t *testing.T) {
 	addr := m.ChatAddr().String()
 	start := time.Now()
 	for i := range 20 {
-		if got := tryPassword(t, "127.0.0.1", addr, "guesser", fmt.Sprint("guess", i)).expectClosed(); got != wrongPassword {
+		if got := tryPassword(t, "127.0.0.1", addr, "guesser", fmt.Sprint("guess", i)).ExpectClosed(); got != wrongPassword {
 			t.Fatalf("guess %d: got %q", i, got)
 		}
 	}
@@ -344,7 +344,7 @@ func TestPasswordThrottle(t *testing.T) {
 	}
 	// The right password still works from the same address, after its turn.
 	ok := tryPassword(t, "127.0.0.1", addr, "knower", "knower: letmein")
-	ok.expect("Connected to server!")
+	ok.Expect("Connected to server!")
 }
 
 // The throttle is per address and shared by TCP and WebSocket: while one
@@ -354,7 +354,7 @@ func TestPasswordThrottle(t *testing.T) {
 func TestPasswordThrottleOtherAddress(t *testing.T) {
 	m := mustRunMain(t, "--password", "letmein", "--auth-delay", "1h", "--auth-delay-max", "1h")
 	addr := m.ChatAddr().String()
-	if got := tryPassword(t, "127.0.0.1", addr, "guesser", "nope").expectClosed(); got != wrongPassword {
+	if got := tryPassword(t, "127.0.0.1", addr, "guesser", "nope").ExpectClosed(); got != wrongPassword {
 		t.Fatalf("first wrong password: got %q", got)
 	}
 	// Its next attempts wait an hour for their verdict, even the right
@@ -370,21 +370,21 @@ func TestPasswordThrottleOtherAddress(t *testing.T) {
 	})
 	// Two attempts are in line, the last an hour and more away: the next is
 	// refused at once.
-	if got := tryPassword(t, "127.0.0.1", addr, "third", "nope3").expectClosed(); !strings.HasPrefix(got, "ERROR too many wrong passwords from your address") {
+	if got := tryPassword(t, "127.0.0.1", addr, "third", "nope3").ExpectClosed(); !strings.HasPrefix(got, "ERROR too many wrong passwords from your address") {
 		t.Errorf("over the cap: got %q", got)
 	}
 
 	// Another address is not held.
 	other := tryPassword(t, "127.0.0.2", addr, "other", "letmein")
-	other.expect("Connected to server!")
+	other.Expect("Connected to server!")
 	web := wsDialFrom(t, m, "127.0.0.2")
 	web.nick = "webother"
 	web.send(map[string]any{"type": "hello", "v": 1, "nick": "webother", "password": "letmein"})
 	web.expectType("welcome")
 
 	// The held ones have no verdict yet.
-	held.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if b, err := held.r.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
+	held.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if b, err := held.R.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("held attempt: read %q, %v; want nothing yet", b, err)
 	}
 	st := m.Gateway.Stats()

@@ -24,7 +24,7 @@ func ircDial(t testing.TB, m *Main) *ircClient {
 func ircRegister(t testing.TB, m *Main, nick string, caps ...string) *ircClient {
 	t.Helper()
 	c := ircDial(t, m)
-	c.nick = nick
+	c.Nick = nick
 	c.sendf("CAP LS 302")
 	c.sendf("NICK %s", nick)
 	c.sendf("USER %s 0 * :%s real", nick, nick)
@@ -39,22 +39,22 @@ func ircRegister(t testing.TB, m *Main, nick string, caps ...string) *ircClient 
 }
 
 func (c *ircClient) sendf(format string, args ...any) {
-	c.t.Helper()
-	c.send(fmt.Sprintf(format, args...) + "\r\n")
+	c.T.Helper()
+	c.Send(fmt.Sprintf(format, args...) + "\r\n")
 }
 
 // expectLine reads lines until one is want (without its CR).
 func (c *ircClient) expectLine(want string) []string {
-	c.t.Helper()
-	return c.expectFunc(want, func(s string) bool { return strings.TrimSuffix(s, "\r") == want })
+	c.T.Helper()
+	return c.ExpectFunc(want, func(s string) bool { return strings.TrimSuffix(s, "\r") == want })
 }
 
 // expectSuffix reads lines until one, tags left out, is want; it returns
 // the line with its tags.
 func (c *ircClient) expectUntagged(want string) string {
-	c.t.Helper()
+	c.T.Helper()
 	var got string
-	c.expectFunc(want+" (any tags)", func(s string) bool {
+	c.ExpectFunc(want+" (any tags)", func(s string) bool {
 		got = strings.TrimSuffix(s, "\r")
 		return untag(got) == want
 	})
@@ -65,9 +65,9 @@ func (c *ircClient) expectUntagged(want string) string {
 // come, in any order: lines of different channels reach a client through
 // different room subscriptions, so only each channel's own order holds.
 func (c *ircClient) expectUntaggedAll(wants ...string) {
-	c.t.Helper()
+	c.T.Helper()
 	left := slices.Clone(wants)
-	c.expectFunc(strings.Join(wants, " and ")+" (any order, any tags)", func(s string) bool {
+	c.ExpectFunc(strings.Join(wants, " and ")+" (any order, any tags)", func(s string) bool {
 		if i := slices.Index(left, untag(strings.TrimSuffix(s, "\r"))); i >= 0 {
 			left = slices.Delete(left, i, i+1)
 		}
@@ -89,7 +89,7 @@ func untag(line string) string {
 // ircSync pings the server and returns the lines before the PONG, without
 // their CR.
 func (c *ircClient) ircSync() []string {
-	c.t.Helper()
+	c.T.Helper()
 	c.sendf("PING :sync")
 	lines := c.expectLine(":chatd PONG chatd :sync")
 	for i := range lines {

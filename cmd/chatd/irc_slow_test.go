@@ -25,11 +25,11 @@ func TestIRCSlowConsumer(t *testing.T) {
 	ircReader.sendf("JOIN #lobby")
 	ircReader.expectLine(":chatd 366 ircreader #lobby :End of /NAMES list")
 	slow := ircRegister(t, m, "slow")
-	slow.conn.(*net.TCPConn).SetReadBuffer(4096)
+	slow.Conn.(*net.TCPConn).SetReadBuffer(4096)
 	slow.sendf("JOIN #lobby")
 	slow.expectLine(":chatd 366 slow #lobby :End of /NAMES list")
-	talker.expect("slow joined!")
-	tcpReader.expect("slow joined!")
+	talker.Expect("slow joined!")
+	tcpReader.Expect("slow joined!")
 	ircReader.expectUntagged(":slow!slow@chatd JOIN #lobby")
 
 	// 5,000 lines of 400 bytes (one IRC line each) are more than the slow
@@ -41,8 +41,8 @@ func TestIRCSlowConsumer(t *testing.T) {
 	var tcpRead, ircRead atomic.Int64
 	stop := make(chan struct{})
 	defer close(stop)
-	talker.conn.SetDeadline(time.Time{}) // the run may take a while under -race
-	go io.Copy(io.Discard, talker.conn)
+	talker.Conn.SetDeadline(time.Time{}) // the run may take a while under -race
+	go io.Copy(io.Discard, talker.Conn)
 	go func() {
 		for i := range n {
 			for int64(i)-min(tcpRead.Load(), ircRead.Load()) > window {
@@ -52,7 +52,7 @@ func TestIRCSlowConsumer(t *testing.T) {
 				case <-time.After(time.Millisecond):
 				}
 			}
-			if _, err := fmt.Fprintf(talker.conn, "%d %s\n", i, line); err != nil {
+			if _, err := fmt.Fprintf(talker.Conn, "%d %s\n", i, line); err != nil {
 				return
 			}
 		}
@@ -60,9 +60,9 @@ func TestIRCSlowConsumer(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		r := bufio.NewReaderSize(tcpReader.conn, 64<<10)
+		r := bufio.NewReaderSize(tcpReader.Conn, 64<<10)
 		for i := 0; i < n; {
-			tcpReader.conn.SetReadDeadline(time.Now().Add(3 * waitFor))
+			tcpReader.Conn.SetReadDeadline(time.Now().Add(3 * waitFor))
 			s, err := r.ReadString('\n')
 			if err != nil {
 				done <- fmt.Errorf("nc reader: %v after line %d", err, i)
@@ -81,9 +81,9 @@ func TestIRCSlowConsumer(t *testing.T) {
 	}()
 
 	sawQuit := false
-	r := bufio.NewReaderSize(ircReader.conn, 64<<10)
+	r := bufio.NewReaderSize(ircReader.Conn, 64<<10)
 	for i := 0; i < n; {
-		ircReader.conn.SetReadDeadline(time.Now().Add(3 * waitFor))
+		ircReader.Conn.SetReadDeadline(time.Now().Add(3 * waitFor))
 		s, err := r.ReadString('\n')
 		if err != nil {
 			t.Fatalf("IRC reader: %v after line %d", err, i)
@@ -103,15 +103,15 @@ func TestIRCSlowConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !sawQuit {
-		ircReader.r = r
+		ircReader.R = r
 		ircReader.expectLine(":slow!slow@chatd QUIT :Slow consumer")
 	}
 	waitSessions(t, m, 3)
 
 	// The slow client's connection was closed: what it finds in its
 	// socket ends, rather than waiting for more.
-	slow.conn.SetReadDeadline(time.Now().Add(waitFor))
-	if _, err := io.Copy(io.Discard, slow.conn); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+	slow.Conn.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.Copy(io.Discard, slow.Conn); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("the slow client's connection is still open: %v", err)
 	}
 	fresh := ircRegister(t, m, "fresh")

@@ -38,11 +38,11 @@ func TestIRCRegistration(t *testing.T) {
 	c.sendf("NICK bob")
 	c.expectLine(":chatd 001 bob :Welcome to the chatd chat, bob; rooms are channels: /join #lobby")
 	c.expectLine(":chatd 002 bob :Your host is chatd, a chatd gateway shared with nc and browser users")
-	c.expectFunc("003", func(s string) bool { return strings.HasPrefix(s, ":chatd 003 bob :This server was created ") })
+	c.ExpectFunc("003", func(s string) bool { return strings.HasPrefix(s, ":chatd 003 bob :This server was created ") })
 	c.expectLine(":chatd 004 bob chatd chatd i :n")
-	isupport := c.expectFunc("005", func(s string) bool { return strings.HasPrefix(s, ":chatd 005 bob ") })
+	isupport := c.ExpectFunc("005", func(s string) bool { return strings.HasPrefix(s, ":chatd 005 bob ") })
 	_ = isupport
-	line := c.seen[len(c.seen)-1]
+	line := c.Seen[len(c.Seen)-1]
 	for _, want := range []string{"CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=32", "CHANNELLEN=33", "NETWORK=chatd"} {
 		if !strings.Contains(line, " "+want+" ") {
 			t.Errorf("005 %q lacks %s", line, want)
@@ -64,12 +64,12 @@ func TestIRCRegistration(t *testing.T) {
 
 	// The nickname is taken for every transport.
 	n := dial(t, m.ChatAddr().String())
-	n.expectName()
-	n.send("bob\n")
-	n.expect("ERROR nickname bob is taken, choose another")
+	n.ExpectName()
+	n.Send("bob\n")
+	n.Expect("ERROR nickname bob is taken, choose another")
 
 	c.sendf("QUIT :gone fishing")
-	if got := c.expectClosed(); !strings.Contains(got, "ERROR :Closing link: Quit\r\n") {
+	if got := c.ExpectClosed(); !strings.Contains(got, "ERROR :Closing link: Quit\r\n") {
 		t.Errorf("after QUIT: %q", got)
 	}
 }
@@ -102,8 +102,8 @@ func TestIRCPassword(t *testing.T) {
 func TestIRCChat(t *testing.T) {
 	m := mustRunMain(t, "--irc", "127.0.0.1:0", "--rate", "1000", "--burst", "1000")
 	alice := join(t, m.ChatAddr().String(), "alice")
-	alice.send("before\n")
-	alice.expect("alice: before")
+	alice.Send("before\n")
+	alice.Expect("alice: before")
 
 	bob := ircRegister(t, m, "bob", "server-time")
 	bob.sendf("JOIN #lobby")
@@ -116,29 +116,29 @@ func TestIRCChat(t *testing.T) {
 		t.Errorf("replayed line %q has no server-time tag", hist)
 	}
 	bob.expectLine(":chatd NOTICE #lobby :--- live ---")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 
 	carol := wsJoin(t, m, "carol")
 	bob.expectUntagged(":carol!carol@chatd JOIN #lobby")
 
 	bob.sendf("PRIVMSG #lobby :hello from irc")
-	alice.expect("bob: hello from irc")
+	alice.Expect("bob: hello from irc")
 	carol.expectEvent("say", "bob", "hello from irc")
-	alice.send("hi irc\n")
+	alice.Send("hi irc\n")
 	bob.expectUntagged(":alice!alice@chatd PRIVMSG #lobby :hi irc")
 	carol.line("hi from the web")
 	bob.expectUntagged(":carol!carol@chatd PRIVMSG #lobby :hi from the web")
 
 	bob.sendf("PRIVMSG #lobby :\x01ACTION waves\x01")
-	alice.expect("* bob waves")
+	alice.Expect("* bob waves")
 	carol.expectEvent("me", "bob", "waves")
-	alice.send("/me dances\n")
+	alice.Send("/me dances\n")
 	bob.expectUntagged(":alice!alice@chatd PRIVMSG #lobby :\x01ACTION dances\x01")
 
-	alice.send("/msg bob psst\n")
+	alice.Send("/msg bob psst\n")
 	bob.expectUntagged(":alice!alice@chatd PRIVMSG bob :psst")
 	bob.sendf("PRIVMSG alice :back at you")
-	alice.expect("*** private from bob: back at you")
+	alice.Expect("*** private from bob: back at you")
 	bob.sendf("PRIVMSG carol :\x01ACTION nods\x01")
 	if msg, _ := carol.expect("private", func(m wsMsg) bool { return m.Type == "private" }); msg.From != "bob" || msg.Text != "* bob nods" {
 		t.Errorf("private action: %v", msg)
@@ -156,14 +156,14 @@ func TestIRCChat(t *testing.T) {
 	bob.sendf("JOIN #dev,#Lobby,nochan")
 	bob.expectLine(":bob!bob@chatd JOIN #dev")
 	bob.expectLine(":chatd 403 bob nochan :No such channel: channel names start with #, as #lobby")
-	alice.send("/join dev\n")
+	alice.Send("/join dev\n")
 	bob.expectUntaggedAll(":alice!alice@chatd PART #lobby", ":alice!alice@chatd JOIN #dev")
-	alice.send("in dev\n")
+	alice.Send("in dev\n")
 	bob.expectUntagged(":alice!alice@chatd PRIVMSG #dev :in dev")
 	carol.line("still in lobby")
 	bob.expectUntagged(":carol!carol@chatd PRIVMSG #lobby :still in lobby")
 	bob.sendf("PRIVMSG #dev :to dev")
-	alice.expect("bob: to dev")
+	alice.Expect("bob: to dev")
 	bob.sendf("PRIVMSG #lobby :to lobby")
 	carol.expectEvent("say", "bob", "to lobby")
 
@@ -191,7 +191,7 @@ func TestIRCChat(t *testing.T) {
 	// A nickname change: once for bob though he is in two rooms.
 	bob.sendf("NICK robert")
 	bob.expectLine(":bob!bob@chatd NICK robert")
-	alice.expect("*** bob is now known as robert")
+	alice.Expect("*** bob is now known as robert")
 	carol.expectEvent("nick", "bob", "robert")
 	carol.line("after the rename")
 	bob.expectUntagged(":carol!carol@chatd PRIVMSG #lobby :after the rename")
@@ -204,15 +204,15 @@ func TestIRCChat(t *testing.T) {
 	// Someone else's nickname change and quit, in two shared rooms: once.
 	dave := join(t, m.ChatAddr().String(), "dave")
 	bob.expectUntagged(":dave!dave@chatd JOIN #lobby")
-	dave.send("/join dev\n")
+	dave.Send("/join dev\n")
 	bob.expectUntagged(":dave!dave@chatd JOIN #dev")
-	dave.send("/nick david\n")
+	dave.Send("/nick david\n")
 	bob.expectUntagged(":dave!dave@chatd NICK david")
-	dave.send("/quit\n")
+	dave.Send("/quit\n")
 	bob.expectUntagged(":david!david@chatd QUIT :Quit")
-	alice.send("/join lobby\n")
+	alice.Send("/join lobby\n")
 	bob.expectUntagged(":alice!alice@chatd JOIN #lobby")
-	alice.send("/nick alicia\n")
+	alice.Send("/nick alicia\n")
 	bob.expectUntagged(":alice!alice@chatd NICK alicia")
 	lines := bob.ircSync()
 	if slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, " NICK ") || strings.Contains(l, " QUIT ") }) {
@@ -232,12 +232,12 @@ func TestIRCChat(t *testing.T) {
 	erin.expectLine(":chatd 366 erin #lobby :End of /NAMES list")
 	erin.sendf("PRIVMSG #lobby :echo me")
 	erin.expectLine(":erin!erin@chatd PRIVMSG #lobby :echo me")
-	alice.expect("erin: echo me")
+	alice.Expect("erin: echo me")
 	// Without server-time, the history is server NOTICEs with the time.
 	frank := ircRegister(t, m, "frank")
 	frank.sendf("JOIN #lobby")
 	frank.expectLine(":chatd NOTICE #lobby :--- last 10 lines of #lobby ---")
-	got := frank.expectFunc("replayed echo me", func(s string) bool {
+	got := frank.ExpectFunc("replayed echo me", func(s string) bool {
 		return strings.HasPrefix(s, ":chatd NOTICE #lobby :[") && strings.HasSuffix(s, "] erin: echo me\r")
 	})
 	_ = got
@@ -245,7 +245,7 @@ func TestIRCChat(t *testing.T) {
 
 	// QUIT: the rooms hear it with its message.
 	bob.sendf("QUIT :see you")
-	alice.expect("robert left!")
+	alice.Expect("robert left!")
 	carol.expectEvent("leave", "robert", "Quit: see you")
 	frank.expectLine(":robert!robert@chatd QUIT :Quit: see you")
 }
@@ -259,23 +259,23 @@ func TestIRCBadInput(t *testing.T) {
 	bob := ircRegister(t, m, "bob")
 	bob.sendf("JOIN #lobby")
 	bob.expectLine(":chatd 366 bob #lobby :End of /NAMES list")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 
 	bob.sendf("PRIVMSG #lobby :%s", strings.Repeat("x", 600))
 	bob.expectLine(":chatd 417 bob :Input line was too long (limit 512 bytes, tags 4096); it was dropped")
-	bob.send("PRIVMSG #lobby :" + strings.Repeat("y", 100000)) // no line end yet
+	bob.Send("PRIVMSG #lobby :" + strings.Repeat("y", 100000)) // no line end yet
 	bob.expectLine(":chatd 417 bob :Input line was too long (limit 512 bytes, tags 4096); it was dropped")
-	bob.send("\r\n")
+	bob.Send("\r\n")
 	bob.sendf("PRIVMSG #lobby :plain \x1b[31mred\x0304,12colour\x02bold\x1b]0;title\x07\xff \x00end")
-	alice.expect("bob: plain redcolourbold\uFFFD end")
+	alice.Expect("bob: plain redcolourbold\uFFFD end")
 	bob.sendf("PRIVMSG alice :\x01VERSION\x01")
 	bob.expectLine(":chatd 421 bob CTCP :CTCP VERSION is not supported here; only ACTION (/me) is passed on")
 	bob.sendf("PRIVMSG #lobby :\x02\x03\x1b[0m")
 	bob.expectLine(":chatd 412 bob :No text to send (after removing control characters)")
 	bob.sendf("@+typing=active;+x=%s TAGMSG #lobby", strings.Repeat("t", 3000))
 	bob.sendf("@+x=y :alice!alice@chatd PRIVMSG #lobby :the prefix is never believed")
-	alice.expect("bob: the prefix is never believed")
-	for _, l := range alice.sync() {
+	alice.Expect("bob: the prefix is never believed")
+	for _, l := range alice.Sync() {
 		if strings.Contains(l, "VERSION") || strings.Contains(l, "xxx") || strings.Contains(l, "yyy") {
 			t.Errorf("alice got %q", l)
 		}
@@ -284,8 +284,8 @@ func TestIRCBadInput(t *testing.T) {
 	// Garbage before registration: one error per line, then one ERROR and
 	// the close.
 	g := ircDial(t, m)
-	g.send(strings.Repeat("GET / HTTP/1.1\r\n", 12))
-	out := g.expectClosed()
+	g.Send(strings.Repeat("GET / HTTP/1.1\r\n", 12))
+	out := g.ExpectClosed()
 	if strings.Count(out, " 451 ") != 9 || !strings.HasSuffix(out, "ERROR :Closing link: Connection closed\r\n") ||
 		!strings.Contains(out, "this is an IRC port") {
 		t.Errorf("garbage: %q", out)
@@ -293,13 +293,13 @@ func TestIRCBadInput(t *testing.T) {
 	// A registration that never ends, sent slowly.
 	s := ircDial(t, m)
 	s.sendf("NICK slow")
-	s.send("USER slow 0")
-	out = s.expectClosed()
+	s.Send("USER slow 0")
+	out = s.ExpectClosed()
 	if !strings.Contains(out, "registration timed out") || !strings.HasSuffix(out, "ERROR :Closing link: Connection closed\r\n") {
 		t.Errorf("slow registration: %q", out)
 	}
 	bob.sendf("PRIVMSG #lobby :unharmed")
-	alice.expect("bob: unharmed")
+	alice.Expect("bob: unharmed")
 }
 
 // A ping the client never answers closes it; the room hears it quit.
@@ -308,15 +308,15 @@ func TestIRCPingTimeout(t *testing.T) {
 	alice := join(t, m.ChatAddr().String(), "alice")
 	bob := ircRegister(t, m, "bob")
 	bob.sendf("JOIN #lobby")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 	bob.expectLine("PING :chatd")
 	bob.sendf("PONG :chatd")
 	bob.expectLine("PING :chatd")
-	out := bob.expectClosed()
+	out := bob.ExpectClosed()
 	if !strings.Contains(out, "ping timeout") || !strings.HasSuffix(out, "ERROR :Closing link: Ping timeout\r\n") {
 		t.Errorf("ping timeout: %q", out)
 	}
-	alice.expect("bob left!")
+	alice.Expect("bob left!")
 }
 
 // Across gateways: a nickname held on another gateway, lines between IRC,
@@ -338,23 +338,23 @@ func TestIRCAcrossGateways(t *testing.T) {
 	bob := ircRegister(t, g1, "bob")
 	bob.sendf("JOIN #lobby")
 	bob.expectLine(":chatd 366 bob #lobby :End of /NAMES list")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 	carol := wsJoin(t, g2, "carol")
 	bob.expectLine(":carol!carol@chatd JOIN #lobby")
 
-	alice.send("across\n")
+	alice.Send("across\n")
 	bob.expectLine(":alice!alice@chatd PRIVMSG #lobby :across")
 	bob.sendf("PRIVMSG #lobby :and back")
-	alice.expect("bob: and back")
+	alice.Expect("bob: and back")
 	carol.expectEvent("say", "bob", "and back")
 	carol.line("from the web")
 	bob.expectLine(":carol!carol@chatd PRIVMSG #lobby :from the web")
 	bob.sendf("PRIVMSG alice :private across")
-	alice.expect("*** private from bob: private across")
+	alice.Expect("*** private from bob: private across")
 
 	victim := join(t, g3.addr, "victim")
 	bob.expectLine(":victim!victim@chatd JOIN #lobby")
-	victim.send("last words\n")
+	victim.Send("last words\n")
 	bob.expectLine(":victim!victim@chatd PRIVMSG #lobby :last words")
 	start := time.Now()
 	g3.cmd.Process.Signal(syscall.SIGKILL)
@@ -375,10 +375,10 @@ func TestIRCRollingRestart(t *testing.T) {
 	alice := join(t, g1.ChatAddr().String(), "alice")
 	bob := ircRegister(t, g1, "bob")
 	go g1.Close()
-	if got := alice.expectClosed(); !strings.Contains(got, "*** server shutting down; reconnect to chat2.example:5502 or chat3.example:5503\n") {
+	if got := alice.ExpectClosed(); !strings.Contains(got, "*** server shutting down; reconnect to chat2.example:5502 or chat3.example:5503\n") {
 		t.Errorf("alice got %q", got)
 	}
-	got := bob.expectClosed()
+	got := bob.ExpectClosed()
 	if want := ":chatd NOTICE bob :server shutting down; reconnect to chat2.example:" + ircPort + "\r\nERROR :Closing link: Server shutting down\r\n"; !strings.HasSuffix(got, want) {
 		t.Errorf("bob got %q, want it to end with %q", got, want)
 	}
@@ -393,8 +393,8 @@ func TestIRCWhoisAcrossGateways(t *testing.T) {
 
 	idle := ircRegister(t, g1, "Idler") // in no room
 	alice := join(t, g1.ChatAddr().String(), "alice")
-	alice.send("/join dev\n")
-	alice.expect("alice joined!")
+	alice.Send("/join dev\n")
+	alice.Expect("alice joined!")
 
 	bob := ircRegister(t, g2, "bob")
 	bob.sendf("WHOIS idler")

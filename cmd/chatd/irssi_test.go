@@ -73,32 +73,32 @@ func (c *irssi) typeLine(s string) {
 func TestIRCIrssi(t *testing.T) {
 	m := mustRunMain(t, "--irc", "127.0.0.1:0")
 	alice := join(t, m.ChatAddr().String(), "alice")
-	alice.send("said before bob came\n")
-	alice.expect("alice: said before bob came")
+	alice.Send("said before bob came\n")
+	alice.Expect("alice: said before bob came")
 
 	bob := startIrssi(t, m.IRCAddr().String(), "bob")
 	bob.typeLine("/join #lobby")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 	bob.waitScreen("said before bob came") // the replay, between the server's NOTICEs
 	bob.waitScreen("--- live ---")
 
 	bob.typeLine("hello from irssi")
-	alice.expect("bob: hello from irssi")
-	alice.send("hello from nc\n")
+	alice.Expect("bob: hello from irssi")
+	alice.Send("hello from nc\n")
 	bob.waitScreen("hello from nc")
 	bob.typeLine("/me waves")
-	alice.expect("* bob waves")
-	alice.send("/me dances\n")
+	alice.Expect("* bob waves")
+	alice.Send("/me dances\n")
 	bob.waitScreen("alice dances")
 
 	bob.typeLine("/msg alice a private word")
-	alice.expect("*** private from bob: a private word")
-	alice.send("/msg bob a private answer\n")
+	alice.Expect("*** private from bob: a private word")
+	alice.Send("/msg bob a private answer\n")
 	bob.typeLine("/query alice")
 	bob.waitScreen("a private answer")
 
 	bob.typeLine("/window 2")
-	alice.send("/quit\n")
+	alice.Send("/quit\n")
 	bob.waitScreen("alice")
 	bob.waitScreen("has quit")
 }
@@ -110,38 +110,38 @@ func TestIRCIrssiBrowser(t *testing.T) {
 	m := mustRunMain(t, "--irc", "127.0.0.1:0")
 	alice := join(t, m.ChatAddr().String(), "alice")
 	b.login("http://"+m.HTTPAddr().String()+"/", "carol")
-	alice.expect("carol joined!")
+	alice.Expect("carol joined!")
 
 	bob := startIrssi(t, m.IRCAddr().String(), "bob")
 	bob.typeLine("/join #lobby")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 	b.waitJS("bob joined", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'join' && d.dataset.nick === 'bob')`)
 	bob.typeLine("/names")
 	bob.waitScreen("carol")
 
 	// Lines.
 	bob.typeLine("hello from irssi")
-	alice.expect("bob: hello from irssi")
+	alice.Expect("bob: hello from irssi")
 	b.waitJS("irssi's line", shows("say", "bob", "hello from irssi"))
 	b.say("hello from the browser")
-	alice.expect("carol: hello from the browser")
+	alice.Expect("carol: hello from the browser")
 	bob.waitScreen("hello from the browser")
-	alice.send("hello from nc\n")
+	alice.Send("hello from nc\n")
 	bob.waitScreen("hello from nc")
 	b.waitJS("nc's line", shows("say", "alice", "hello from nc"))
 
 	// Actions.
 	bob.typeLine("/me waves at everyone")
-	alice.expect("* bob waves at everyone")
+	alice.Expect("* bob waves at everyone")
 	b.waitJS("irssi's action", shows("me", "bob", "waves at everyone"))
 	b.say("/me waves from the page")
-	alice.expect("* carol waves from the page")
+	alice.Expect("* carol waves from the page")
 	bob.waitScreen("carol waves from the page")
 
 	// Parts and joins: the browser user goes to #dev and back; bob follows
 	// it there and leaves again.
 	b.do(chromedp.SetValue(chromedp.ID("join-room"), "dev"), chromedp.Click(chromedp.CSS("#join-form button")))
-	alice.expect("carol left!")
+	alice.Expect("carol left!")
 	bob.waitScreen("carol")
 	bob.waitScreen("has left #lobby")
 	b.waitJS("in #dev", `document.getElementById('room-name').textContent === '#dev'`)
@@ -152,7 +152,7 @@ func TestIRCIrssiBrowser(t *testing.T) {
 	bob.typeLine("/part #dev")
 	b.waitJS("bob left #dev", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'leave' && d.dataset.nick === 'bob')`)
 	b.do(chromedp.SetValue(chromedp.ID("join-room"), "lobby"), chromedp.Click(chromedp.CSS("#join-form button")))
-	alice.expect("carol joined!")
+	alice.Expect("carol joined!")
 	bob.waitScreen("has joined #lobby")
 
 	// Private messages, both ways between irssi and the others.
@@ -163,14 +163,14 @@ func TestIRCIrssiBrowser(t *testing.T) {
 	b.waitJS("private from bob", fmt.Sprintf(`[...document.querySelectorAll('#log .msg.private')].some(d => d.dataset.nick === 'bob' && d.textContent.includes(%s))`,
 		jsString("a private answer to the page")))
 	bob.typeLine("/msg alice a private word for nc")
-	alice.expect("*** private from bob: a private word for nc")
-	alice.send("/msg bob a private answer from nc\n")
+	alice.Expect("*** private from bob: a private word for nc")
+	alice.Send("/msg bob a private answer from nc\n")
 	bob.typeLine("/query alice")
 	bob.waitScreen("a private answer from nc")
 
 	// nc leaves: the others see it go.
 	bob.typeLine("/window 2")
-	alice.send("/quit\n")
+	alice.Send("/quit\n")
 	bob.waitScreen("has quit")
 	b.waitJS("alice left", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'leave' && d.dataset.nick === 'alice')`)
 	b.screenshot("irc-irssi-browser.png")

@@ -37,10 +37,10 @@ func TestDrainOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFor(t, delay/2, status("/readyz", http.StatusServiceUnavailable))
-	alice.send("still here\n")
-	alice.expect("alice: still here")
+	alice.Send("still here\n")
+	alice.Expect("alice: still here")
 	bob := join(t, p.addr, "bob")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 	if err := status("/healthz", http.StatusOK)(); err != nil {
 		t.Error(err)
 	}
@@ -49,8 +49,8 @@ func TestDrainOrder(t *testing.T) {
 	}
 
 	for _, c := range []*client{alice, bob} {
-		if got := c.expectClosed(); !strings.HasSuffix(got, "*** server shutting down, bye\n") {
-			t.Errorf("%s got %q at shutdown", c.nick, got)
+		if got := c.ExpectClosed(); !strings.HasSuffix(got, "*** server shutting down, bye\n") {
+			t.Errorf("%s got %q at shutdown", c.Nick, got)
 		}
 	}
 	if took := time.Since(start); took < delay {

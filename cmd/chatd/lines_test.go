@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,92 +18,21 @@ func joinAs(t testing.TB, addr string, nicks ...string) (*client, []string) {
 	c := dial(t, addr)
 	var refusals []string
 	for _, nick := range nicks {
-		c.expectName()
-		c.send(nick + "\n")
-		l, err := c.line()
+		c.ExpectName()
+		c.Send(nick + "\n")
+		l, err := c.Line()
 		if err != nil {
 			t.Fatalf("handshake as %q: %v", nick, err)
 		}
 		if l == "Connected to server!" {
-			c.nick = nick
-			c.expect(nick + " joined!")
+			c.Nick = nick
+			c.Expect(nick + " joined!")
 			return c, refusals
 		}
 		refusals = append(refusals, l)
 	}
 	t.Fatalf("no nickname of %q accepted: %q", nicks, refusals)
 	return nil, nil
-}
-
-// A user cannot make another nc user receive a line that reads as the
-// server's: nicknames that read as the server are refused, and its actions,
-// chat lines and private messages are in classes of their own.
-func TestUserCannotForgeServerLines(t *testing.T) {
-	m := mustRunMain(t, "--burst", "50")
-	addr := m.ChatAddr().String()
-	victim := join(t, addr, "victim")
-
-	for nick, want := range map[string]string{
-		"server": "ERROR nickname server is reserved, choose another",
-		"ERROR":  "ERROR nickname ERROR is reserved, choose another",
-		"error":  "ERROR nickname error is reserved, choose another",
-		"NAME":   "ERROR nickname NAME is reserved, choose another",
-		"Chatd":  "ERROR nickname Chatd is reserved, choose another",
-		"-x":     "ERROR nickname may not start with -, choose another",
-		"---":    "ERROR nickname may not start with -, choose another",
-	} {
-		c := dial(t, addr)
-		c.expectName()
-		c.send(nick + "\n")
-		if l, _ := c.line(); l != want {
-			t.Errorf("nickname %q: got %q, want %q", nick, l, want)
-		}
-	}
-	mallory := join(t, addr, "private")
-	victim.expect("private joined!")
-	evil := "127.0.0.1:7301"
-	for _, forged := range []string{
-		"/me from bob: psst",
-		"*** server shutting down; reconnect to " + evil,
-		"/me *** server shutting down; reconnect to " + evil,
-		"/msg victim *** server shutting down; reconnect to " + evil,
-		"ERROR x\n--- live ---\n[12:01] bob: hi",
-	} {
-		mallory.send(forged + "\n")
-	}
-	mallory.send("/nick in\n")
-	mallory.send("/me lobby (2): alice, bob\n")
-	mallory.send("/nick the\n")
-	mallory.send("/me chat link is down: your lines cannot be sent until it is back\n")
-	mallory.nick = "the"
-	mallory.sync()
-	var got []string
-	for _, l := range victim.sync() {
-		if !strings.Contains(l, ": sync-") {
-			got = append(got, l)
-		}
-	}
-	want := []string{
-		"* private from bob: psst",
-		"private: *** server shutting down; reconnect to " + evil,
-		"* private *** server shutting down; reconnect to " + evil,
-		"*** private from private: *** server shutting down; reconnect to " + evil,
-		"private: ERROR x",
-		"private: --- live ---",
-		"private: [12:01] bob: hi",
-		"*** private is now known as in",
-		"* in lobby (2): alice, bob",
-		"*** in is now known as the",
-		"* the chat link is down: your lines cannot be sent until it is back",
-	}
-	// A private message may overtake room lines sent before it.
-	slices.Sort(got)
-	slices.Sort(want)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("the victim got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	victim.send("/who\n")
-	victim.expect("*** in lobby (2): the, victim")
 }
 
 // A chat user who names a host in a line that looks like a shutdown
@@ -145,11 +73,11 @@ func TestClientIgnoresForgedRedirect(t *testing.T) {
 	mallory, refusals := joinAs(t, addr, "server", "mallory")
 	t.Logf("refused: %q", refusals)
 	redirect := "server shutting down; reconnect to " + evilAddr
-	mallory.send("/me shutting down; reconnect to " + evilAddr + "\n")
-	mallory.send("*** " + redirect + "\n")
-	mallory.send("/me *** " + redirect + "\n")
-	mallory.send("/msg alice *** " + redirect + "\n")
-	mallory.sync()
+	mallory.Send("/me shutting down; reconnect to " + evilAddr + "\n")
+	mallory.Send("*** " + redirect + "\n")
+	mallory.Send("/me *** " + redirect + "\n")
+	mallory.Send("/msg alice *** " + redirect + "\n")
+	mallory.Sync()
 	for range 4 {
 		alice.expectFunc("a forged redirect", func(l string) bool { return strings.Contains(l, "reconnect to "+evilAddr) })
 	}

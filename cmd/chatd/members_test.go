@@ -35,15 +35,15 @@ func TestJoinPromise(t *testing.T) {
 		for i := range tries {
 			nick := fmt.Sprintf("tcp%d", i)
 			c := dial(t, a2)
-			c.expectName()
-			c.send(nick + "\n")
-			c.nick = nick
-			c.expect("Connected to server!")
+			c.ExpectName()
+			c.Send(nick + "\n")
+			c.Nick = nick
+			c.Expect("Connected to server!")
 			line := fmt.Sprintf("to %s", nick)
-			alice.send(line + "\n")
-			c.expectWithin(3*time.Second, "alice: "+line, func(s string) bool { return s == "alice: "+line })
-			c.send("/quit\n")
-			alice.expect(nick + " left!")
+			alice.Send(line + "\n")
+			c.ExpectWithin(3*time.Second, "alice: "+line, func(s string) bool { return s == "alice: "+line })
+			c.Send("/quit\n")
+			alice.Expect(nick + " left!")
 			if time.Now().After(deadline) {
 				break
 			}
@@ -53,20 +53,20 @@ func TestJoinPromise(t *testing.T) {
 		bob := join(t, a2, "bob")
 		for i := range tries {
 			room := fmt.Sprintf("r%d", i)
-			alice.send("/join " + room + "\n")
-			alice.expect("alice joined!")
-			bob.send("/join " + room + "\n")
-			bob.expect("bob joined!")
+			alice.Send("/join " + room + "\n")
+			alice.Expect("alice joined!")
+			bob.Send("/join " + room + "\n")
+			bob.Expect("bob joined!")
 			line := "in " + room
-			alice.send(line + "\n")
-			bob.expectWithin(3*time.Second, "alice: "+line, func(s string) bool { return s == "alice: "+line })
+			alice.Send(line + "\n")
+			bob.ExpectWithin(3*time.Second, "alice: "+line, func(s string) bool { return s == "alice: "+line })
 			if time.Now().After(deadline) {
 				break
 			}
 		}
-		bob.send("/quit\n")
-		alice.send("/join lobby\n")
-		alice.expect("alice joined!")
+		bob.Send("/quit\n")
+		alice.Send("/join lobby\n")
+		alice.Expect("alice joined!")
 	})
 	t.Run("websocket", func(t *testing.T) {
 		for i := range tries {
@@ -76,10 +76,10 @@ func TestJoinPromise(t *testing.T) {
 			w.send(map[string]any{"type": "hello", "v": 1, "nick": nick})
 			w.expectType("welcome")
 			line := "to " + nick
-			alice.send(line + "\n")
+			alice.Send(line + "\n")
 			w.expect("alice: "+line, func(m wsMsg) bool { return m.Type == "event" && m.Nick == "alice" && m.Text == line })
 			w.c.CloseNow()
-			alice.expect(nick + " left!")
+			alice.Expect(nick + " left!")
 			if time.Now().After(deadline) {
 				break
 			}
@@ -161,9 +161,9 @@ func TestNoGhostsAfterCrash(t *testing.T) {
 	for i := range 12 {
 		nick := fmt.Sprintf("gone%d", i)
 		c := join(t, p.addr, nick)
-		stay.expect(nick + " joined!")
-		c.send("/quit\n")
-		stay.expect(nick + " left!")
+		stay.Expect(nick + " joined!")
+		c.Send("/quit\n")
+		stay.Expect(nick + " left!")
 		gone = append(gone, nick)
 	}
 	// A sweep purges the markers those quits left, once they are older
@@ -183,8 +183,8 @@ func TestNoGhostsAfterCrash(t *testing.T) {
 
 	p2, _ := startWatched(t, args...)
 	watcher := join(t, p2.addr, "watcher")
-	watcher.send("/who\n")
-	who := watcher.expectPrefix("*** in lobby")
+	watcher.Send("/who\n")
+	who := watcher.ExpectPrefix("*** in lobby")
 	for _, g := range gone {
 		if strings.Contains(who, g+",") || strings.HasSuffix(who, g) {
 			t.Errorf("after the crash %s, who had quit, is back: %q", g, who)
@@ -192,27 +192,27 @@ func TestNoGhostsAfterCrash(t *testing.T) {
 	}
 	for _, g := range gone[:3] {
 		c := dial(t, p2.addr)
-		c.expectName()
-		c.send(g + "\n")
-		c.nick = g
-		c.expectFunc("Connected to server! for "+g, func(s string) bool {
+		c.ExpectName()
+		c.Send(g + "\n")
+		c.Nick = g
+		c.ExpectFunc("Connected to server! for "+g, func(s string) bool {
 			if strings.HasPrefix(s, "ERROR") {
 				t.Errorf("nickname %s, whose user quit before the crash: %s", g, s)
 				return true
 			}
 			return s == "Connected to server!"
 		})
-		c.send("/quit\n")
+		c.Send("/quit\n")
 	}
 	// The user connected at the crash is announced gone once its old
 	// gateway's lease lapses; nobody who had quit is announced again.
-	skipped := watcher.expect("stay left!")
+	skipped := watcher.Expect("stay left!")
 	for _, g := range gone {
 		if count(skipped, g+" left!") > 1 {
 			t.Errorf("%s left! announced again after the crash: %q", g, skipped)
 		}
 	}
-	lines := watcher.sync()
+	lines := watcher.Sync()
 	if n := count(lines, "stay left!"); n > 0 {
 		t.Errorf("stay left! announced again: %q", lines)
 	}

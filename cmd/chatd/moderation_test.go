@@ -71,9 +71,9 @@ func isOper(nick string) func(*bus.Conn) bool {
 
 // oper makes c an operator with the right password.
 func oper(c *client, name string) {
-	c.t.Helper()
-	c.send("/oper " + name + " pw-" + name + "\n")
-	c.expect("*** you are now an operator (" + name + ")")
+	c.T.Helper()
+	c.Send("/oper " + name + " pw-" + name + "\n")
+	c.Expect("*** you are now an operator (" + name + ")")
 }
 
 // An operator logs in with /oper and is marked with @ in /who on every
@@ -84,44 +84,44 @@ func TestOperators(t *testing.T) {
 	ga, gb := twoModGateways(t, "--admin", "127.0.0.1:0")
 	alice := join(t, ga.ChatAddr().String(), "alice")
 	bob := join(t, gb.ChatAddr().String(), "bob")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 
-	alice.send("/oper root wrong\n")
-	alice.expect("ERROR wrong operator name or password")
-	alice.send("/oper nobody pw-nobody\n")
-	alice.expect("ERROR wrong operator name or password")
-	alice.send("/oper root\n")
-	alice.expect("ERROR usage: /oper NAME PASSWORD")
-	bob.send("/who\n")
-	bob.expect("*** in lobby (2): alice, bob")
+	alice.Send("/oper root wrong\n")
+	alice.Expect("ERROR wrong operator name or password")
+	alice.Send("/oper nobody pw-nobody\n")
+	alice.Expect("ERROR wrong operator name or password")
+	alice.Send("/oper root\n")
+	alice.Expect("ERROR usage: /oper NAME PASSWORD")
+	bob.Send("/who\n")
+	bob.Expect("*** in lobby (2): alice, bob")
 
 	oper(alice, "root")
 	waitMod(t, gb, "alice as an operator", isOper("alice"))
-	bob.send("/who\n")
-	bob.expect("*** in lobby (2): @alice, bob")
+	bob.Send("/who\n")
+	bob.Expect("*** in lobby (2): @alice, bob")
 	web := wsJoin(t, gb, "webby")
 	web.line("/who")
 	if who := web.expectNotice("in lobby (3): @alice, bob, webby"); strings.Join(who.Ops, ",") != "alice" ||
 		strings.Join(who.Nicks, ",") != "alice,bob,webby" {
 		t.Errorf("/who on the web = %v", who)
 	}
-	bob.expect("webby joined!")
+	bob.Expect("webby joined!")
 
 	// A non-operator: one ERROR per attempt, nothing changes.
 	for _, cmd := range []string{"/kick alice", "/ban alice 1h", "/ban 127.0.0.9", "/unban alice", "/bans", "/mute alice", "/unmute alice"} {
-		bob.send(cmd + "\n")
+		bob.Send(cmd + "\n")
 		name, _, _ := strings.Cut(cmd[1:], " ")
-		if skipped := bob.expect("ERROR /" + name + " is for operators; see /oper"); len(skipped) > 0 {
+		if skipped := bob.Expect("ERROR /" + name + " is for operators; see /oper"); len(skipped) > 0 {
 			t.Errorf("%s: also got %q", cmd, skipped)
 		}
 	}
-	lines := bob.sync()
+	lines := bob.Sync()
 	if len(lines) != 0 {
 		t.Errorf("bob got %q after the refusals", lines)
 	}
-	alice.sync()
-	alice.send("/bans\n")
-	alice.expect("*** bans: none")
+	alice.Sync()
+	alice.Send("/bans\n")
+	alice.Expect("*** bans: none")
 	if got := gb.Gateway.Stats().Moderation["refused"]; got != 7 {
 		t.Errorf("refused attempts counted: %d, want 7", got)
 	}
@@ -146,10 +146,10 @@ func TestOperators(t *testing.T) {
 	}
 
 	// Operator status ends with the session.
-	alice.send("/quit\n")
-	bob.expect("alice left!")
-	bob.send("/who\n")
-	bob.expect("*** in lobby (2): bob, webby")
+	alice.Send("/quit\n")
+	bob.Expect("alice left!")
+	bob.Send("/who\n")
+	bob.Expect("*** in lobby (2): bob, webby")
 }
 
 // An operator on gateway A kicks users of gateway B, classic and web: each
@@ -159,32 +159,32 @@ func TestKickAcrossGateways(t *testing.T) {
 	alice := join(t, ga.ChatAddr().String(), "alice")
 	bob := join(t, gb.ChatAddr().String(), "bob")
 	web := wsJoin(t, gb, "webby")
-	alice.expect("webby joined!")
+	alice.Expect("webby joined!")
 	oper(alice, "root")
 
-	alice.send("/kick nobody\n")
-	alice.expect("ERROR no such nickname in lobby: nobody")
-	alice.send("/kick alice\n")
-	alice.expect("ERROR you cannot kick yourself")
-	alice.send("/kick bob " + strings.Repeat("x", 301) + "\n")
-	alice.expect("ERROR reason too long (limit 300 bytes)")
+	alice.Send("/kick nobody\n")
+	alice.Expect("ERROR no such nickname in lobby: nobody")
+	alice.Send("/kick alice\n")
+	alice.Expect("ERROR you cannot kick yourself")
+	alice.Send("/kick bob " + strings.Repeat("x", 301) + "\n")
+	alice.Expect("ERROR reason too long (limit 300 bytes)")
 
-	alice.send("/kick bob flooding the room\n")
-	bob.expect("ERROR you were kicked from lobby by alice: flooding the room, closing")
-	bob.expectClosed()
-	alice.expect("*** bob was kicked by alice: flooding the room")
+	alice.Send("/kick bob flooding the room\n")
+	bob.Expect("ERROR you were kicked from lobby by alice: flooding the room, closing")
+	bob.ExpectClosed()
+	alice.Expect("*** bob was kicked by alice: flooding the room")
 	web.expect("kick event", func(m wsMsg) bool {
 		return m.Type == "event" && m.Kind == "kick" && m.Nick == "bob" && m.By == "alice" && m.Text == "flooding the room"
 	})
 
-	alice.send("/kick webby\n")
+	alice.Send("/kick webby\n")
 	_, code, _ := web.expectClosed()
 	if code != websocket.StatusPolicyViolation {
 		t.Errorf("kicked web client closed with %d", code)
 	}
-	alice.expect("*** webby was kicked by alice")
-	alice.send("/who\n")
-	alice.expect("*** in lobby (1): @alice")
+	alice.Expect("*** webby was kicked by alice")
+	alice.Send("/who\n")
+	alice.Expect("*** in lobby (1): @alice")
 	if got := ga.Gateway.Stats().Moderation["kick"]; got != 2 {
 		t.Errorf("kicks counted: %d, want 2", got)
 	}
@@ -219,46 +219,46 @@ func TestBanAcrossGateways(t *testing.T) {
 		"/unban carol":       "ERROR carol is not banned",
 		"/unban 10.0.0.0/99": `ERROR "10.0.0.0/99" is neither a nickname, an IP address nor a CIDR prefix`,
 	} {
-		alice.send(cmd + "\n")
-		alice.expect(want)
+		alice.Send(cmd + "\n")
+		alice.Expect(want)
 	}
 
 	// An address ban, for a short time.
 	bob := dialFrom(t, "127.0.0.2", b)
-	bob.expectName()
-	bob.send("bob\n")
-	bob.nick = "bob"
-	bob.expect("Connected to server!")
-	alice.expect("bob joined!")
+	bob.ExpectName()
+	bob.Send("bob\n")
+	bob.Nick = "bob"
+	bob.Expect("Connected to server!")
+	alice.Expect("bob joined!")
 	start := time.Now()
-	alice.send("/ban 127.0.0.2 1h spamming\n")
-	alice.expect("*** banned 127.0.0.2/32 for 1h0m0s")
-	got := bob.expectPrefix("ERROR your address is banned from this chat by alice until ")
+	alice.Send("/ban 127.0.0.2 1h spamming\n")
+	alice.Expect("*** banned 127.0.0.2/32 for 1h0m0s")
+	got := bob.ExpectPrefix("ERROR your address is banned from this chat by alice until ")
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the ban took %v to reach bob on the other gateway", d)
 	}
 	if !strings.HasSuffix(got, ": spamming, closing") {
 		t.Errorf("banned bob got %q", got)
 	}
-	bob.expectClosed()
-	alice.expect("bob left!")
+	bob.ExpectClosed()
+	alice.Expect("bob left!")
 	for _, addr := range []string{a, b} {
 		c := dialFrom(t, "127.0.0.2", addr)
-		if got := c.expectClosed(); !strings.HasPrefix(got, "ERROR your address is banned from this chat by alice") {
+		if got := c.ExpectClosed(); !strings.HasPrefix(got, "ERROR your address is banned from this chat by alice") {
 			t.Errorf("reconnect to %s: %q", addr, got)
 		}
 	}
-	alice.send("/bans\n")
-	alice.expectPrefix("*** bans (1): 127.0.0.2/32 by alice until ")
+	alice.Send("/bans\n")
+	alice.ExpectPrefix("*** bans (1): 127.0.0.2/32 by alice until ")
 	// A short ban in its place lifts itself.
 	start = time.Now()
-	alice.send("/ban 127.0.0.2 2s\n")
-	alice.expect("*** banned 127.0.0.2/32 for 2s")
+	alice.Send("/ban 127.0.0.2 2s\n")
+	alice.Expect("*** banned 127.0.0.2/32 for 2s")
 	for deadline := time.Now().Add(waitFor); ; {
 		c := dialFrom(t, "127.0.0.2", a)
 		buf := make([]byte, 4)
-		c.conn.SetReadDeadline(time.Now().Add(waitFor))
-		n, _ := c.r.Read(buf)
+		c.Conn.SetReadDeadline(time.Now().Add(waitFor))
+		n, _ := c.R.Read(buf)
 		if string(buf[:n]) == "NAME" {
 			break
 		}
@@ -273,27 +273,27 @@ func TestBanAcrossGateways(t *testing.T) {
 
 	// A nickname ban, web user on the other gateway; /unban lifts it.
 	web := wsJoin(t, gb, "dave")
-	alice.expect("dave joined!")
-	alice.send("/ban dave\n")
-	alice.expect("*** banned dave")
+	alice.Expect("dave joined!")
+	alice.Send("/ban dave\n")
+	alice.Expect("*** banned dave")
 	web.expectError("banned", "the nickname dave is banned from this chat by alice, closing")
 	if _, code, _ := web.expectClosed(); code != websocket.StatusPolicyViolation {
 		t.Errorf("banned web client closed with %d", code)
 	}
 	for _, addr := range []string{a, b} {
 		c := dial(t, addr)
-		c.expectName()
-		c.send("DAVE\n")
-		c.expect("ERROR the nickname DAVE is banned from this chat by alice, choose another")
+		c.ExpectName()
+		c.Send("DAVE\n")
+		c.Expect("ERROR the nickname DAVE is banned from this chat by alice, choose another")
 	}
 	carol := join(t, b, "carol")
-	carol.send("/nick dave\n")
-	carol.expect("ERROR the nickname dave is banned from this chat by alice")
-	alice.send("/unban dave\n")
-	alice.expect("*** lifted the ban of dave")
+	carol.Send("/nick dave\n")
+	carol.Expect("ERROR the nickname dave is banned from this chat by alice")
+	alice.Send("/unban dave\n")
+	alice.Expect("*** lifted the ban of dave")
 	for deadline := time.Now().Add(waitFor); ; {
-		carol.send("/nick dave\n")
-		l, err := carol.line()
+		carol.Send("/nick dave\n")
+		l, err := carol.Line()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,37 +317,37 @@ func TestMuteAcrossGateways(t *testing.T) {
 	alice := join(t, ga.ChatAddr().String(), "alice")
 	bob := join(t, gb.ChatAddr().String(), "bob")
 	web := wsJoin(t, gb, "webby")
-	alice.expect("webby joined!")
+	alice.Expect("webby joined!")
 	oper(alice, "root")
 
-	alice.send("/mute bob 1h be calm\n")
-	alice.expect("*** muted bob for 1h0m0s")
-	bob.expectPrefix("ERROR you are muted by alice until ")
-	bob.send("still here\n")
-	bob.expectPrefix("ERROR you are muted by alice until ")
-	bob.send("/me waves\n")
-	bob.expectPrefix("ERROR you are muted by alice until ")
-	bob.send("/msg alice psst\n")
-	bob.expectPrefix("ERROR you are muted by alice until ")
-	bob.send("/nick bobby\n")
-	bob.expect("ERROR you cannot change nickname while muted")
-	alice.send("reading?\n")
-	bob.expect("alice: reading?")
+	alice.Send("/mute bob 1h be calm\n")
+	alice.Expect("*** muted bob for 1h0m0s")
+	bob.ExpectPrefix("ERROR you are muted by alice until ")
+	bob.Send("still here\n")
+	bob.ExpectPrefix("ERROR you are muted by alice until ")
+	bob.Send("/me waves\n")
+	bob.ExpectPrefix("ERROR you are muted by alice until ")
+	bob.Send("/msg alice psst\n")
+	bob.ExpectPrefix("ERROR you are muted by alice until ")
+	bob.Send("/nick bobby\n")
+	bob.Expect("ERROR you cannot change nickname while muted")
+	alice.Send("reading?\n")
+	bob.Expect("alice: reading?")
 
-	alice.send("/mute webby\n")
+	alice.Send("/mute webby\n")
 	web.expectError("muted", "you are muted by alice: you can read but not send")
 	web.line("hello")
 	web.expectError("muted", "you are muted by alice")
-	alice.send("/unmute webby\n")
-	alice.expect("*** webby is no longer muted")
+	alice.Send("/unmute webby\n")
+	alice.Expect("*** webby is no longer muted")
 	web.expectNotice("you are no longer muted")
 
 	// A short mute in its place runs out.
-	alice.send("/mute bob 1s\n")
-	alice.expect("*** muted bob for 1s")
+	alice.Send("/mute bob 1s\n")
+	alice.Expect("*** muted bob for 1s")
 	for deadline := time.Now().Add(waitFor); ; {
-		bob.send("back\n")
-		l, err := bob.line()
+		bob.Send("back\n")
+		l, err := bob.Line()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -359,8 +359,8 @@ func TestMuteAcrossGateways(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	alice.expect("bob: back")
-	for _, l := range alice.sync() {
+	alice.Expect("bob: back")
+	for _, l := range alice.Sync() {
 		if strings.Contains(l, "still here") || strings.Contains(l, "waves") {
 			t.Errorf("a muted line got through: %q", l)
 		}
@@ -377,40 +377,40 @@ func TestTopicAcrossGateways(t *testing.T) {
 	ga, gb := twoModGateways(t)
 	alice := join(t, ga.ChatAddr().String(), "alice")
 	bob := join(t, gb.ChatAddr().String(), "bob")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 
-	bob.send("/topic\n")
-	bob.expect("*** lobby has no topic")
-	bob.send("/topic welcome, all\n")
-	alice.expect("*** bob set the topic: welcome, all")
-	bob.expect("*** bob set the topic: welcome, all")
-	bob.send("/topic " + strings.Repeat("t", 391) + "\n")
-	bob.expect("ERROR topic too long (limit 390 bytes)")
+	bob.Send("/topic\n")
+	bob.Expect("*** lobby has no topic")
+	bob.Send("/topic welcome, all\n")
+	alice.Expect("*** bob set the topic: welcome, all")
+	bob.Expect("*** bob set the topic: welcome, all")
+	bob.Send("/topic " + strings.Repeat("t", 391) + "\n")
+	bob.Expect("ERROR topic too long (limit 390 bytes)")
 
 	oper(alice, "root")
 	waitMod(t, gb, "alice as an operator", isOper("alice"))
-	bob.send("/topic mine now\n")
-	bob.expect("ERROR an operator is in lobby: only operators may change its topic")
-	alice.send("/topic read the rules\n")
-	bob.expect("*** alice set the topic: read the rules")
+	bob.Send("/topic mine now\n")
+	bob.Expect("ERROR an operator is in lobby: only operators may change its topic")
+	alice.Send("/topic read the rules\n")
+	bob.Expect("*** alice set the topic: read the rules")
 
 	waitMod(t, gb, "the topic", func(b *bus.Conn) bool { tp, _ := b.Topic("lobby"); return tp.Text == "read the rules" })
 	// The topic comes after the (empty) history; "carol joined!" is a live
 	// event: either may come first.
 	carol := dial(t, gb.ChatAddr().String())
-	carol.expectName()
-	carol.send("carol\n")
-	carol.nick = "carol"
-	carol.expect("Connected to server!")
+	carol.ExpectName()
+	carol.Send("carol\n")
+	carol.Nick = "carol"
+	carol.Expect("Connected to server!")
 	seen := 0
-	carol.expectFunc("the topic and carol joined!", func(s string) bool {
+	carol.ExpectFunc("the topic and carol joined!", func(s string) bool {
 		if s == "*** topic of lobby: read the rules (set by alice)" || s == "carol joined!" {
 			seen++
 		}
 		return seen == 2
 	})
-	carol.send("/rooms\n")
-	carol.expect("*** rooms: lobby (3) [read the rules]")
+	carol.Send("/rooms\n")
+	carol.Expect("*** rooms: lobby (3) [read the rules]")
 	web := wsDial(t, gb)
 	web.send(map[string]any{"type": "hello", "v": 1, "nick": "webby"})
 	web.expectNotice("topic of lobby: read the rules (set by alice)")
@@ -422,11 +422,11 @@ func TestTopicAcrossGateways(t *testing.T) {
 	irc.sendf("LIST")
 	irc.expectLine(":chatd 322 ircy #lobby 5 :read the rules")
 
-	alice.send("/topic -\n")
-	carol.expect("*** alice cleared the topic")
+	alice.Send("/topic -\n")
+	carol.Expect("*** alice cleared the topic")
 	irc.expectUntagged(":alice!alice@chatd TOPIC #lobby :")
-	carol.send("/topic\n")
-	carol.expect("*** lobby has no topic")
+	carol.Send("/topic\n")
+	carol.Expect("*** lobby has no topic")
 }
 
 // IRC: OPER, KICK (the kicked IRC user leaves the channel and stays
@@ -446,21 +446,21 @@ func TestIRCModeration(t *testing.T) {
 	victim.sendf("JOIN #dev,#lobby")
 	victim.expectLine(":chatd 353 vic = #dev :@opy vic")
 	nc := join(t, gb.ChatAddr().String(), "ncuser")
-	nc.send("/join dev\n")
+	nc.Send("/join dev\n")
 	op.expectUntagged(":ncuser!ncuser@chatd JOIN #dev")
 	op.sendf("WHO #dev")
 	op.expectLine(":chatd 352 opy #dev opy chatd chatd opy H@ :0 opy")
 	victim.sendf("WHOIS opy")
 	victim.expectLine(":chatd 313 vic opy :is a chat operator")
 
-	nc.send("/kick vic\n")
-	nc.expect("ERROR /kick is for operators; see /oper")
+	nc.Send("/kick vic\n")
+	nc.Expect("ERROR /kick is for operators; see /oper")
 	op.sendf("KICK #dev nobody :bye")
 	op.expectLine(":chatd 441 opy nobody #dev :no such nickname in dev: nobody")
 	op.sendf("KICK #dev vic :off topic")
 	victim.expectUntagged(":opy!opy@chatd KICK #dev vic :off topic")
 	op.expectUntagged(":opy!opy@chatd KICK #dev vic :off topic")
-	nc.expect("*** vic was kicked by opy: off topic")
+	nc.Expect("*** vic was kicked by opy: off topic")
 	// vic is still connected, in #lobby, out of #dev.
 	victim.sendf("PRIVMSG #dev :hello?")
 	victim.expectLine(":chatd 404 vic #dev :Cannot send to channel: JOIN it first")
@@ -474,10 +474,10 @@ func TestIRCModeration(t *testing.T) {
 	op.expectLine(":chatd 353 opy = #dev :ncuser @opy")
 
 	op.sendf("TOPIC #dev :irc topic")
-	nc.expect("*** opy set the topic: irc topic")
+	nc.Expect("*** opy set the topic: irc topic")
 	waitMod(t, gb, "the topic", func(b *bus.Conn) bool { _, ok := b.Topic("dev"); return ok })
-	nc.send("/topic\n")
-	nc.expect("*** topic of dev: irc topic (set by opy)")
+	nc.Send("/topic\n")
+	nc.Expect("*** topic of dev: irc topic (set by opy)")
 	victim.sendf("JOIN #dev")
 	victim.expectLine(":chatd 332 vic #dev :irc topic")
 	victim.sendf("TOPIC #dev :mine")
@@ -486,7 +486,7 @@ func TestIRCModeration(t *testing.T) {
 	// The chat-wide commands as raw lines.
 	op.sendf("MUTE ncuser 1m :be quiet")
 	op.expectLine(":chatd NOTICE opy :muted ncuser for 1m0s")
-	nc.expectPrefix("ERROR you are muted by opy until ")
+	nc.ExpectPrefix("ERROR you are muted by opy until ")
 	victim.sendf("BAN opy")
 	victim.expectLine(":chatd NOTICE vic :/ban is for operators; see /oper")
 	op.sendf("BAN vic :go away")
@@ -544,14 +544,14 @@ func TestRegisteredNicknames(t *testing.T) {
 	ga, gb := twoModGateways(t)
 	a, b := ga.ChatAddr().String(), gb.ChatAddr().String()
 	alice := join(t, a, "alice")
-	alice.send("/register short\n")
-	alice.expect("ERROR a password must be 8 to 72 bytes")
-	alice.send("/register open sesame\n")
-	alice.expect("*** the nickname alice is registered: from now on it needs this password, on every gateway; /drop releases it")
-	alice.send("/register again and again\n")
-	alice.expect("*** the nickname alice is registered: from now on it needs this password, on every gateway; /drop releases it")
-	alice.send("/quit\n")
-	alice.expectClosed()
+	alice.Send("/register short\n")
+	alice.Expect("ERROR a password must be 8 to 72 bytes")
+	alice.Send("/register open sesame\n")
+	alice.Expect("*** the nickname alice is registered: from now on it needs this password, on every gateway; /drop releases it")
+	alice.Send("/register again and again\n")
+	alice.Expect("*** the nickname alice is registered: from now on it needs this password, on every gateway; /drop releases it")
+	alice.Send("/quit\n")
+	alice.ExpectClosed()
 	waitMod(t, gb, "the new password", func(b *bus.Conn) bool {
 		want, _ := ga.Bus.Reg("alice")
 		got, ok := b.Reg("alice")
@@ -560,26 +560,26 @@ func TestRegisteredNicknames(t *testing.T) {
 
 	// TCP, on the other gateway: asked after the nickname.
 	c := dial(t, b)
-	c.expectName()
-	c.send("alice\n")
-	c.expect("*** the nickname alice is registered: send its password as your next line")
-	c.send("open sesame\n") // the old password
-	if got := c.expectClosed(); got != "ERROR wrong password for the nickname alice, closing\n" {
+	c.ExpectName()
+	c.Send("alice\n")
+	c.Expect("*** the nickname alice is registered: send its password as your next line")
+	c.Send("open sesame\n") // the old password
+	if got := c.ExpectClosed(); got != "ERROR wrong password for the nickname alice, closing\n" {
 		t.Errorf("wrong password: %q", got)
 	}
 	c = dial(t, b)
-	c.expectName()
-	c.send("alice\n")
-	c.expect("*** the nickname alice is registered: send its password as your next line")
-	c.send("alice: again and again") // a classic client: its prefix, no newline
-	c.nick = "alice"
-	c.expect("Connected to server!")
-	c.expect("alice joined!")
+	c.ExpectName()
+	c.Send("alice\n")
+	c.Expect("*** the nickname alice is registered: send its password as your next line")
+	c.Send("alice: again and again") // a classic client: its prefix, no newline
+	c.Nick = "alice"
+	c.Expect("Connected to server!")
+	c.Expect("alice joined!")
 
 	// WebSocket, while alice is connected: taken; then without, with a
 	// wrong and with the right password.
-	c.send("/quit\n")
-	c.expectClosed()
+	c.Send("/quit\n")
+	c.ExpectClosed()
 	w := wsDial(t, ga)
 	w.send(map[string]any{"type": "hello", "nick": "alice"})
 	w.expectError("nick_registered", `the nickname alice is registered: give its password (put it in the hello as "nick_password"), choose another`)
@@ -598,16 +598,16 @@ func TestRegisteredNicknames(t *testing.T) {
 	irc.sendf("USER alice 0 * :x")
 	irc.expectLine(":chatd 433 * alice :the nickname alice is registered: give its password (send PASS with it before NICK (with a server password: PASS :SERVERPASSWORD NICKPASSWORD)), choose another")
 	irc = ircDial(t, gb)
-	irc.nick = "alice"
+	irc.Nick = "alice"
 	irc.sendf("PASS :again and again")
 	irc.sendf("NICK alice")
 	irc.sendf("USER alice 0 * :x")
 	irc.expectLine(":chatd 001 alice :Welcome to the chatd chat, alice; rooms are channels: /join #lobby")
 	irc.sendf("QUIT")
-	irc.expectClosed()
+	irc.ExpectClosed()
 	// IRC: SASL PLAIN.
 	irc = ircDial(t, ga)
-	irc.nick = "alice"
+	irc.Nick = "alice"
 	irc.sendf("CAP LS 302")
 	irc.sendf("NICK alice")
 	irc.sendf("USER alice 0 * :x")
@@ -623,36 +623,36 @@ func TestRegisteredNicknames(t *testing.T) {
 	irc.sendf("CAP END")
 	irc.expectLine(":chatd 001 alice :Welcome to the chatd chat, alice; rooms are channels: /join #lobby")
 	irc.sendf("QUIT")
-	irc.expectClosed()
+	irc.ExpectClosed()
 
 	// /nick to a registered nickname needs its password.
 	bob := join(t, a, "bob")
-	bob.send("/nick alice\n")
-	bob.expect("ERROR the nickname alice is registered: /nick alice PASSWORD")
-	bob.send("/nick alice guessing\n")
-	bob.expect("ERROR wrong password for the nickname alice")
-	bob.send("/drop alice\n")
-	bob.expect("ERROR /drop is for operators; see /oper")
-	bob.send("/nick alice again and again\n")
-	bob.expect("*** bob is now known as alice")
-	bob.nick = "alice"
-	bob.send("/drop\n")
-	bob.expect("*** the nickname alice is no longer registered")
-	bob.send("/quit\n")
-	bob.expectClosed()
+	bob.Send("/nick alice\n")
+	bob.Expect("ERROR the nickname alice is registered: /nick alice PASSWORD")
+	bob.Send("/nick alice guessing\n")
+	bob.Expect("ERROR wrong password for the nickname alice")
+	bob.Send("/drop alice\n")
+	bob.Expect("ERROR /drop is for operators; see /oper")
+	bob.Send("/nick alice again and again\n")
+	bob.Expect("*** bob is now known as alice")
+	bob.Nick = "alice"
+	bob.Send("/drop\n")
+	bob.Expect("*** the nickname alice is no longer registered")
+	bob.Send("/quit\n")
+	bob.ExpectClosed()
 	waitMod(t, gb, "the drop", func(b *bus.Conn) bool { _, ok := b.Reg("alice"); return !ok })
 	join(t, b, "alice") // free for anyone now
 
 	// An operator drops anyone's.
 	carol := join(t, b, "carol")
-	carol.send("/register carols secret\n")
-	carol.expectPrefix("*** the nickname carol is registered")
+	carol.Send("/register carols secret\n")
+	carol.ExpectPrefix("*** the nickname carol is registered")
 	op := join(t, a, "op")
 	oper(op, "admin")
-	op.send("/drop carol\n")
-	op.expect("*** the nickname carol is no longer registered")
-	op.send("/drop carol\n")
-	op.expect("ERROR the nickname carol is not registered")
+	op.Send("/drop carol\n")
+	op.Expect("*** the nickname carol is no longer registered")
+	op.Send("/drop carol\n")
+	op.Expect("ERROR the nickname carol is not registered")
 
 	if got := ga.Gateway.Stats().Moderation["nick_password_failed"] + gb.Gateway.Stats().Moderation["nick_password_failed"]; got != 4 {
 		t.Errorf("wrong nickname passwords counted: %d, want 4", got)
@@ -670,10 +670,10 @@ func TestBrowserModeration(t *testing.T) {
 	alice := join(t, m.ChatAddr().String(), "alice")
 	oper(alice, "root")
 	carol := join(t, m.ChatAddr().String(), "carol")
-	alice.expect("carol joined!")
+	alice.Expect("carol joined!")
 
 	b.login("http://"+m.HTTPAddr().String()+"/", "webby")
-	alice.expect("webby joined!")
+	alice.Expect("webby joined!")
 	b.waitJS("alice marked as an operator", `(() => {
 		const li = document.querySelector('#who li[data-nick="alice"]');
 		return li && li.dataset.op === 'true' && li.textContent.includes('@alice');
@@ -683,11 +683,11 @@ func TestBrowserModeration(t *testing.T) {
 		return li && !li.dataset.op && !li.textContent.includes('@');
 	})()`)
 
-	alice.send("/topic read the rules\n")
+	alice.Send("/topic read the rules\n")
 	b.waitJS("the topic change", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'topic' && d.textContent.includes('alice set the topic: read the rules'))`)
 
-	alice.send("/kick carol spam\n")
-	carol.expectClosed()
+	alice.Send("/kick carol spam\n")
+	carol.ExpectClosed()
 	b.waitJS("the kick", `[...document.querySelectorAll('#log .msg.system')].some(d => d.dataset.kind === 'kick' && d.textContent.includes('carol was kicked by alice: spam'))`)
 	b.waitJS("carol off the member list", `!document.querySelector('#who li[data-nick="carol"]')`)
 	b.checkNoErrors()

@@ -17,8 +17,8 @@ func TestMetricsDocumentedAndUsed(t *testing.T) {
 	m := mustRunMain(t, "--admin", "127.0.0.1:0")
 	// So that every series has a sample: a session, and one closed.
 	alice := join(t, m.ChatAddr().String(), "alice")
-	join(t, m.ChatAddr().String(), "bob").send("/quit\n")
-	alice.expect("bob left!")
+	join(t, m.ChatAddr().String(), "bob").Send("/quit\n")
+	alice.Expect("bob left!")
 	code, body, err := get("http://" + m.AdminAddr().String() + "/metrics")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %v", code, err)

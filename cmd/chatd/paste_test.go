@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatd/chatd/gateway"
 	"github.com/coder/websocket"
+
+	"github.com/chatd/chatd/gateway"
 )
 
 // pacedNotice starts the one notice a client gets when its lines are paced.
@@ -28,23 +29,6 @@ func pastedLines(n int) []string {
 	return lines
 }
 
-// expectInOrder reads c's next lines and fails unless they are exactly
-// want, in order: nothing dropped, nothing between them.
-func expectInOrder(t *testing.T, c *client, within time.Duration, want []string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for i, w := range want {
-		c.conn.SetReadDeadline(deadline)
-		got, err := c.readLine()
-		if err != nil {
-			t.Fatalf("%s: line %d of %d: %v; read: %q", c.nick, i, len(want), err, c.seen)
-		}
-		if got != w {
-			t.Fatalf("%s: line %d = %q, want %q", c.nick, i, got, w)
-		}
-	}
-}
-
 // A paste of 30 lines at the default limits is paced, not dropped: it
 // reaches the room whole and in order, the sender stays connected and is
 // told once that its lines are paced.
@@ -53,7 +37,7 @@ func TestPasteArrivesWhole(t *testing.T) {
 	addr := m.ChatAddr().String()
 	bob := join(t, addr, "bob")
 	carol := join(t, addr, "carol")
-	bob.expect("carol joined!")
+	bob.Expect("carol joined!")
 
 	paste := pastedLines(30)
 	var want []string
@@ -61,16 +45,16 @@ func TestPasteArrivesWhole(t *testing.T) {
 		want = append(want, "carol: "+l)
 	}
 	start := time.Now()
-	carol.send(strings.Join(paste, "\n") + "\n")
+	carol.Send(strings.Join(paste, "\n") + "\n")
 	// 10 lines of burst, then 20 at 5 lines/s: about 4 s.
-	expectInOrder(t, bob, 3*waitFor, want)
+	bob.ExpectInOrder(3*waitFor, want)
 	t.Logf("a paste of 30 lines reached bob in %v", time.Since(start).Round(time.Millisecond))
 
 	var own, notices []string
 	for len(own) < len(want) {
-		l, err := carol.line()
+		l, err := carol.Line()
 		if err != nil {
-			t.Fatalf("carol: %v after %q", err, carol.seen)
+			t.Fatalf("carol: %v after %q", err, carol.Seen)
 		}
 		switch {
 		case strings.HasPrefix(l, "*** "):
@@ -86,7 +70,7 @@ func TestPasteArrivesWhole(t *testing.T) {
 	}
 	// Still connected: a line after the paste goes through, with no
 	// further notice.
-	for _, l := range carol.sync() {
+	for _, l := range carol.Sync() {
 		if strings.HasPrefix(l, "*** ") || strings.HasPrefix(l, "ERROR ") {
 			notices = append(notices, l)
 		}
@@ -94,7 +78,7 @@ func TestPasteArrivesWhole(t *testing.T) {
 	if len(notices) != 1 || !strings.HasPrefix(notices[0], "*** "+pacedNotice+"5 lines/s") {
 		t.Errorf("carol's notices: %q, want one saying her lines are paced", notices)
 	}
-	bob.expectPrefix("carol: sync-")
+	bob.ExpectPrefix("carol: sync-")
 }
 
 // A 100-line paste arrives whole, in order, in its paced time.
@@ -103,19 +87,19 @@ func TestPasteHundredLines(t *testing.T) {
 	addr := m.ChatAddr().String()
 	bob := join(t, addr, "bob")
 	carol := join(t, addr, "carol")
-	bob.expect("carol joined!")
+	bob.Expect("carol joined!")
 	paste := pastedLines(100)
 	var want []string
 	for _, l := range paste {
 		want = append(want, "carol: "+l)
 	}
 	start := time.Now()
-	carol.send(strings.Join(paste, "\n") + "\n")
-	expectInOrder(t, bob, waitFor, want)
+	carol.Send(strings.Join(paste, "\n") + "\n")
+	bob.ExpectInOrder(waitFor, want)
 	took := time.Since(start)
 	t.Logf("a paste of 100 lines at --rate 50 --burst 10 reached bob in %v (paced time 1.8 s)", took.Round(time.Millisecond))
-	carol.expect("carol: " + paste[99])
-	carol.sync()
+	carol.Expect("carol: " + paste[99])
+	carol.Sync()
 }
 
 // A paste of binary garbage is sanitized like any line: what reaches the
@@ -125,7 +109,7 @@ func TestPasteBinaryGarbage(t *testing.T) {
 	addr := m.ChatAddr().String()
 	bob := join(t, addr, "bob")
 	eve := join(t, addr, "eve")
-	bob.expect("eve joined!")
+	bob.Expect("eve joined!")
 
 	r := rand.New(rand.NewPCG(1, 2))
 	var paste []byte
@@ -137,10 +121,10 @@ func TestPasteBinaryGarbage(t *testing.T) {
 		}
 		paste = append(paste, "\x1b[2J\x1b]0;pwned\x07\xc3\x28\n"...)
 	}
-	eve.send(string(paste))
-	eve.sync()
-	bob.expectPrefix("eve: sync-")
-	for _, l := range bob.seen {
+	eve.Send(string(paste))
+	eve.Sync()
+	bob.ExpectPrefix("eve: sync-")
+	for _, l := range bob.Seen {
 		text, ok := strings.CutPrefix(l, "eve: ")
 		if !ok {
 			continue
@@ -149,8 +133,8 @@ func TestPasteBinaryGarbage(t *testing.T) {
 			t.Errorf("bob got an unsanitized line from eve: %q", l)
 		}
 	}
-	if n := count(bob.seen, "eve left!"); n != 0 {
-		t.Errorf("eve was disconnected: %q", bob.seen)
+	if n := count(bob.Seen, "eve left!"); n != 0 {
+		t.Errorf("eve was disconnected: %q", bob.Seen)
 	}
 }
 
@@ -162,7 +146,7 @@ func TestPasteWithoutEnd(t *testing.T) {
 	addr := m.ChatAddr().String()
 	bob := join(t, addr, "bob")
 	flooder := join(t, addr, "flooder")
-	bob.expect("flooder joined!")
+	bob.Expect("flooder joined!")
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -174,14 +158,14 @@ func TestPasteWithoutEnd(t *testing.T) {
 			for j := range 100 {
 				fmt.Fprintf(&b, "%d\n", i*100+j)
 			}
-			flooder.conn.SetWriteDeadline(time.Now().Add(waitFor))
-			if _, err := io.WriteString(flooder.conn, b.String()); err != nil {
+			flooder.Conn.SetWriteDeadline(time.Now().Add(waitFor))
+			if _, err := io.WriteString(flooder.Conn, b.String()); err != nil {
 				return
 			}
 		}
 	}()
 	start := time.Now()
-	got := flooder.expectClosed()
+	got := flooder.ExpectClosed()
 	took := time.Since(start)
 	wg.Wait()
 	// One notice per run of paced lines, at most one per --flood-timeout:
@@ -200,7 +184,7 @@ func TestPasteWithoutEnd(t *testing.T) {
 	// Bob got the flooder's lines in order, none missing, then its departure.
 	next := 0
 	for {
-		l, err := bob.line()
+		l, err := bob.Line()
 		if err != nil {
 			t.Fatalf("bob: %v", err)
 		}
@@ -217,7 +201,7 @@ func TestPasteWithoutEnd(t *testing.T) {
 		t.Errorf("bob got %d lines of the flood, want the burst and a second of paced lines", next)
 	}
 	t.Logf("bob got lines 0..%d of the flood, in order", next-1)
-	bob.sync()
+	bob.Sync()
 }
 
 // WebSocket messages over the rate are paced like TCP lines: all arrive
@@ -228,13 +212,13 @@ func TestWebSocketPaste(t *testing.T) {
 	m := mustRunMain(t, "--rate", "20", "--burst", "3", "--flood-timeout", "2s")
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	web := wsJoin(t, m, "web")
-	nc.expect("web joined!")
+	nc.Expect("web joined!")
 	var want []string
 	for i := range 30 {
 		web.line(fmt.Sprintf("paste %d", i))
 		want = append(want, fmt.Sprintf("web: paste %d", i))
 	}
-	expectInOrder(t, nc, waitFor, want)
+	nc.ExpectInOrder(waitFor, want)
 	skipped := web.expectEvent("say", "web", "paste 29")
 	skipped = append(skipped, web.sync()...)
 	var notices []string
@@ -251,7 +235,7 @@ func TestWebSocketPaste(t *testing.T) {
 	}
 
 	flooder := wsJoin(t, m, "wsflooder")
-	nc.expect("wsflooder joined!")
+	nc.Expect("wsflooder joined!")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -277,7 +261,7 @@ func TestWebSocketPaste(t *testing.T) {
 		code != websocket.StatusPolicyViolation || reason != "flood" {
 		t.Errorf("flooder got errors %q, close %d %q", errs, code, reason)
 	}
-	nc.expect("wsflooder left!")
+	nc.Expect("wsflooder left!")
 }
 
 // IRC lines over the rate are paced too, with one NOTICE.
@@ -288,16 +272,16 @@ func TestIRCPaste(t *testing.T) {
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	c := ircRegister(t, m, "ircuser")
 	c.sendf("JOIN #lobby")
-	nc.expect("ircuser joined!")
-	c.expectFunc("end of NAMES", func(s string) bool { return strings.Contains(s, " 366 ") })
+	nc.Expect("ircuser joined!")
+	c.ExpectFunc("end of NAMES", func(s string) bool { return strings.Contains(s, " 366 ") })
 	var b strings.Builder
 	var want []string
 	for i := range 30 {
 		fmt.Fprintf(&b, "PRIVMSG #lobby :paste %d\r\n", i)
 		want = append(want, fmt.Sprintf("ircuser: paste %d", i))
 	}
-	c.send(b.String())
-	expectInOrder(t, nc, waitFor, want)
+	c.Send(b.String())
+	nc.ExpectInOrder(waitFor, want)
 	c.sendf("PING :after")
 	skipped := c.expectLine(":chatd PONG chatd :after")
 	notices := 0
@@ -316,17 +300,17 @@ func TestIRCPaste(t *testing.T) {
 		defer close(done)
 		batch := strings.Repeat("PRIVMSG #lobby :flood\r\n", 100)
 		for {
-			c.conn.SetWriteDeadline(time.Now().Add(waitFor))
-			if _, err := io.WriteString(c.conn, batch); err != nil {
+			c.Conn.SetWriteDeadline(time.Now().Add(waitFor))
+			if _, err := io.WriteString(c.Conn, batch); err != nil {
 				return
 			}
 		}
 	}()
-	got := c.expectClosed()
+	got := c.ExpectClosed()
 	<-done
 	if !strings.Contains(got, " NOTICE ircuser :flood: you kept sending faster than 20 lines/s for 2s, disconnected\r\n") ||
 		!strings.HasSuffix(got, "ERROR :Closing link: Excess flood\r\n") {
 		t.Errorf("ircuser's last lines: ...%q", got[max(0, len(got)-300):])
 	}
-	nc.expect("ircuser left!")
+	nc.Expect("ircuser left!")
 }

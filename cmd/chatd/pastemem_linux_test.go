@@ -76,7 +76,7 @@ func TestPacedFloodersMemory(t *testing.T) {
 	batch := strings.Repeat("a pasted line of a stack trace, as long as one usually is\n", 100)
 	for _, c := range tcps {
 		wg.Add(2)
-		go func() { defer wg.Done(); io.Copy(io.Discard, c.conn) }()
+		go func() { defer wg.Done(); io.Copy(io.Discard, c.Conn) }()
 		go func() {
 			defer wg.Done()
 			for {
@@ -85,8 +85,8 @@ func TestPacedFloodersMemory(t *testing.T) {
 					return
 				default:
 				}
-				c.conn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-				io.WriteString(c.conn, batch) // blocks once the server stops reading
+				c.Conn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+				io.WriteString(c.Conn, batch) // blocks once the server stops reading
 			}
 		}()
 	}
@@ -133,7 +133,7 @@ func TestPacedFloodersMemory(t *testing.T) {
 	}
 	close(stop)
 	for _, c := range tcps {
-		c.conn.Close()
+		c.Conn.Close()
 	}
 	for _, c := range wss {
 		c.c.CloseNow()

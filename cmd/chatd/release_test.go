@@ -210,8 +210,8 @@ func TestReleaseHandshake(t *testing.T) {
 	}
 	go io.Copy(io.Discard, stdout)
 	alice := join(t, addr, "alice")
-	alice.send("hello\n")
-	alice.expect("alice: hello")
+	alice.Send("hello\n")
+	alice.Expect("alice: hello")
 }
 
 // The .deb installs the binary, the Type=notify unit pointing at it, the

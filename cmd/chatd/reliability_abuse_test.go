@@ -24,6 +24,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // Abuse: a real chatd process is attacked on both transports while an
@@ -247,11 +249,11 @@ func TestReliabilityAbuseHalfOpen(t *testing.T) {
 		nick := fmt.Sprintf("stuck%d", i)
 		if i%2 == 0 {
 			c := dial(t, srv.chat)
-			c.conn.(*net.TCPConn).SetReadBuffer(4096)
-			c.expectName()
-			c.send(nick + "\n")
-			c.expect("Connected to server!")
-			stuckConns = append(stuckConns, func() { c.conn.Close() })
+			c.Conn.(*net.TCPConn).SetReadBuffer(4096)
+			c.ExpectName()
+			c.Send(nick + "\n")
+			c.Expect("Connected to server!")
+			stuckConns = append(stuckConns, func() { c.Conn.Close() })
 		} else {
 			c := relWSSmallBuffer(t, srv, nick)
 			stuckConns = append(stuckConns, func() { c.c.CloseNow() })
@@ -263,7 +265,7 @@ func TestReliabilityAbuseHalfOpen(t *testing.T) {
 	for i := range 4 {
 		c := join(t, srv.chat, fmt.Sprintf("talker%d", i))
 		talkWG.Add(2)
-		go func() { defer talkWG.Done(); io.Copy(io.Discard, c.r) }()
+		go func() { defer talkWG.Done(); io.Copy(io.Discard, c.R) }()
 		go func() {
 			defer talkWG.Done()
 			line := strings.Repeat("t", 3000) + "\n"
@@ -272,12 +274,12 @@ func TestReliabilityAbuseHalfOpen(t *testing.T) {
 			for {
 				select {
 				case <-stopTalk:
-					c.conn.Close()
+					c.Conn.Close()
 					return
 				case <-tick.C:
 				}
-				c.conn.SetWriteDeadline(time.Now().Add(waitFor))
-				if _, err := io.WriteString(c.conn, line); err != nil {
+				c.Conn.SetWriteDeadline(time.Now().Add(waitFor))
+				if _, err := io.WriteString(c.Conn, line); err != nil {
 					return
 				}
 			}
@@ -535,11 +537,11 @@ func relFloodWave(t *testing.T, srv *relServer, w, n int, out *relOutcome, lines
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			go io.Copy(io.Discard, c.r)
+			go io.Copy(io.Discard, c.R)
 			batch := strings.Repeat("flood flood flood flood\n", 100)
 			for {
-				c.conn.SetWriteDeadline(time.Now().Add(waitFor))
-				if _, err := io.WriteString(c.conn, batch); err != nil {
+				c.Conn.SetWriteDeadline(time.Now().Add(waitFor))
+				if _, err := io.WriteString(c.Conn, batch); err != nil {
 					break // disconnected
 				}
 				lines.Add(100)
@@ -614,12 +616,12 @@ func TestReliabilityAbuseInput(t *testing.T) {
 	var marks [2]atomic.Int64 // lines from abusers seen by each witness
 	var bad sync.Map          // problems the witnesses saw
 	var wwg sync.WaitGroup
-	wTCP.conn.SetReadDeadline(time.Time{})
+	wTCP.Conn.SetReadDeadline(time.Time{})
 	wwg.Add(2)
 	go func() {
 		defer wwg.Done()
 		for {
-			s, err := wTCP.r.ReadString('\n')
+			s, err := wTCP.R.ReadString('\n')
 			if err != nil {
 				return
 			}
@@ -680,7 +682,7 @@ func TestReliabilityAbuseInput(t *testing.T) {
 		}
 		return nil
 	})
-	wTCP.conn.Close()
+	wTCP.Conn.Close()
 	wWS.c.CloseNow()
 	wwg.Wait()
 	settled := srv.relSettle(before, 2, 50, 60*time.Second)
@@ -946,14 +948,14 @@ func TestReliabilityAbuseVanished(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { conn.Close() })
-			c := &client{t: t, conn: conn, r: bufio.NewReader(conn), nick: nick}
-			c.expectName()
-			c.send(nick + "\n")
-			c.expect(nick + " joined!")
+			c := testkit.NewClient(t, conn)
+			c.Nick = nick
+			c.ExpectName()
+			c.Send(nick + "\n")
+			c.Expect(nick + " joined!")
 			if quiet {
-				c.send("/join vanish\n")
-				c.expect(nick + " joined!")
+				c.Send("/join vanish\n")
+				c.Expect(nick + " joined!")
 			}
 			continue
 		}

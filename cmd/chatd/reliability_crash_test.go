@@ -55,11 +55,11 @@ func TestReliabilityNoGhostsAfterBrokerCrash(t *testing.T) {
 func ghostRound(t *testing.T, fc *faultCluster, js jetstream.JetStream, prefix string, kill, quitters int, hold time.Duration) {
 	gw := []string{fc.gateways[0].chat, fc.gateways[1].chat}
 	stays := []*client{join(t, gw[0], prefix+"s1"), join(t, gw[1], prefix+"s2")}
-	stays[0].expect(stays[1].nick + " joined!")
+	stays[0].Expect(stays[1].Nick + " joined!")
 	every := func(line string) {
 		t.Helper()
 		for _, s := range stays {
-			s.expect(line)
+			s.Expect(line)
 		}
 	}
 
@@ -108,12 +108,12 @@ func ghostRound(t *testing.T, fc *faultCluster, js jetstream.JetStream, prefix s
 	caught := time.Now()
 
 	// /who on both gateways: exactly the users who stayed.
-	want := []string{stays[0].nick, stays[1].nick}
+	want := []string{stays[0].Nick, stays[1].Nick}
 	slices.Sort(want)
 	for _, s := range stays {
 		got := ghostWho(t, s)
 		if !slices.Equal(got, want) {
-			t.Errorf("%s: /who after the crash lists %q, want %q", s.nick, got, want)
+			t.Errorf("%s: /who after the crash lists %q, want %q", s.Nick, got, want)
 		}
 	}
 	whoAt := time.Now()
@@ -142,13 +142,13 @@ func ghostRound(t *testing.T, fc *faultCluster, js jetstream.JetStream, prefix s
 	// announced at all after joining.
 	var leftTwice, joinedTwice int
 	for _, s := range stays {
-		s.sync()
+		s.Sync()
 		lt, jt := ghostAlternation(t, s)
 		leftTwice += lt
 		joinedTwice += jt
 		for _, st := range stays {
-			if n := count(s.seen, st.nick+" left!"); n > 0 {
-				t.Errorf("%s read %q %d times; %s never left", s.nick, st.nick+" left!", n, st.nick)
+			if n := count(s.Seen, st.Nick+" left!"); n > 0 {
+				t.Errorf("%s read %q %d times; %s never left", s.Nick, st.Nick+" left!", n, st.Nick)
 			}
 		}
 	}
@@ -157,10 +157,10 @@ func ghostRound(t *testing.T, fc *faultCluster, js jetstream.JetStream, prefix s
 		t.Name(), strings.Join(names, ","), len(gone), ms(began, quit), ms(quit, swept), ms(fault, restart), ms(restart, caught),
 		ms(caught, whoAt), ghostsIn(stays, gone), taken, leftTwice, joinedTwice)
 	for _, s := range stays {
-		s.send("/quit\n")
+		s.Send("/quit\n")
 	}
 	for _, s := range stays {
-		s.expectClosed()
+		s.ExpectClosed()
 	}
 }
 
@@ -280,10 +280,10 @@ func ghostWho(t *testing.T, c *client) []string {
 	t.Helper()
 	var got string
 	checkFor(t, time.Minute, func() error {
-		c.send("/who\n")
-		got = c.expectPrefix("")
+		c.Send("/who\n")
+		got = c.ExpectPrefix("")
 		for !strings.HasPrefix(got, "*** in ") && !strings.HasPrefix(got, "ERROR ") {
-			got = c.expectPrefix("")
+			got = c.ExpectPrefix("")
 		}
 		if strings.HasPrefix(got, "ERROR ") {
 			time.Sleep(200 * time.Millisecond)
@@ -305,20 +305,20 @@ func ghostClaim(t *testing.T, addr, nick string) string {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		c := dial(t, addr)
-		c.expectName()
-		c.send(nick + "\n")
-		c.nick = nick
-		first, err := c.line()
+		c.ExpectName()
+		c.Send(nick + "\n")
+		c.Nick = nick
+		first, err := c.Line()
 		switch {
 		case err != nil:
-			c.conn.Close()
+			c.Conn.Close()
 			return fmt.Sprintf("read: %v", err)
 		case first == "Connected to server!":
-			c.send("/quit\n")
-			c.expectClosed()
+			c.Send("/quit\n")
+			c.ExpectClosed()
 			return ""
 		}
-		c.conn.Close()
+		c.Conn.Close()
 		if !strings.Contains(first, "unavailable") || time.Now().After(deadline) {
 			return first
 		}
@@ -331,18 +331,18 @@ func ghostClaim(t *testing.T, addr, nick string) string {
 func ghostAlternation(t *testing.T, c *client) (leftTwice, joinedTwice int) {
 	t.Helper()
 	state := map[string]string{}
-	for _, line := range c.seen {
+	for _, line := range c.Seen {
 		if nick, ok := strings.CutSuffix(line, " left!"); ok {
 			if state[nick] == "left" {
 				leftTwice++
-				t.Errorf("%s read %q twice without a join between", c.nick, line)
+				t.Errorf("%s read %q twice without a join between", c.Nick, line)
 			}
 			state[nick] = "left"
 		}
 		if nick, ok := strings.CutSuffix(line, " joined!"); ok {
 			if state[nick] == "joined" {
 				joinedTwice++
-				t.Errorf("%s read %q twice without a left! between", c.nick, line)
+				t.Errorf("%s read %q twice without a left! between", c.Nick, line)
 			}
 			state[nick] = "joined"
 		}
@@ -354,7 +354,7 @@ func ghostAlternation(t *testing.T, c *client) (leftTwice, joinedTwice int) {
 func ghostsIn(stays []*client, gone []string) int {
 	n := 0
 	for _, s := range stays {
-		for _, line := range s.seen {
+		for _, line := range s.Seen {
 			if !strings.HasPrefix(line, "*** in ") {
 				continue
 			}

@@ -45,7 +45,8 @@ type faultRead struct {
 
 // faultUser is a chat user sending numbered lines at a steady rate. When
 // its connection ends it reconnects with the same nickname, trying its
-// gateways in turn.
+// gateways in turn. It is built on the test kit's line client (client),
+// one per connection, read on a goroutine of its own.
 type faultUser struct {
 	t        testing.TB
 	nick     string
@@ -82,7 +83,7 @@ func newFaultUser(t testing.TB, nick string, interval time.Duration, addrs ...st
 		u.mu.Lock()
 		u.stopped = true
 		if u.c != nil {
-			u.c.conn.Close()
+			u.c.Conn.Close()
 		}
 		started := u.started
 		u.mu.Unlock()
@@ -144,7 +145,7 @@ func (u *faultUser) connect(limit time.Duration) error {
 func (u *faultUser) read(c *client, n int) {
 	missed := false // in the replay of missed lines, after a resume
 	for {
-		s, err := c.r.ReadString('\n')
+		line, err := c.ReadLine()
 		now := time.Now()
 		u.mu.Lock()
 		if err != nil {
@@ -153,10 +154,9 @@ func (u *faultUser) read(c *client, n int) {
 				u.closed = true
 			}
 			u.mu.Unlock()
-			c.conn.Close()
+			c.Conn.Close()
 			return
 		}
-		line := strings.TrimSuffix(s, "\n")
 		if u.resume {
 			line = u.pos.take(line)
 			switch {
@@ -220,9 +220,9 @@ func (u *faultUser) run() {
 		u.next++
 		u.sent[n] = time.Now()
 		u.mu.Unlock()
-		c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		if _, err := fmt.Fprintf(c.conn, "seq %d\n", n); err != nil {
-			c.conn.Close() // the reader marks it closed
+		c.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := fmt.Fprintf(c.Conn, "seq %d\n", n); err != nil {
+			c.Conn.Close() // the reader marks it closed
 		}
 	}
 }
@@ -235,8 +235,8 @@ func (u *faultUser) say(s string) {
 	if c == nil {
 		return
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(c.conn, "%s\n", s)
+	c.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c.Conn, "%s\n", s)
 }
 
 // snapshot returns a copy of what u has read so far.
@@ -679,8 +679,8 @@ func faultFirst(reads []faultRead, since time.Time, line string) (time.Time, boo
 func faultProbeJoin(t testing.TB, addr, nick string) string {
 	c, answer, err := tryJoin(t, addr, nick, 10*time.Second)
 	if c != nil {
-		io.WriteString(c.conn, "/quit\n")
-		c.conn.Close()
+		io.WriteString(c.Conn, "/quit\n")
+		c.Conn.Close()
 	}
 	if err != nil && answer == "" {
 		return err.Error()

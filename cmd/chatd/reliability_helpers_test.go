@@ -332,23 +332,21 @@ func tryJoin(t testing.TB, addr, nick string, total time.Duration) (*client, str
 	if err != nil {
 		return nil, "", fmt.Errorf("dial: %w", err)
 	}
-	c := &client{t: t, conn: conn, r: bufio.NewReader(conn), nick: nick}
+	c := &client{T: t, Conn: conn, R: bufio.NewReader(conn), Nick: nick}
 	conn.SetDeadline(time.Now().Add(total))
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(c.r, buf); err != nil || string(buf) != "NAME" {
+	if err := c.ReadName(); err != nil {
 		conn.Close()
-		return nil, "", fmt.Errorf("read: %s: want NAME, got %q, %v", addr, buf, err)
+		return nil, "", fmt.Errorf("read: %s: %w", addr, err)
 	}
 	if _, err := io.WriteString(conn, nick+"\n"); err != nil {
 		conn.Close()
 		return nil, "", err
 	}
-	answer, err := c.r.ReadString('\n')
+	answer, err := c.ReadLine()
 	if err != nil {
 		conn.Close()
 		return nil, "", fmt.Errorf("read: %s as %s: %q, %v", addr, nick, answer, err)
 	}
-	answer = strings.TrimSuffix(answer, "\n")
 	if answer != "Connected to server!" {
 		conn.Close()
 		return nil, answer, fmt.Errorf("%s as %s: %q", addr, nick, answer)
@@ -359,7 +357,8 @@ func tryJoin(t testing.TB, addr, nick string, total time.Duration) (*client, str
 
 // relHonest is an honest pair: a TCP user and a WebSocket user who keep
 // chatting under the rate limit while a test abuses the server, each
-// checking it gets every line of the other, once, in order.
+// checking it gets every line of the other, once, in order. It pairs the
+// test kit's line client (client) with the WebSocket client (wsClient).
 type relHonest struct {
 	t      testing.TB
 	tcp    *client
@@ -383,15 +382,15 @@ func relStartHonest(t testing.TB, s *relServer, tag string, every time.Duration)
 		sent: map[string]int{}, recv: map[string]int{}, last: map[string]int{}, closed: map[string]string{}}
 	h.tcp = join(t, s.chat, tag+"-tcp")
 	h.ws = wsJoinURL(t, s.wsURL(), tag+"-ws")
-	h.tcp.expect(tag + "-ws joined!")
-	h.tcp.conn.SetReadDeadline(time.Time{})
-	for _, nick := range []string{h.tcp.nick, h.ws.nick} {
+	h.tcp.Expect(tag + "-ws joined!")
+	h.tcp.Conn.SetReadDeadline(time.Time{})
+	for _, nick := range []string{h.tcp.Nick, h.ws.nick} {
 		h.last[nick] = -1
 	}
 	h.wg.Add(4)
-	go h.sendLoop(h.tcp.nick, every, func(line string) error {
-		h.tcp.conn.SetWriteDeadline(time.Now().Add(waitFor))
-		_, err := io.WriteString(h.tcp.conn, line+"\n")
+	go h.sendLoop(h.tcp.Nick, every, func(line string) error {
+		h.tcp.Conn.SetWriteDeadline(time.Now().Add(waitFor))
+		_, err := io.WriteString(h.tcp.Conn, line+"\n")
 		return err
 	})
 	go h.sendLoop(h.ws.nick, every, func(line string) error {
@@ -455,18 +454,17 @@ func (h *relHonest) got(receiver, sender, text string) {
 
 func (h *relHonest) readTCP() {
 	defer h.wg.Done()
-	r := h.tcp.r // join may have read ahead into it
 	for {
-		s, err := r.ReadString('\n')
+		s, err := h.tcp.ReadLine()
 		if err != nil {
 			h.mu.Lock()
-			h.closed[h.tcp.nick] = err.Error()
+			h.closed[h.tcp.Nick] = err.Error()
 			h.mu.Unlock()
 			return
 		}
-		nick, text, ok := strings.Cut(strings.TrimSuffix(s, "\n"), ": ")
+		nick, text, ok := strings.Cut(s, ": ")
 		if ok && nick == h.ws.nick {
-			h.got(h.tcp.nick, nick, text)
+			h.got(h.tcp.Nick, nick, text)
 		}
 	}
 }
@@ -484,12 +482,12 @@ func (h *relHonest) readWS() {
 		// A batch is a JSON array of messages; the pair's lines are
 		// recognisable without decoding every message.
 		for _, part := range strings.Split(string(data), `{"type":"event"`) {
-			if !strings.Contains(part, `"kind":"say"`) || !strings.Contains(part, `"nick":"`+h.tcp.nick+`"`) {
+			if !strings.Contains(part, `"kind":"say"`) || !strings.Contains(part, `"nick":"`+h.tcp.Nick+`"`) {
 				continue
 			}
 			_, text, _ := strings.Cut(part, `"text":"`)
 			text, _, _ = strings.Cut(text, `"`)
-			h.got(h.ws.nick, h.tcp.nick, text)
+			h.got(h.ws.nick, h.tcp.Nick, text)
 		}
 	}
 }
@@ -505,7 +503,7 @@ func (h *relHonest) finish(name string) {
 		if len(h.errs) > 0 || len(h.closed) > 0 {
 			return nil
 		}
-		if h.sent[h.tcp.nick] < 8 || h.sent[h.ws.nick] < 8 {
+		if h.sent[h.tcp.Nick] < 8 || h.sent[h.ws.nick] < 8 {
 			return fmt.Errorf("honest pair: only %v sent", h.sent)
 		}
 		return nil
@@ -517,14 +515,14 @@ func (h *relHonest) finish(name string) {
 		if len(h.errs) > 0 || len(h.closed) > 0 {
 			return nil // reported below
 		}
-		if h.recv[h.tcp.nick] != h.sent[h.ws.nick] || h.recv[h.ws.nick] != h.sent[h.tcp.nick] {
+		if h.recv[h.tcp.Nick] != h.sent[h.ws.nick] || h.recv[h.ws.nick] != h.sent[h.tcp.Nick] {
 			return fmt.Errorf("honest pair: sent %v, received %v", h.sent, h.recv)
 		}
 		return nil
 	})
 	h.mu.Lock()
 	errs, closed := slices.Clone(h.errs), h.closed
-	sent, recv := h.sent[h.tcp.nick]+h.sent[h.ws.nick], h.recv[h.tcp.nick]+h.recv[h.ws.nick]
+	sent, recv := h.sent[h.tcp.Nick]+h.sent[h.ws.nick], h.recv[h.tcp.Nick]+h.recv[h.ws.nick]
 	lat := slices.Clone(h.lat)
 	h.mu.Unlock()
 	if len(closed) > 0 {
@@ -544,7 +542,7 @@ func (h *relHonest) finish(name string) {
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(100 * time.Microsecond)
 	}
 	relFigure(h.t, name+"/honest", "lines", recv, "lost", sent-recv, "p50", pct(0.5), "p99", pct(0.99), "max", pct(1))
-	h.tcp.conn.Close()
+	h.tcp.Conn.Close()
 	h.ws.c.CloseNow()
 	h.wg.Wait()
 }

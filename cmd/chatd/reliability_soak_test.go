@@ -297,7 +297,7 @@ func relJoinSteady(t testing.TB, srv *relServer, nick string, ws bool) *relStead
 		s.ws = wsJoinURL(t, srv.wsURL(), nick)
 	} else {
 		s.tcp = join(t, srv.chat, nick)
-		s.tcp.conn.SetReadDeadline(time.Time{})
+		s.tcp.Conn.SetReadDeadline(time.Time{})
 	}
 	return s
 }
@@ -321,8 +321,8 @@ func (s *relSteady) sendLoop() {
 		line := fmt.Sprintf("steady %d %d", seq, time.Now().UnixNano())
 		var err error
 		if s.tcp != nil {
-			s.tcp.conn.SetWriteDeadline(time.Now().Add(waitFor))
-			_, err = io.WriteString(s.tcp.conn, line+"\n")
+			s.tcp.Conn.SetWriteDeadline(time.Now().Add(waitFor))
+			_, err = io.WriteString(s.tcp.Conn, line+"\n")
 		} else {
 			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 			err = s.ws.c.Write(ctx, websocket.MessageText, []byte(`{"type":"line","text":"`+line+`"}`))
@@ -361,7 +361,7 @@ func (s *relSteady) readLoop() {
 	if s.tcp != nil {
 		for {
 			var l string
-			if l, err = s.tcp.r.ReadString('\n'); err != nil {
+			if l, err = s.tcp.R.ReadString('\n'); err != nil {
 				break
 			}
 			if from, text, ok := strings.Cut(strings.TrimSuffix(l, "\n"), ": "); ok {
@@ -457,7 +457,7 @@ func (s *relSteady) latencies() []time.Duration {
 
 func (s *relSteady) close() {
 	if s.tcp != nil {
-		s.tcp.conn.Close()
+		s.tcp.Conn.Close()
 	} else {
 		s.ws.c.CloseNow()
 	}

@@ -78,17 +78,17 @@ func TestResumeWebSocket(t *testing.T) {
 	bob := join(t, g2.ChatAddr().String(), "bob")
 
 	alice := wsJoin(t, g1, "alice")
-	bob.expect("alice joined!")
+	bob.Expect("alice joined!")
 	pos := wsPosition{room: "lobby"}
 	for i := 1; i <= 3; i++ {
-		bob.send(fmt.Sprintf("line %d\n", i))
+		bob.Send(fmt.Sprintf("line %d\n", i))
 		pos.see(alice.expectSay("bob", fmt.Sprintf("line %d", i)))
 	}
 	alice.c.CloseNow() // her gateway is gone
-	bob.expect("alice left!")
+	bob.Expect("alice left!")
 	for i := 4; i <= 7; i++ {
-		bob.send(fmt.Sprintf("line %d\n", i))
-		bob.expect(fmt.Sprintf("bob: line %d", i))
+		bob.Send(fmt.Sprintf("line %d\n", i))
+		bob.Expect(fmt.Sprintf("bob: line %d", i))
 	}
 
 	alice, h, _ := wsResume(t, g2, "alice", pos.token())
@@ -103,7 +103,7 @@ func TestResumeWebSocket(t *testing.T) {
 			t.Errorf("missed event without a position: %v", e)
 		}
 	}
-	bob.send("line 8\n")
+	bob.Send("line 8\n")
 	skipped := alice.expectEvent("say", "bob", "line 8")
 	for _, m := range skipped {
 		if m.Type == "event" && m.Kind == "say" {
@@ -125,8 +125,8 @@ func TestResumeWebSocket(t *testing.T) {
 func TestResumeBadTokens(t *testing.T) {
 	m := mustRunMain(t)
 	bob := join(t, m.ChatAddr().String(), "bob")
-	bob.send("hello\n")
-	bob.expect("bob: hello")
+	bob.Send("hello\n")
+	bob.Expect("bob: hello")
 	now := time.Now().UnixMilli()
 	for i, tok := range []string{
 		"garbage",
@@ -157,10 +157,10 @@ func TestResumeOtherRoom(t *testing.T) {
 	m := mustRunMain(t)
 	bob := join(t, m.ChatAddr().String(), "bob")
 	alice := wsJoin(t, m, "alice")
-	bob.send("in lobby\n")
+	bob.Send("in lobby\n")
 	seen := alice.expectSay("bob", "in lobby")
-	bob.send("after\n")
-	bob.expect("bob: after")
+	bob.Send("after\n")
+	bob.Expect("bob: after")
 	tok := fmt.Sprintf("dev:%d:%s", seen.TS-60000, "00000000.0")
 	c, h, _ := wsResume(t, m, "carol", tok)
 	if h.Room != "dev" || !h.Missed || len(h.Events) != 0 {
@@ -181,14 +181,14 @@ func TestResumeTCP(t *testing.T) {
 	addr := m.ChatAddr().String()
 	bob := join(t, addr, "bob")
 	c := dial(t, addr)
-	c.expectName()
-	c.send("alice +resume\n")
-	c.expect("Connected to server!")
-	bob.expect("alice joined!")
-	bob.send("one\n")
-	bob.expect("bob: one")
+	c.ExpectName()
+	c.Send("alice +resume\n")
+	c.Expect("Connected to server!")
+	bob.Expect("alice joined!")
+	bob.Send("one\n")
+	bob.Expect("bob: one")
 	var line string
-	c.expectFunc("a positioned line", func(s string) bool { line = s; return strings.HasSuffix(s, " bob: one") })
+	c.ExpectFunc("a positioned line", func(s string) bool { line = s; return strings.HasSuffix(s, " bob: one") })
 	pos, rest, _ := strings.Cut(line, " ")
 	if rest != "bob: one" {
 		t.Fatalf("positioned line %q", line)
@@ -198,29 +198,29 @@ func TestResumeTCP(t *testing.T) {
 		t.Fatalf("position %q", pos)
 	}
 	id, ms := f[1], f[2]
-	c.conn.Close()
-	bob.expect("alice left!")
+	c.Conn.Close()
+	bob.Expect("alice left!")
 	carol := join(t, addr, "carol")
-	bob.send("two\n")
-	bob.send("three\n")
-	carol.expect("bob: two") // a plain client sees no positions
-	carol.expect("bob: three")
+	bob.Send("two\n")
+	bob.Send("three\n")
+	carol.Expect("bob: two") // a plain client sees no positions
+	carol.Expect("bob: three")
 
 	c = dial(t, addr)
-	c.expectName()
-	c.send("alice +resume=lobby:" + ms + ":" + id + "\n")
-	c.expect("Connected to server!")
-	c.expect("--- 2 lines you missed in lobby ---")
+	c.ExpectName()
+	c.Send("alice +resume=lobby:" + ms + ":" + id + "\n")
+	c.Expect("Connected to server!")
+	c.Expect("--- 2 lines you missed in lobby ---")
 	for _, want := range []string{"bob: two", "bob: three"} {
-		l := c.expectPrefix("@")
+		l := c.ExpectPrefix("@")
 		if _, rest, _ := strings.Cut(l, " "); !strings.HasPrefix(rest, "[") || !strings.HasSuffix(rest, "] "+want) {
 			t.Errorf("missed line %q, want a positioned history line of %q", l, want)
 		}
 	}
-	c.expect("--- live ---")
-	bob.send("four\n")
+	c.Expect("--- live ---")
+	bob.Send("four\n")
 	var l string
-	c.expectFunc("the live line", func(s string) bool { l = s; return strings.HasSuffix(s, "bob: four") })
+	c.ExpectFunc("the live line", func(s string) bool { l = s; return strings.HasSuffix(s, "bob: four") })
 	if !strings.HasPrefix(l, "@lobby/") {
 		t.Errorf("live line %q", l)
 	}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/chatd/chatd/internal/testca"
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // testCA makes a CA and a certificate it signed for 127.0.0.1 and
@@ -39,44 +38,36 @@ func TestChatOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	secure := &client{t: t, conn: conn, r: bufio.NewReader(conn), nick: "secure"}
-	secure.expectName()
-	secure.send("secure\n")
-	secure.expect("Connected to server!")
+	secure := testkit.NewClient(t, conn)
+	secure.Nick = "secure"
+	secure.ExpectName()
+	secure.Send("secure\n")
+	secure.Expect("Connected to server!")
 	plain := join(t, m.ChatAddr().String(), "plain")
-	secure.expect("plain joined!")
-	plain.send("hi over plain\n")
-	secure.expect("plain: hi over plain")
-	secure.send("hi over TLS\n")
-	plain.expect("secure: hi over TLS")
+	secure.Expect("plain joined!")
+	plain.Send("hi over plain\n")
+	secure.Expect("plain: hi over plain")
+	secure.Send("hi over TLS\n")
+	plain.Expect("secure: hi over TLS")
 }
 
 func TestBans(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bans")
 	os.WriteFile(file, []byte("# bad actors\n127.0.0.2\n10.0.0.0/8 # a range\n"), 0o600)
 	m := mustRunMain(t, "--bans", file)
-	from := func(ip string) *client {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: waitFor}
-		c, err := d.Dial("tcp", m.ChatAddr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return &client{t: t, conn: c, r: bufio.NewReader(c)}
-	}
-	if got := from("127.0.0.2").expectClosed(); got != "ERROR you are banned from this server\n" {
+	from := func(ip string) *client { return dialFrom(t, ip, m.ChatAddr().String()) }
+	if got := from("127.0.0.2").ExpectClosed(); got != "ERROR you are banned from this server\n" {
 		t.Errorf("banned address got %q", got)
 	}
-	from("127.0.0.3").expectName()
+	from("127.0.0.3").ExpectName()
 
 	// A reload (SIGHUP) lifts the ban; a broken file keeps the old list.
 	os.WriteFile(file, []byte("127.0.0.9\n"), 0o600)
 	m.Reload()
-	from("127.0.0.2").expectName()
+	from("127.0.0.2").ExpectName()
 	os.WriteFile(file, []byte("not an address\n"), 0o600)
 	m.Reload()
-	if got := from("127.0.0.9").expectClosed(); got != "ERROR you are banned from this server\n" {
+	if got := from("127.0.0.9").ExpectClosed(); got != "ERROR you are banned from this server\n" {
 		t.Errorf("after a bad reload: got %q", got)
 	}
 }
@@ -89,21 +80,21 @@ func TestProxyProtocol(t *testing.T) {
 	m := mustRunMain(t, "--proxy-protocol", "--bans", file)
 	via := func(src string) *client {
 		c := dial(t, m.ChatAddr().String())
-		c.send("PROXY TCP4 " + src + " 127.0.0.1 40000 5500\r\n")
+		c.Send("PROXY TCP4 " + src + " 127.0.0.1 40000 5500\r\n")
 		return c
 	}
-	if got := via("203.0.113.9").expectClosed(); got != "ERROR you are banned from this server\n" {
+	if got := via("203.0.113.9").ExpectClosed(); got != "ERROR you are banned from this server\n" {
 		t.Errorf("banned client behind the balancer got %q", got)
 	}
 	c := via("198.51.100.7")
-	c.expectName()
-	c.send("behind\n")
-	c.nick = "behind"
-	c.expect("Connected to server!")
+	c.ExpectName()
+	c.Send("behind\n")
+	c.Nick = "behind"
+	c.Expect("Connected to server!")
 	// No header: refused.
 	raw := dial(t, m.ChatAddr().String())
-	raw.send("hello\n")
-	if got := raw.expectClosed(); strings.Contains(got, "NAME") {
+	raw.Send("hello\n")
+	if got := raw.ExpectClosed(); strings.Contains(got, "NAME") {
 		t.Errorf("a connection without a PROXY header was served: %q", got)
 	}
 }
@@ -178,20 +169,20 @@ func TestServerPassword(t *testing.T) {
 	addr := m.ChatAddr().String()
 
 	classic := dial(t, addr)
-	classic.expectName()
-	classic.send("pyuser")
-	classic.nick = "pyuser"
-	classic.expect("*** this server needs a password: send it as your next line")
-	classic.send("pyuser: letmein")
-	classic.expect("Connected to server!")
-	classic.expect("pyuser joined!")
+	classic.ExpectName()
+	classic.Send("pyuser")
+	classic.Nick = "pyuser"
+	classic.Expect("*** this server needs a password: send it as your next line")
+	classic.Send("pyuser: letmein")
+	classic.Expect("Connected to server!")
+	classic.Expect("pyuser joined!")
 
 	wrong := dial(t, addr)
-	wrong.expectName()
-	wrong.send("intruder\n")
-	wrong.expect("*** this server needs a password: send it as your next line")
-	wrong.send("guess\n")
-	if got := wrong.expectClosed(); got != "ERROR wrong password for this server, closing\n" {
+	wrong.ExpectName()
+	wrong.Send("intruder\n")
+	wrong.Expect("*** this server needs a password: send it as your next line")
+	wrong.Send("guess\n")
+	if got := wrong.ExpectClosed(); got != "ERROR wrong password for this server, closing\n" {
 		t.Errorf("wrong password: got %q", got)
 	}
 
@@ -202,8 +193,8 @@ func TestServerPassword(t *testing.T) {
 	ok.nick = "webok"
 	ok.send(map[string]any{"type": "hello", "v": 1, "nick": "webok", "password": "letmein"})
 	ok.expectType("welcome")
-	classic.expect("webok joined!")
-	for _, l := range classic.sync() {
+	classic.Expect("webok joined!")
+	for _, l := range classic.Sync() {
 		if strings.Contains(l, "intruder") || strings.Contains(l, "webby") {
 			t.Errorf("the room heard of a client without the password: %q", l)
 		}

@@ -116,15 +116,15 @@ func TestSignalShutdown(t *testing.T) {
 
 	alice := join(t, addr, "alice")
 	bob := join(t, addr, "bob")
-	alice.expect("bob joined!")
+	alice.Expect("bob joined!")
 
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{alice, bob} {
-		if got := c.expectClosed(); !strings.HasSuffix(got, "*** server shutting down, bye\n") {
-			t.Errorf("%s got %q at shutdown", c.nick, got)
+		if got := c.ExpectClosed(); !strings.HasSuffix(got, "*** server shutting down, bye\n") {
+			t.Errorf("%s got %q at shutdown", c.Nick, got)
 		}
 	}
 	select {

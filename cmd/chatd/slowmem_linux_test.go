@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // TestMeasureNonReaders measures what clients that never read cost a real
@@ -60,24 +62,25 @@ func TestMeasureNonReaders(t *testing.T) {
 			t.Fatalf("dial %d: %v", i, err)
 		}
 		readers = append(readers, c)
-		cl := &client{t: t, conn: c, r: bufio.NewReader(c), nick: fmt.Sprintf("idle%d", i)}
-		cl.expectName()
-		cl.send(cl.nick + "\n")
-		cl.expect("Connected to server!")
+		cl := testkit.NewClient(t, c)
+		cl.Nick = fmt.Sprintf("idle%d", i)
+		cl.ExpectName()
+		cl.Send(cl.Nick + "\n")
+		cl.Expect("Connected to server!")
 	}
 	joined := sample(t, pid, port)
 	t.Logf("%d non-readers joined: RSS %.1f MB, %d server sockets, send queues %.1f MB", n, mb(joined.rss), joined.socks, mb(joined.wqueued))
 
 	// The talker sends 1 KB lines with a window of unechoed ones.
 	talker := join(t, p.addr, "talker")
-	talker.conn.SetDeadline(time.Time{}) // join set a write deadline; the run may take a while
+	talker.Conn.SetDeadline(time.Time{}) // join set a write deadline; the run may take a while
 	var stop atomic.Bool
 	var sent atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		line := strings.Repeat("x", 1000)
-		echoes := bufio.NewReaderSize(talker.conn, 64<<10)
+		echoes := bufio.NewReaderSize(talker.Conn, 64<<10)
 		const window = 64
 		for i := 0; !stop.Load(); i++ {
 			if i >= window {
@@ -85,7 +88,7 @@ func TestMeasureNonReaders(t *testing.T) {
 					return
 				}
 			}
-			if _, err := fmt.Fprintf(talker.conn, "%d %s\n", i, line); err != nil {
+			if _, err := fmt.Fprintf(talker.Conn, "%d %s\n", i, line); err != nil {
 				return
 			}
 			sent.Add(1)
@@ -109,7 +112,7 @@ func TestMeasureNonReaders(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	stop.Store(true)
-	talker.conn.Close()
+	talker.Conn.Close()
 	<-done
 	t.Logf("stopped: %s; %d lines of 1 KB sent", why, sent.Load())
 	t.Logf("peak: server RSS %.1f MB (+%.1f MB over joined), server socket send queues %.1f MB over %d sockets (%.0f KB each, ss skmem w), machine TCP memory %d pages (%.1f MB, /proc/net/sockstat)",

@@ -24,11 +24,11 @@ func TestWSUnread(t *testing.T) {
 	alice.expect("history of lobby", func(x wsMsg) bool { return x.Type == "history" && x.Room == "lobby" })
 
 	bob := join(t, m.ChatAddr().String(), "bob")
-	bob.send("/join dev\n")
-	bob.expect("bob joined!")
-	bob.send("one\n")
-	bob.send("/me waves\n")
-	bob.expect("* bob waves")
+	bob.Send("/join dev\n")
+	bob.Expect("bob joined!")
+	bob.Send("one\n")
+	bob.Send("/me waves\n")
+	bob.Expect("* bob waves")
 	// The stream stores a line a moment after the room hears it: wait
 	// until both are stored (a fresh client per try: one query per 5 s).
 	tries := 0
@@ -60,9 +60,9 @@ func TestWSUnread(t *testing.T) {
 
 	// More lines than a join's history: at least that many, and more.
 	for i := range 5 {
-		bob.send(fmt.Sprintf("line %d\n", i))
+		bob.Send(fmt.Sprintf("line %d\n", i))
 	}
-	bob.expect("bob: line 4")
+	bob.Expect("bob: line 4")
 	carol := wsJoin(t, m, "carol")
 	if x := unread(carol, pos, pos, pos, pos, pos); x.Type != "error" || x.Code != "usage" || !strings.Contains(x.Text, "at most 4 rooms") {
 		t.Errorf("5 rooms: %v, want a usage error", x)

@@ -107,35 +107,35 @@ func containsInOrder(s string, parts []string) bool {
 func TestIRCWeeChat(t *testing.T) {
 	m := mustRunMain(t, "--irc", "127.0.0.1:0")
 	alice := join(t, m.ChatAddr().String(), "alice")
-	alice.send("said before carl came\n")
-	alice.expect("alice: said before carl came")
+	alice.Send("said before carl came\n")
+	alice.Expect("alice: said before carl came")
 
 	carl := startWeeChat(t, m.IRCAddr().String(), "carl")
 	carl.waitLog("irc.server.chatd", "client capability, enabled:", "server-time")
-	alice.expect("carl joined!")
+	alice.Expect("carl joined!")
 	const lobby = "irc.chatd.#lobby"
 	carl.waitLog(lobby, "alice", "said before carl came") // the replay
 	carl.waitLog(lobby, "--- live ---")
 
 	carl.do(lobby, "hello from weechat")
-	alice.expect("carl: hello from weechat")
-	alice.send("hello from nc\n")
+	alice.Expect("carl: hello from weechat")
+	alice.Send("hello from nc\n")
 	carl.waitLog(lobby, "\talice\thello from nc")
 
 	carl.do(lobby, "/me waves")
-	alice.expect("* carl waves")
-	alice.send("/me dances\n")
+	alice.Expect("* carl waves")
+	alice.Send("/me dances\n")
 	carl.waitLog(lobby, "alice dances")
 
 	carl.do(lobby, "/msg alice a private word")
-	alice.expect("*** private from carl: a private word")
-	alice.send("/msg carl a private answer\n")
+	alice.Expect("*** private from carl: a private word")
+	alice.Send("/msg carl a private answer\n")
 	carl.waitLog("irc.chatd.alice", "alice", "a private answer")
 
 	carl.do(lobby, "/names")
 	carl.waitLog(lobby, "alice", "carl")
 
-	alice.send("/quit\n")
+	alice.Send("/quit\n")
 	carl.waitLog(lobby, "alice", "has quit")
 	carl.do(lobby, "/part")
 	carl.waitLog(lobby, "carl", "has left #lobby")

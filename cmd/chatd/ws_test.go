@@ -23,24 +23,24 @@ func TestWebSocketWithTCP(t *testing.T) {
 	m := mustRunMain(t, "--rate", "1000", "--burst", "1000")
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	web := wsJoin(t, m, "webuser")
-	nc.expect("webuser joined!")
+	nc.Expect("webuser joined!")
 
 	web.line("hello from the web")
 	web.expectEvent("say", "webuser", "hello from the web") // the sender gets its own line too
-	nc.expect("webuser: hello from the web")
-	nc.send("hello from nc\n")
+	nc.Expect("webuser: hello from the web")
+	nc.Send("hello from nc\n")
 	ev, _ := web.expect("nc line", func(m wsMsg) bool { return m.Type == "event" && m.Kind == "say" && m.Nick == "ncuser" })
 	if ev.Text != "hello from nc" || ev.Room != "lobby" || time.Since(time.UnixMilli(ev.TS)).Abs() > time.Minute {
 		t.Errorf("event = %v", ev)
 	}
 
 	web.line("/me waves")
-	nc.expect("* webuser waves")
+	nc.Expect("* webuser waves")
 	web.expectEvent("me", "webuser", "waves")
 	web.line("webuser: not stripped") // only the classic client's prefix is stripped
-	nc.expect("webuser: webuser: not stripped")
+	nc.Expect("webuser: webuser: not stripped")
 	web.line("//etc/passwd is a path")
-	nc.expect("webuser: /etc/passwd is a path")
+	nc.Expect("webuser: /etc/passwd is a path")
 
 	// /who and /rooms carry the list as fields too.
 	web.line("/who")
@@ -49,8 +49,8 @@ func TestWebSocketWithTCP(t *testing.T) {
 		who.Text != "in lobby (2): ncuser, webuser" {
 		t.Errorf("/who = %v", who)
 	}
-	nc.send("/who\n")
-	nc.expect("*** in lobby (2): ncuser, webuser")
+	nc.Send("/who\n")
+	nc.Expect("*** in lobby (2): ncuser, webuser")
 	web.line("/rooms")
 	rooms := web.expectNotice("rooms:")
 	if rooms.Cmd != "rooms" || len(rooms.Rooms) != 1 || rooms.Rooms[0].Room != "lobby" || rooms.Rooms[0].Count != 2 {
@@ -59,12 +59,12 @@ func TestWebSocketWithTCP(t *testing.T) {
 
 	// Private messages, both ways.
 	web.line("/msg ncuser psst")
-	nc.expect("*** private from webuser: psst")
+	nc.Expect("*** private from webuser: psst")
 	out, _ := web.expect("own private copy", func(m wsMsg) bool { return m.Type == "private" })
 	if out.From != "webuser" || out.To != "ncuser" || out.Text != "psst" || out.TS == 0 {
 		t.Errorf("sender's copy = %v", out)
 	}
-	nc.send("/msg webuser back at you\n")
+	nc.Send("/msg webuser back at you\n")
 	in, _ := web.expect("private", func(m wsMsg) bool { return m.Type == "private" })
 	if in.From != "ncuser" || in.To != "webuser" || in.Text != "back at you" {
 		t.Errorf("private = %v", in)
@@ -81,24 +81,24 @@ func TestWebSocketWithTCP(t *testing.T) {
 
 	// Nicknames are unique across transports, ignoring case.
 	c := dial(t, m.ChatAddr().String())
-	c.expectName()
-	c.send("WebUser\n")
-	c.expect("ERROR nickname WebUser is taken, choose another")
-	c.conn.Close()
+	c.ExpectName()
+	c.Send("WebUser\n")
+	c.Expect("ERROR nickname WebUser is taken, choose another")
+	c.Conn.Close()
 	w2 := wsDial(t, m)
 	w2.send(map[string]string{"type": "hello", "nick": "NCUSER"})
 	w2.expectError("nick_taken", "nickname NCUSER is taken, choose another")
 	w2.send(map[string]string{"type": "hello", "nick": "webuser2"})
 	w2.nick = "webuser2"
 	w2.expectType("welcome")
-	nc.expect("webuser2 joined!")
+	nc.Expect("webuser2 joined!")
 	web.line("/nick ncuser")
 	web.expectError("nick_taken", "nickname ncuser is taken")
 
 	// /nick is an event with the old nick and the new one.
 	web.line("/nick webby")
 	web.expectEvent("nick", "webuser", "webby")
-	nc.expect("*** webuser is now known as webby")
+	nc.Expect("*** webuser is now known as webby")
 	web.nick = "webby"
 
 	// /join: the old room hears left, the new one joined; history follows.
@@ -108,10 +108,10 @@ func TestWebSocketWithTCP(t *testing.T) {
 		t.Errorf("history on joining dev = %v", h)
 	}
 	web.expectEvent("join", "webby", "")
-	nc.expect("webby left!")
-	nc.send("/join dev\n")
+	nc.Expect("webby left!")
+	nc.Send("/join dev\n")
 	web.expectEvent("join", "ncuser", "")
-	nc.send("in dev\n")
+	nc.Send("in dev\n")
 	web.expectEvent("say", "ncuser", "in dev")
 
 	// /quit: a last notice, then a normal close; the room hears left once.
@@ -120,8 +120,8 @@ func TestWebSocketWithTCP(t *testing.T) {
 	if code != websocket.StatusNormalClosure || reason != "bye" || len(msgs) == 0 || msgs[len(msgs)-1].Text != "bye" {
 		t.Errorf("quit: close %d %q after %v", code, reason, msgs)
 	}
-	nc.expect("webby left!")
-	if n := count(nc.sync(), "webby left!"); n != 0 {
+	nc.Expect("webby left!")
+	if n := count(nc.Sync(), "webby left!"); n != 0 {
 		t.Errorf("left! seen %d more times", n)
 	}
 	wsJoin(t, m, "webby") // the nickname is free again
@@ -133,11 +133,11 @@ func TestWebSocketHistory(t *testing.T) {
 	m := mustRunMain(t, "--history", "3")
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	for i := 1; i <= 4; i++ {
-		nc.send(fmt.Sprintf("line %d\n", i))
-		nc.expect(fmt.Sprintf("ncuser: line %d", i))
+		nc.Send(fmt.Sprintf("line %d\n", i))
+		nc.Expect(fmt.Sprintf("ncuser: line %d", i))
 	}
-	nc.send("/me waves\n")
-	nc.expect("* ncuser waves")
+	nc.Send("/me waves\n")
+	nc.Expect("* ncuser waves")
 
 	web := wsDial(t, m)
 	web.nick = "webuser"
@@ -155,7 +155,7 @@ func TestWebSocketHistory(t *testing.T) {
 		t.Errorf("history of %q = %q, want %q", h.Room, got, want)
 	}
 	web.expectEvent("join", "webuser", "")
-	nc.send("live\n")
+	nc.Send("live\n")
 	web.expectEvent("say", "ncuser", "live")
 }
 
@@ -167,7 +167,7 @@ func TestWebSocketBadInput(t *testing.T) {
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	web := wsJoin(t, m, "eve")
 	other := wsJoin(t, m, "other")
-	nc.expect("other joined!")
+	nc.Expect("other joined!")
 
 	payload := `<img src=x onerror="alert(1)"><script>alert(2)</script> & "quotes" \ back`
 	for _, tc := range []struct {
@@ -182,12 +182,12 @@ func TestWebSocketBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			web.line(tc.send)
-			nc.expect("eve: " + tc.want)
+			nc.Expect("eve: " + tc.want)
 			other.expectEvent("say", "eve", tc.want)
 		})
 	}
 	t.Run("nc sends html", func(t *testing.T) {
-		nc.send(payload + "\n")
+		nc.Send(payload + "\n")
 		other.expectEvent("say", "ncuser", payload)
 	})
 	t.Run("invalid UTF-8 and lone surrogates", func(t *testing.T) {
@@ -239,7 +239,7 @@ func TestWebSocketBadInput(t *testing.T) {
 		if code != websocket.StatusPolicyViolation || reason != "too many bad messages" {
 			t.Errorf("close %d %q", code, reason)
 		}
-		nc.expect("eve left!")
+		nc.Expect("eve left!")
 	})
 	t.Run("message too big closes", func(t *testing.T) {
 		big := wsJoin(t, m, "big")
@@ -248,10 +248,10 @@ func TestWebSocketBadInput(t *testing.T) {
 		if code != websocket.StatusMessageTooBig {
 			t.Errorf("close %d, want 1009", code)
 		}
-		nc.expect("big left!")
+		nc.Expect("big left!")
 	})
 	other.sync()
-	nc.sync()
+	nc.Sync()
 }
 
 func TestWebSocketHandshake(t *testing.T) {
@@ -271,7 +271,7 @@ func TestWebSocketHandshake(t *testing.T) {
 		code != websocket.StatusPolicyViolation || reason != "too many refused nicknames" {
 		t.Errorf("third refusal: %v, close %d %q", msgs, code, reason)
 	}
-	for _, l := range holder.sync() {
+	for _, l := range holder.Sync() {
 		if strings.Contains(l, "joined!") || strings.Contains(l, "left!") {
 			t.Errorf("the room heard of a refused client: %q", l)
 		}
@@ -303,8 +303,8 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 		},
 	}}})
 	slow.send(map[string]string{"type": "hello", "nick": "slow"})
-	talker.expect("slow joined!")
-	tcpReader.expect("slow joined!")
+	talker.Expect("slow joined!")
+	tcpReader.Expect("slow joined!")
 
 	// 8,000 lines of 1 KB are more than the slow client's socket buffers
 	// and its 256 KiB queue hold. The talker keeps at most a window of
@@ -316,8 +316,8 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 	var tcpRead, webRead atomic.Int64
 	stop := make(chan struct{})
 	defer close(stop)
-	talker.conn.SetDeadline(time.Time{}) // join set a write deadline; the run may take a while under -race
-	go io.Copy(io.Discard, talker.conn)
+	talker.Conn.SetDeadline(time.Time{}) // join set a write deadline; the run may take a while under -race
+	go io.Copy(io.Discard, talker.Conn)
 	go func() {
 		for i := range n {
 			for int64(i)-min(tcpRead.Load(), webRead.Load()) > window {
@@ -327,7 +327,7 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 				case <-time.After(time.Millisecond):
 				}
 			}
-			if _, err := fmt.Fprintf(talker.conn, "%d %s\n", i, line); err != nil {
+			if _, err := fmt.Fprintf(talker.Conn, "%d %s\n", i, line); err != nil {
 				return
 			}
 		}
@@ -335,9 +335,9 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		r := bufio.NewReaderSize(tcpReader.conn, 64<<10)
+		r := bufio.NewReaderSize(tcpReader.Conn, 64<<10)
 		for i := 0; i < n; {
-			tcpReader.conn.SetReadDeadline(time.Now().Add(waitFor))
+			tcpReader.Conn.SetReadDeadline(time.Now().Add(waitFor))
 			s, err := r.ReadString('\n')
 			if err != nil {
 				done <- fmt.Errorf("tcp reader: %v after line %d", err, i)
@@ -397,7 +397,7 @@ func TestWebSocketConnectionLimits(t *testing.T) {
 			t.Errorf("refused: %v, close %d", msgs, code)
 		}
 		d := dial(t, m.ChatAddr().String())
-		if got := d.expectClosed(); got != "ERROR too many connections from your address, close one and try again\n" {
+		if got := d.ExpectClosed(); got != "ERROR too many connections from your address, close one and try again\n" {
 			t.Errorf("tcp: got %q", got)
 		}
 		b.c.Close(websocket.StatusNormalClosure, "")
@@ -408,7 +408,7 @@ func TestWebSocketConnectionLimits(t *testing.T) {
 		m := mustRunMain(t, "--max-conns", "1")
 		wsJoin(t, m, "a")
 		c := dial(t, m.ChatAddr().String())
-		if got := c.expectClosed(); got != "ERROR server is full, try again later\n" {
+		if got := c.ExpectClosed(); got != "ERROR server is full, try again later\n" {
 			t.Errorf("tcp: got %q", got)
 		}
 		w := wsDial(t, m)
@@ -424,14 +424,14 @@ func TestWebSocketShutdown(t *testing.T) {
 	m := mustRunMain(t)
 	nc := join(t, m.ChatAddr().String(), "ncuser")
 	web := wsJoin(t, m, "webuser")
-	nc.expect("webuser joined!")
+	nc.Expect("webuser joined!")
 	closed := make(chan error, 1)
 	go func() { closed <- m.Close() }()
 	msgs, code, reason := web.expectClosed()
 	if len(msgs) == 0 || msgs[len(msgs)-1].Text != "server shutting down, bye" || code != websocket.StatusGoingAway || reason != "server shutting down" {
 		t.Errorf("web got %v, close %d %q", msgs, code, reason)
 	}
-	if got := nc.expectClosed(); !strings.HasSuffix(got, "*** server shutting down, bye\n") {
+	if got := nc.ExpectClosed(); !strings.HasSuffix(got, "*** server shutting down, bye\n") {
 		t.Errorf("nc got %q", got)
 	}
 	select {

@@ -22,7 +22,7 @@ func TestChatAndQuit(t *testing.T) {
 	s.expect("-!- choose a nickname")
 	s.typeLine("alice")
 	c.expectLine("alice")
-	c.nick = "alice"
+	c.Nick = "alice"
 	c.send("Connected to server!\nalice joined!\n")
 	s.expect("Connected to server!")
 	s.expect("alice joined!")
@@ -37,7 +37,7 @@ func TestChatAndQuit(t *testing.T) {
 	s.typeLine("/QUIT bye") // commands are case-insensitive
 	c.expectLine("/QUIT bye")
 	c.send("*** bye\n")
-	c.c.Close()
+	c.Conn.Close()
 	if err := s.wait(); err != nil {
 		t.Fatalf("Run after /quit = %v, want nil", err)
 	}
@@ -63,7 +63,7 @@ func TestEndOfInputQuits(t *testing.T) {
 	c.send("bob: interleaved\n")
 	c.send("alice: two\n") // only now, with its lines echoed, does it quit
 	c.expectLine("/quit")
-	c.c.Close()
+	c.Conn.Close()
 	if err := s.wait(); err != nil {
 		t.Fatalf("Run = %v, want nil", err)
 	}
@@ -102,7 +102,7 @@ func TestReconnect(t *testing.T) {
 	c := srv.accept()
 	c.handshake()
 	s.expect("alice joined!")
-	c.c.Close() // the server drops the connection
+	c.Conn.Close() // the server drops the connection
 	s.expect("-!- connection to " + srv.addr() + " lost (closed by the server)")
 	s.expectFunc("reconnecting notice", func(l string) bool {
 		return strings.HasPrefix(l, "-!- reconnecting in 10ms (attempt 1;")
@@ -129,7 +129,7 @@ func TestRetriesBound(t *testing.T) {
 	c.handshake()
 	s.expect("alice joined!")
 	srv.ln.Close()
-	c.c.Close()
+	c.Conn.Close()
 	err := s.wait()
 	if err == nil || !strings.Contains(err.Error(), "gave up after 3 attempts") {
 		t.Fatalf("Run = %v, want giving up after 3 attempts", err)
@@ -174,7 +174,7 @@ func TestShutdownRedirect(t *testing.T) {
 	ca := a.accept()
 	ca.handshake()
 	ca.send("*** server shutting down; reconnect to " + deadAddr + " or " + b.addr() + "\n")
-	ca.c.Close()
+	ca.Conn.Close()
 	s.expect("-!- the server is shutting down; trying " + deadAddr + ", then " + b.addr())
 
 	cb := b.accept()
@@ -218,7 +218,7 @@ func TestRefusedBeforeName(t *testing.T) {
 	s := start(t, testConfig(srv.addr()))
 	c := srv.accept()
 	c.send("ERROR server is full, try again later\n")
-	c.c.Close()
+	c.Conn.Close()
 	err := s.wait()
 	if err == nil || !strings.HasSuffix(err.Error(), ": server is full, try again later") {
 		t.Fatalf("Run = %v, want the server's reason", err)
@@ -319,7 +319,7 @@ func TestNickChangeFollowed(t *testing.T) {
 	c.expectLine("/nick alicia")
 	c.send("*** alice is now known as alicia\n")
 	s.expect("*** alice is now known as alicia")
-	c.c.Close()
+	c.Conn.Close()
 	c2 := srv.accept()
 	if nick := c2.handshake(); nick != "alicia" {
 		t.Fatalf("reconnected as %q, want alicia", nick)
@@ -348,7 +348,7 @@ func TestTLS(t *testing.T) {
 		s.typeLine("secret")
 		c.echo("secret")
 		s.expect("alice: secret")
-		if st := c.c.(*tls.Conn).ConnectionState(); !st.HandshakeComplete {
+		if st := c.Conn.(*tls.Conn).ConnectionState(); !st.HandshakeComplete {
 			t.Error("no TLS handshake")
 		}
 	})
@@ -360,7 +360,7 @@ func TestTLS(t *testing.T) {
 		cfg.TLS = &tls.Config{RootCAs: x509.NewCertPool()}
 		s := start(t, cfg)
 		c := srv.accept()
-		go c.c.(*tls.Conn).Handshake() // fails: the client hangs up
+		go c.Conn.(*tls.Conn).Handshake() // fails: the client hangs up
 		err := s.wait()
 		var unknown x509.UnknownAuthorityError
 		if !errors.As(err, &unknown) {
@@ -399,17 +399,17 @@ func TestTerminalMode(t *testing.T) {
 	s := start(t, cfg)
 	c := srv.accept()
 	c.send("NAME")
-	s.out.waitUntil(t, "nickname prompt", func(o string) bool { return strings.HasSuffix(o, "nickname: ") })
+	s.out.WaitUntil(t, "nickname prompt", func(o string) bool { return strings.HasSuffix(o, "nickname: ") })
 	s.in.Write([]byte("alixe\x7f\x7fce\r")) // two backspaces
 	c.expectLine("alice")
-	c.nick = "alice"
+	c.Nick = "alice"
 	c.send("Connected to server!\nalice joined!\n")
-	s.out.waitUntil(t, "chat prompt", func(o string) bool { return strings.HasSuffix(o, "alice> ") })
+	s.out.WaitUntil(t, "chat prompt", func(o string) bool { return strings.HasSuffix(o, "alice> ") })
 
 	s.in.Write([]byte("hi bob")) // half typed when bob's line comes
-	s.out.waitUntil(t, "typed text", func(o string) bool { return strings.HasSuffix(o, "alice> hi bob") })
+	s.out.WaitUntil(t, "typed text", func(o string) bool { return strings.HasSuffix(o, "alice> hi bob") })
 	c.send("bob: hello\n")
-	s.out.waitUntil(t, "bob's line above the prompt, then the prompt and typed text again", func(o string) bool {
+	s.out.WaitUntil(t, "bob's line above the prompt, then the prompt and typed text again", func(o string) bool {
 		return strings.Contains(o, "bob: hello\r\nalice> hi bob")
 	})
 	s.in.Write([]byte("\r"))
@@ -417,7 +417,7 @@ func TestTerminalMode(t *testing.T) {
 	// The editor left "alice> hi bob" on the screen: the echo is not shown
 	// again. An own line not typed here is, highlighted.
 	c.send("alice: from elsewhere\n")
-	s.out.waitUntil(t, "own line highlighted", func(o string) bool {
+	s.out.WaitUntil(t, "own line highlighted", func(o string) bool {
 		return strings.Contains(o, sgrOwn+"alice: from elsewhere"+sgrReset+"\r\n")
 	})
 	if o := s.out.String(); strings.Contains(o, "alice: hi bob") || strings.Count(o, "alice> hi bob\r\n") != 1 {
@@ -427,7 +427,7 @@ func TestTerminalMode(t *testing.T) {
 	c.expectLine("hi bob")
 	s.in.Write([]byte{3}) // Ctrl-C ends the client
 	c.expectLine("/quit")
-	c.c.Close()
+	c.Conn.Close()
 	if err := s.wait(); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
@@ -530,7 +530,7 @@ func TestReconnectNickStillHeld(t *testing.T) {
 	s := start(t, cfg)
 	c := srv.accept()
 	c.handshake()
-	c.c.Close()
+	c.Conn.Close()
 
 	c2 := srv.accept()
 	for range 2 {
@@ -573,10 +573,10 @@ func TestRedirectOnlyWhenGenuine(t *testing.T) {
 		}
 		last := lines[len(lines)-1]
 		s.expect(last)
-		c.c.Close()
+		c.Conn.Close()
 		s.expect("-!- connection to " + a.addr() + " lost (closed by the server)")
 		if c2 := a.accept(); c2.handshake() != "alice" {
-			t.Fatalf("%q: reconnected as %q", lines, c2.nick)
+			t.Fatalf("%q: reconnected as %q", lines, c2.Nick)
 		}
 		if out := s.out.String(); strings.Contains(out, "trying") {
 			t.Errorf("%q: the client took it for a redirect:\n%s", lines, out)
@@ -606,14 +606,14 @@ func TestResumeExtension(t *testing.T) {
 	s.expect("alice joined!")
 	s.expect("bob: hi")
 	s.expect("* carol waves")
-	c.c.Close()
+	c.Conn.Close()
 
 	c2 := srv.accept()
 	c2.send("NAME")
 	c2.expectLine("alice +resume=lobby:3000:bb.7,aa.3")
 	c2.send("Connected to server!\n--- 1 lines you missed in lobby ---\n@lobby/bb.8/4000 [12:00] bob: missed\n--- live ---\n")
 	s.expect("[12:00] bob: missed")
-	c2.c.Close()
+	c2.Conn.Close()
 
 	// A server without the extension refuses the nickname line: the
 	// client goes on without it.
@@ -623,7 +623,7 @@ func TestResumeExtension(t *testing.T) {
 	c3.send("ERROR a nickname is 1-32 letters, digits or _-.[]{}|^, choose another\n")
 	c3.send("NAME")
 	c3.expectLine("alice")
-	c3.nick = "alice"
+	c3.Nick = "alice"
 	c3.send("Connected to server!\nalice joined!\n")
 	s.expect("-!- this server does not resume; going on without")
 	s.typeLine("plain")

@@ -1,69 +1,25 @@
 package termclient
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/testkit"
 )
 
 // waitFor is how long a test waits for something that should happen.
-const waitFor = 10 * time.Second
-
-// output is a writer that tests can wait on.
-type output struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // closed at each write
-}
-
-func newOutput() *output { return &output{changed: make(chan struct{})} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	close(o.changed)
-	o.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (o *output) snapshot() (string, <-chan struct{}) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String(), o.changed
-}
-
-func (o *output) String() string { s, _ := o.snapshot(); return s }
-
-// waitUntil waits until cond holds for everything written so far.
-func (o *output) waitUntil(t testing.TB, desc string, cond func(string) bool) {
-	t.Helper()
-	deadline := time.After(waitFor)
-	for {
-		s, changed := o.snapshot()
-		if cond(s) {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("no %s within %v; output:\n%s", desc, waitFor, s)
-		}
-	}
-}
+const waitFor = testkit.WaitFor
 
 // session is a Run driven by a test: the user's input through an io.Pipe,
 // the output in an output.
 type session struct {
 	t      testing.TB
 	in     *io.PipeWriter
-	out    *output
+	out    *testkit.Output
 	done   chan error
 	cancel context.CancelFunc
 	next   int // lines of output already matched by expect
@@ -74,7 +30,7 @@ func start(t testing.TB, cfg Config) *session {
 	t.Helper()
 	inR, inW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{t: t, in: inW, out: newOutput(), done: make(chan error, 1), cancel: cancel}
+	s := &session{t: t, in: inW, out: &testkit.Output{}, done: make(chan error, 1), cancel: cancel}
 	go func() { s.done <- Run(ctx, cfg, inR, s.out) }()
 	t.Cleanup(func() {
 		cancel()
@@ -116,7 +72,7 @@ func (s *session) expect(want string) {
 func (s *session) expectFunc(desc string, match func(string) bool) string {
 	s.t.Helper()
 	var got string
-	s.out.waitUntil(s.t, "line "+desc, func(out string) bool {
+	s.out.WaitUntil(s.t, "line "+desc, func(out string) bool {
 		lines := strings.Split(out, "\n")
 		lines = lines[:len(lines)-1] // the last is unfinished
 		for i := s.next; i < len(lines); i++ {
@@ -186,60 +142,49 @@ func (f *fakeServer) accept() *fakeConn {
 		if !ok {
 			f.t.Fatal("listener closed")
 		}
-		f.t.Cleanup(func() { c.Close() })
-		return &fakeConn{t: f.t, c: c, r: bufio.NewReader(c)}
+		return &fakeConn{testkit.NewClient(f.t, c)}
 	case <-time.After(waitFor):
 		f.t.Fatal("the client did not connect")
 		return nil
 	}
 }
 
-type fakeConn struct {
-	t    testing.TB
-	c    net.Conn
-	r    *bufio.Reader
-	nick string
-}
+// fakeConn is the server's end of a connection from the client under
+// test, read and written through the test kit's line client.
+type fakeConn struct{ *testkit.Client }
 
-func (c *fakeConn) send(s string) {
-	c.t.Helper()
-	c.c.SetWriteDeadline(time.Now().Add(waitFor))
-	if _, err := io.WriteString(c.c, s); err != nil {
-		c.t.Fatalf("server send %q: %v", s, err)
-	}
-}
+func (c *fakeConn) send(s string) { c.T.Helper(); c.Send(s) }
 
 func (c *fakeConn) line() string {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(waitFor))
-	s, err := c.r.ReadString('\n')
+	c.T.Helper()
+	s, err := c.Line()
 	if err != nil {
-		c.t.Fatalf("server read: %v (got %q)", err, s)
+		c.T.Fatalf("server read: %v (got %q)", err, s)
 	}
-	return strings.TrimSuffix(s, "\n")
+	return s
 }
 
 // expectLine reads the client's next line and checks it.
 func (c *fakeConn) expectLine(want string) {
-	c.t.Helper()
+	c.T.Helper()
 	if got := c.line(); got != want {
-		c.t.Fatalf("server got %q, want %q", got, want)
+		c.T.Fatalf("server got %q, want %q", got, want)
 	}
 }
 
 // handshake plays the server's side of a successful handshake and returns
 // the nickname.
 func (c *fakeConn) handshake() string {
-	c.t.Helper()
+	c.T.Helper()
 	c.send("NAME")
-	c.nick = c.line()
-	c.send("Connected to server!\n" + c.nick + " joined!\n")
-	return c.nick
+	c.Nick = c.line()
+	c.send("Connected to server!\n" + c.Nick + " joined!\n")
+	return c.Nick
 }
 
 // echo reads one chat line and sends it back as the server would.
 func (c *fakeConn) echo(want string) {
-	c.t.Helper()
+	c.T.Helper()
 	c.expectLine(want)
-	c.send(c.nick + ": " + want + "\n")
+	c.send(c.Nick + ": " + want + "\n")
 }

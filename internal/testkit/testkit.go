@@ -1,5 +1,10 @@
-// Package testkit holds what the tests of every package share: polling
-// waits instead of sleeps standing in for a condition.
+// Package testkit holds what the tests of every package share:
+//
+//   - Client (Dial, DialFrom, Join): the raw-socket client of the classic
+//     line protocol, as nc would be, with Expect, Sync and the like;
+//   - CheckFor: polling waits instead of sleeps standing in for a condition;
+//   - Output: a writer several goroutines write to and tests wait on;
+//   - FreePorts: ports for listeners a test must name before they start.
 package testkit
 
 import (
