@@ -188,7 +188,7 @@ type Conn struct {
 
 	// JetStream handles; history is nil when Config.History is 0.
 	js       jetstream.JetStream
-	kvp      *kvPipe // every chat_nicks and chat_presence write (kvpipe.go)
+	kvp      *kvPipe // every write of kvwrite.go (kvpipe.go)
 	history  jetstream.Stream
 	reads    historyReads // History reads in progress, shared by joins (history.go)
 	gateways jetstream.KeyValue

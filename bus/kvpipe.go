@@ -14,26 +14,28 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// kvPipe carries every write to chat_nicks and chat_presence (kvPublish,
-// kvDelete): a JetStream publish whose acknowledgement comes back on one
-// subscription this Conn holds for all of them. The writes of concurrent
-// operations (the joins of a storm: claims, presence records, parts) are
-// pipelined: each is published as soon as it is made, without waiting for
-// the others' acknowledgements, and nats.go sends what piled up since its
-// last write to the server in one write; the acknowledgements come back the
-// same way and are handed to their writers by one goroutine. N concurrent
-// writes cost about one round trip, not N.
+// kvPipe carries every write of kvwrite.go (kvPublish, kvDelete: to
+// chat_nicks, chat_presence and chat_mod): a JetStream publish whose
+// acknowledgement comes back on one subscription this Conn holds for all
+// of them. The writes of concurrent operations (the joins of a storm:
+// claims, presence records, parts) are pipelined: each is published as
+// soon as it is made, without waiting for the others' acknowledgements;
+// nats.go sends what piled up since its last write to the server in one
+// write, and the acknowledgements come back the same way and are handed to
+// their writers by one goroutine. N concurrent writes cost about one round
+// trip, not N.
 //
 // Each write is still its own JetStream message with its own checks
 // (Nats-Expected-Last-Subject-Sequence): the stream applies them one at a
-// time, in the order they arrive, so two creates of one key, pipelined
-// together from two gateways or in one batch, still leave exactly one
-// winner, and the loser gets the same conflict as before (isConflict).
+// time, in the order they arrive, so two creates of one key pipelined
+// together, from one gateway or two, still leave exactly one winner, and
+// the loser gets the same conflict as before (isConflict).
 //
-// What it saves, per write, over jetstream.PublishMsg: a reply inbox and a
-// response channel of nats.go's request multiplexer, the JSON decoding of
-// the acknowledgement by reflection (an acknowledgement is parsed by hand;
-// an error, rare, by encoding/json) and the publish options.
+// What it saves, per write, over jetstream.PublishMsg (a request through
+// nats.go's reply multiplexer): the JSON decoding of the acknowledgement
+// by reflection (an acknowledgement is parsed by hand; an error, rare, by
+// encoding/json), the publish options, and a channel allocated per write
+// (they are pooled here).
 type kvPipe struct {
 	// Set by startKVPipe, before the first write.
 	nc     *nats.Conn
