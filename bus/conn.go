@@ -188,6 +188,7 @@ type Conn struct {
 
 	// JetStream handles; history is nil when Config.History is 0.
 	js       jetstream.JetStream
+	kvp      *kvPipe // every write of kvwrite.go (kvpipe.go)
 	history  jetstream.Stream
 	reads    historyReads // History reads in progress, shared by joins (history.go)
 	gateways jetstream.KeyValue
@@ -234,6 +235,7 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		done:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		natsDone:  make(chan struct{}),
+		kvp:       &kvPipe{waits: make(map[uint64]chan *nats.Msg)},
 	}
 	c.m = newMembership(c)
 	opts := []nats.Option{
@@ -255,7 +257,10 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		nats.ErrorHandler(c.onError),
 		nats.DisconnectErrHandler(c.onDisconnect),
 		nats.ReconnectHandler(c.onReconnect),
-		nats.ClosedHandler(func(*nats.Conn) { close(c.natsDone) }),
+		nats.ClosedHandler(func(*nats.Conn) {
+			c.kvp.failAll()
+			close(c.natsDone)
+		}),
 	}
 	if cfg.InProcess != nil {
 		opts = append(opts, nats.InProcessServer(cfg.InProcess))
@@ -354,6 +359,7 @@ func (c *Conn) onError(_ *nats.Conn, sub *nats.Subscription, err error) {
 }
 
 func (c *Conn) onDisconnect(_ *nats.Conn, err error) {
+	c.kvp.failAll() // as nats.go fails its requests in flight
 	if c.closing.Load() {
 		return
 	}

@@ -56,6 +56,9 @@ func (c *Conn) setupJetStream(ctx context.Context) error {
 		}
 		return fmt.Errorf("bus: jetstream: %w", err)
 	}
+	if err := c.startKVPipe(); err != nil {
+		return err
+	}
 	// history is 1 for the leases, which expire by age, and 2 for the
 	// nicknames and presence, whose writes roll their key up (kvwrite.go):
 	// a write is stored beside the revision it replaces, which the rollup

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,19 +53,14 @@ func kvSubject(kv jetstream.KeyValue, key string) string {
 // kvPublish writes val under key, rolling the key up. With check, the
 // write succeeds only if the key's last revision is last (0: no message).
 func (c *Conn) kvPublish(ctx context.Context, kv jetstream.KeyValue, key string, val []byte, check bool, last uint64) (uint64, error) {
-	m := &nats.Msg{Subject: kvSubject(kv, key), Header: nats.Header{}, Data: val}
-	m.Header.Set(hdrRollup, rollupByKey)
-	var opts []jetstream.PublishOpt
+	m := &nats.Msg{Subject: kvSubject(kv, key), Header: nats.Header{hdrRollup: {rollupByKey}}, Data: val}
 	if check {
-		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(last))
+		m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(last, 10)}
 	}
 	start := time.Now()
-	ack, err := c.js.PublishMsg(ctx, m, opts...)
+	seq, err := c.kvp.write(ctx, m)
 	c.observe(OpKVWrite, start, err)
-	if err != nil {
-		return 0, err
-	}
-	return ack.Sequence, nil
+	return seq, err
 }
 
 // kvPut writes val under key whatever is there.
@@ -100,8 +96,18 @@ func (c *Conn) kvCreate(ctx context.Context, kv jetstream.KeyValue, key string, 
 
 // kvDelete deletes key if its revision is still rev, with a purge marker.
 func (c *Conn) kvDelete(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64) error {
+	if !validKVKey(key) {
+		return jetstream.ErrInvalidKey
+	}
+	m := &nats.Msg{Subject: kvSubject(kv, key), Header: nats.Header{
+		hdrKVOp:   {kvOpPurge},
+		hdrRollup: {rollupByKey},
+	}}
+	if rev != 0 {
+		m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(rev, 10)}
+	}
 	start := time.Now()
-	err := kv.Purge(ctx, key, jetstream.LastRevision(rev))
+	_, err := c.kvp.write(ctx, m)
 	c.observe(OpKVDelete, start, err)
 	return err
 }

@@ -28,7 +28,7 @@ go build -o "$bin/chatbench" ./cmd/chatbench
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-limits=(--http "" --rate 1000000 --burst 1000000 --max-conns 20000 --max-conns-per-ip 20000 --log-level warn)
+limits=(--http "" --irc "" --rate 1000000 --burst 1000000 --max-conns 20000 --max-conns-per-ip 20000 --log-level warn)
 
 # start_chatd PORT [ARGS...]: a fresh chatd on 127.0.0.1:PORT; sets $pid.
 start_chatd() {
