@@ -242,7 +242,7 @@ for step in "${steps[@]}"; do
 			gps=()
 			for i in 1 2 3; do
 				start_role "575$i" gateway --nats "nats://127.0.0.1:576$i" --replicas 3 --cluster-secret-file "$secret" \
-					--listen "127.0.0.1:575$i" --irc "" --history "$h" "${limits[@]}"
+					--listen "127.0.0.1:575$i" --history "$h" "${limits[@]}"
 				gps+=("$pid")
 			done
 			costrun "cluster-3b1g-h$h" 127.0.0.1:5751 "${bps[*]}" "${gps[0]}"
