@@ -115,6 +115,18 @@ type Config struct {
 	// (see quiet.go). Zero means the default; negative, never quiet.
 	QuietRoomSize int
 
+	// ReleaseAfter: when the gateway has been quiet this long (no session
+	// started or ended, no line from a client, no room event) after its
+	// heap grew by ReleaseGrowth bytes or more, it collects and returns
+	// free memory to the system, once, and once more if the quiet lasts
+	// three times as long (release.go). Zero means the default; negative,
+	// never.
+	ReleaseAfter time.Duration
+	// ReleaseGrowth is the least growth of the heap held from the system,
+	// since the last release, that a quiet spell releases. Zero means the
+	// default.
+	ReleaseGrowth int
+
 	// WebGateways lists the WebSocket URLs (ws:// or wss://, such as
 	// ws://chat2.lan:8080/ws) of the cluster's gateways as a browser reaches
 	// them. The page tries them in turn when its connection is lost; pages
@@ -162,6 +174,8 @@ func DefaultConfig() Config {
 		BusTimeout:       5 * time.Second,
 		QuietRoomSize:    500,
 		IRCPing:          90 * time.Second,
+		ReleaseAfter:     5 * time.Second,
+		ReleaseGrowth:    4 << 20,
 	}
 }
 
@@ -211,6 +225,10 @@ func (c *Config) fill() error {
 	setDefault(&c.KeepAlive, d.KeepAlive)
 	setDefault(&c.BusTimeout, d.BusTimeout)
 	setDefault(&c.IRCPing, d.IRCPing)
+	if c.ReleaseAfter == 0 {
+		c.ReleaseAfter = d.ReleaseAfter
+	}
+	setDefault(&c.ReleaseGrowth, d.ReleaseGrowth)
 	if c.QuietRoomSize == 0 {
 		c.QuietRoomSize = d.QuietRoomSize
 	}

@@ -44,6 +44,7 @@ type Server struct {
 	stopKicks   func()                  // ends the kick orders' subscription; nil without moderation
 	mod         atomic.Pointer[modSnap] // bans and mutes (moderation.go)
 	poller      *poller                 // parks idle TCP readers (park.go); nil: never
+	memRelease  releaser                // returns memory when quiet (release.go)
 }
 
 // New returns a gateway that moves chat through b. It fills zero fields of
@@ -87,6 +88,10 @@ func New(cfg Config, b Bus) (*Server, error) {
 		}
 	}
 	go s.sweepLoop(s.stopSweep)
+	if cfg.ReleaseAfter > 0 {
+		s.memRelease.after, s.memRelease.growth = cfg.ReleaseAfter, uint64(cfg.ReleaseGrowth)
+		go s.releaseLoop(s.stopSweep)
+	}
 	return s, nil
 }
 

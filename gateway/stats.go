@@ -95,6 +95,11 @@ type Stats struct {
 	// FloodPaced counts lines and messages that had to wait for the flood
 	// limit's budget (paced; none is dropped).
 	FloodPaced uint64
+	// MemoryReleases counts the times a quiet spell returned memory to the
+	// system (release.go); MemoryReturned is the heap the releases let go
+	// of, in bytes.
+	MemoryReleases uint64
+	MemoryReturned uint64
 }
 
 // Stats returns the gateway's counters. Safe for concurrent use.
@@ -115,6 +120,9 @@ func (s *Server) Stats() Stats {
 		AuthTracked:   s.auth.tracked(),
 		Refused:       make(map[string]uint64),
 		FloodPaced:    st.floodPaced.Load(),
+
+		MemoryReleases: s.memRelease.releases.Load(),
+		MemoryReturned: s.memRelease.returned.Load(),
 	}
 	for i, name := range refusalNames {
 		out.Refused[name] = st.refused[i].Load()

@@ -135,6 +135,8 @@ func (m *Main) gatewayFlags(fs *flag.FlagSet) {
 	fs.IntVar(&g.SendBuffer, "send-buffer", g.SendBuffer, "kernel send buffer (SO_SNDBUF) of each client socket, at most --max-pending: what a client that stops reading holds in the kernel (doubled there for bookkeeping); negative: the kernel's autotuning, up to megabytes")
 	fs.DurationVar(&g.WriteTimeout, "write-timeout", g.WriteTimeout, "longest a single write to a client may block")
 	fs.IntVar(&g.QuietRoomSize, "quiet-room-size", g.QuietRoomSize, "above this many members on a gateway, a room's join and leave notices go only to the member they are about (negative: never)")
+	fs.DurationVar(&g.ReleaseAfter, "release-after", g.ReleaseAfter, "after a burst (handshakes, replays, chat) grew the heap by --release-growth bytes, the gateway returns free memory to the system once it has been quiet this long: no session started or ended, no line, no room event (negative: never)")
+	fs.IntVar(&g.ReleaseGrowth, "release-growth", g.ReleaseGrowth, "least heap growth, in bytes, since the last release that a quiet spell returns to the system (see --release-after)")
 	fs.DurationVar(&g.KeepAlive, "keepalive", g.KeepAlive, "TCP keep-alive idle time; unresponsive peers are reaped after about twice this")
 }
 

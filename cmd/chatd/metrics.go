@@ -39,6 +39,10 @@ var (
 		"Rooms with members on this gateway.", nil, nil)
 	descLinesIn = prometheus.NewDesc("chatd_lines_in_total",
 		"Chat lines and actions sent by this gateway's clients.", nil, nil)
+	descReleases = prometheus.NewDesc("chatd_memory_releases_total",
+		"Times a quiet spell after a burst returned free memory to the system (--release-after).", nil, nil)
+	descReturned = prometheus.NewDesc("chatd_memory_returned_bytes_total",
+		"Heap bytes the quiet-spell releases let go of.", nil, nil)
 	descEvents = prometheus.NewDesc("chatd_bus_events_total",
 		"Room events (lines, joins, leaves) received from the bus.", nil, nil)
 	descDeliveries = prometheus.NewDesc("chatd_deliveries_total",
@@ -124,7 +128,7 @@ type chatCollector struct{ m *Main }
 func (c *chatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descOpened, descClosed, descRooms, descLinesIn,
 		descEvents, descDeliveries, descLatency, descNATSUp, descReconnects, descAuthFailures, descAuthThrottled, descAuthTracked, descRejected, descModeration, descModRejected,
-		descRefused, descFlood, descJSCalls, descJSErrors, descJSLatency, descReplay} {
+		descRefused, descFlood, descReleases, descReturned, descJSCalls, descJSErrors, descJSLatency, descReplay} {
 		ch <- d
 	}
 }
@@ -178,6 +182,8 @@ func (c *chatCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(st.Rooms))
 	ch <- prometheus.MustNewConstMetric(descLinesIn, prometheus.CounterValue, float64(st.LinesIn))
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(st.Events))
+	ch <- prometheus.MustNewConstMetric(descReleases, prometheus.CounterValue, float64(st.MemoryReleases))
+	ch <- prometheus.MustNewConstMetric(descReturned, prometheus.CounterValue, float64(st.MemoryReturned))
 	ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(st.Deliveries))
 
 	buckets := make(map[float64]uint64, len(gateway.LatencyBuckets))
