@@ -88,6 +88,8 @@ type roomSub struct {
 	since   time.Time
 	deliver DeliverFunc
 
+	run int // messages since the live callback last ended a burst; its goroutine only
+
 	mu      sync.Mutex
 	last    map[string]uint64 // last counter delivered per publishing gateway
 	filling int               // fills pending; live events are held while > 0
@@ -181,7 +183,10 @@ func newRoomSub(c *Conn, room string, deliver DeliverFunc) (*roomSub, error) {
 // onMsg is the subscription's nats.go callback.
 func (rs *roomSub) onMsg(m *nats.Msg) {
 	e, ok := rs.c.accept(onRoom, m.Subject, m.Data)
-	end := burstEnd(m.Sub)
+	end := burstEnd(m.Sub, rs.run > 0)
+	if rs.run++; end {
+		rs.run = 0
+	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if ok {
@@ -206,13 +211,20 @@ func (rs *roomSub) onMsg(m *nats.Msg) {
 // burstEnd reports whether no message waits in sub behind the one its
 // callback is handling. The messages of a burst come in one read of the
 // connection, and nats.go's reader may still be queuing the rest when the
-// callback has the first: a callback that finds none waiting yields once
-// and looks again. nats.go counts the message being handled as pending
-// until its callback returns, so 1 is none waiting (should it stop
-// counting it, a burst ends one message early: no harm).
-func burstEnd(sub *nats.Subscription) bool {
+// callback has the first ones: a callback in a burst (inBurst: messages
+// came before this one since the last end) that finds none waiting yields
+// once and looks again. A lone message does not yield: at a low rate
+// most are alone, and the yield would run the writers its fan-out started
+// before the next message can join their queues. nats.go counts the
+// message being handled as pending until its callback returns, so 1 is
+// none waiting (should it stop counting it, a burst ends one message
+// early: no harm).
+func burstEnd(sub *nats.Subscription, inBurst bool) bool {
 	if n, _, err := sub.Pending(); err != nil || n > 1 {
 		return err != nil
+	}
+	if !inBurst {
+		return true
 	}
 	runtime.Gosched()
 	n, _, err := sub.Pending()
