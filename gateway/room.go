@@ -15,9 +15,10 @@ type room struct {
 	unsub func()
 	refs  int // members plus joins in progress; guarded by Server.mu
 
-	// The chat lines of the burst the bus is delivering (Server.bursts),
-	// and their frames joined per stream encoding; used by the bus
-	// callback only.
+	// The chat lines of the burst the bus is delivering (Server.bursts)
+	// and about how many bytes they hold; used by the bus callback only.
+	// The slice keeps its capacity (at most maxBurst events) while the
+	// room lives.
 	burst      []event
 	burstBytes int
 
