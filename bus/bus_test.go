@@ -71,11 +71,20 @@ type event struct {
 
 // recorder collects delivered events; its deliver never blocks.
 type recorder struct {
-	mu     sync.Mutex
-	events []event
+	mu      sync.Mutex
+	events  []event
+	flushes int // KindFlush calls, not kept in events
+	flushed int // len(events) at the last KindFlush
 }
 
 func (r *recorder) deliver(id, kind, nick, text string, at time.Time) {
+	if kind == KindFlush {
+		r.mu.Lock()
+		r.flushes++
+		r.flushed = len(r.events)
+		r.mu.Unlock()
+		return
+	}
 	r.mu.Lock()
 	r.events = append(r.events, event{id, kind, nick, text, at})
 	r.mu.Unlock()
@@ -660,3 +669,37 @@ func publishAny(c *Conn, room, kind, nick, text string) error {
 
 // checkFor polls until a condition holds (testkit.CheckFor).
 var checkFor = testkit.CheckFor
+
+// TestSubscribeFlushesBursts checks that every event a subscription
+// delivers is followed, once nothing more is waiting, by a KindFlush: a
+// subscriber that keeps a burst's events until then never keeps one for
+// good.
+func TestSubscribeFlushesBursts(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	c := mustConnect(t, s, nil)
+	var r recorder
+	unsub, err := c.Subscribe("lobby", r.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	const n = 500
+	for i := range n {
+		if err := c.Publish("lobby", KindSay, "alice", strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, 10*time.Second, func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.flushed != n {
+			return fmt.Errorf("%d events, %d of them flushed by %d flushes", len(r.events), r.flushed, r.flushes)
+		}
+		return nil
+	})
+	for i, e := range r.get() {
+		if e.text != strconv.Itoa(i) {
+			t.Fatalf("event %d is %q", i, e.text)
+		}
+	}
+}

@@ -480,12 +480,18 @@ type DeliverFunc = func(id, kind, nick, text string, at time.Time)
 // of; past it, it forgets them all (a late event may then pass once).
 const maxSenders = 1024
 
+// FlushesBursts reports that Subscribe ends every burst of events with
+// KindFlush (gateway.BurstBus).
+func (c *Conn) FlushesBursts() bool { return true }
+
 // Subscribe calls deliver for every room event published to room, from one
 // subscription on chat.v1.room.<room>.*, until unsubscribe is called. Events
 // from one publisher arrive in publish order. When Subscribe returns, the
 // server has the subscription (it flushes), so this gateway's own later
 // publishes come back to it. deliver runs on one nats.go goroutine per
-// subscription and must not block. Envelopes that break the contract
+// subscription and must not block. After the events that arrived in one
+// burst it is called with KindFlush, once none is waiting (KindFilled ends
+// a fill's). Envelopes that break the contract
 // (validate.go) are dropped and counted, never delivered.
 func (c *Conn) Subscribe(room string, deliver func(id, kind, nick, text string, at time.Time)) (unsubscribe func(), err error) {
 	subject, err := RoomSubject(room)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"sync"
 	"time"
 
@@ -49,6 +50,11 @@ const (
 	KindGap = "gap"
 	// KindFilled: the gap is filled; live events follow.
 	KindFilled = "filled"
+	// KindFlush: the events delivered since the last KindFlush (or
+	// KindFilled) came in one burst, and no more of the room's events are
+	// waiting right now. A subscriber may keep a burst's events and hand
+	// them on together when the burst ends (FlushesBursts).
+	KindFlush = "flush"
 )
 
 const (
@@ -81,6 +87,8 @@ type roomSub struct {
 	subject string // the room's stored lines
 	since   time.Time
 	deliver DeliverFunc
+
+	run int // messages since the live callback last ended a burst; its goroutine only
 
 	mu      sync.Mutex
 	last    map[string]uint64 // last counter delivered per publishing gateway
@@ -175,21 +183,52 @@ func newRoomSub(c *Conn, room string, deliver DeliverFunc) (*roomSub, error) {
 // onMsg is the subscription's nats.go callback.
 func (rs *roomSub) onMsg(m *nats.Msg) {
 	e, ok := rs.c.accept(onRoom, m.Subject, m.Data)
-	if !ok {
-		return
+	end := burstEnd(m.Sub, rs.run > 0)
+	if rs.run++; end {
+		rs.run = 0
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	rs.keepOwn(&e)
-	if rs.filling > 0 {
-		if len(rs.held) >= maxHeld {
+	if ok {
+		rs.keepOwn(&e)
+		switch {
+		case rs.filling == 0:
+			rs.deliverLocked(&e)
+		case len(rs.held) >= maxHeld:
 			rs.dropped++
-			return
+		default:
+			rs.held = append(rs.held, e)
 		}
-		rs.held = append(rs.held, e)
-		return
 	}
-	rs.deliverLocked(&e)
+	// Every message, dropped ones included, looks for the end of its
+	// burst, so the last one of a burst always tells. A fill in progress
+	// ends with KindFilled instead.
+	if end && rs.filling == 0 {
+		rs.deliver("", KindFlush, "", "", time.Time{})
+	}
+}
+
+// burstEnd reports whether no message waits in sub behind the one its
+// callback is handling. The messages of a burst come in one read of the
+// connection, and nats.go's reader may still be queuing the rest when the
+// callback has the first ones: a callback in a burst (inBurst: messages
+// came before this one since the last end) that finds none waiting yields
+// once and looks again. A lone message does not yield: at a low rate
+// most are alone, and the yield would run the writers its fan-out started
+// before the next message can join their queues. nats.go counts the
+// message being handled as pending until its callback returns, so 1 is
+// none waiting (should it stop counting it, a burst ends one message
+// early: no harm).
+func burstEnd(sub *nats.Subscription, inBurst bool) bool {
+	if n, _, err := sub.Pending(); err != nil || n > 1 {
+		return err != nil
+	}
+	if !inBurst {
+		return true
+	}
+	runtime.Gosched()
+	n, _, err := sub.Pending()
+	return err != nil || n <= 1
 }
 
 // deliverLocked delivers e unless its sender's counter shows it was

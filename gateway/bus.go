@@ -25,7 +25,23 @@ const (
 	// before it came: joins wait for KindFilled.
 	KindGap    = "gap"
 	KindFilled = "filled"
+	// KindFlush is not published either: a BurstBus delivers it after the
+	// events that arrived in one burst, once no more of the room's events
+	// are waiting.
+	KindFlush = "flush"
 )
+
+// A BurstBus is a Bus whose subscriptions end every burst of events with
+// KindFlush (a KindGap, KindFilled or KindMissed also ends one): the
+// gateway then keeps a burst's chat lines and hands them to each member
+// together, in one queue append and one writer wake-up, as a server that
+// reads many lines at once would. Without it, every event is handed on as
+// it comes.
+type BurstBus interface {
+	Bus
+	// FlushesBursts reports whether subscriptions deliver KindFlush.
+	FlushesBursts() bool
+}
 
 // DeliverFunc receives one room event. id is unique per event across the
 // cluster; at is when the publishing gateway sent it.

@@ -32,14 +32,25 @@ func (c *sinkConn) SetDeadline(time.Time) error      { return nil }
 func (c *sinkConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *sinkConn) SetWriteDeadline(time.Time) error { return nil }
 
+// burstBus is a memBus that says it ends bursts with KindFlush: its
+// user delivers KindFlush itself.
+type burstBus struct{ *memBus }
+
+func (burstBus) FlushesBursts() bool { return true }
+
 // fanoutRoom sets up n sessions past the handshake in one room of a server
-// on a memBus and returns the room's bus callback and the sessions' conns.
-func fanoutRoom(tb testing.TB, n int) (deliver DeliverFunc, conns []*sinkConn) {
+// on a memBus (a burstBus if bursts) and returns the room's bus callback
+// and the sessions' conns.
+func fanoutRoom(tb testing.TB, n int, bursts bool) (deliver DeliverFunc, conns []*sinkConn) {
 	tb.Helper()
 	b := newMemBus()
 	cfg := DefaultConfig()
 	cfg.MaxPending = 1 << 30 // the benchmark outruns the writers for a while
-	srv, err := New(cfg, b)
+	var bus Bus = b
+	if bursts {
+		bus = burstBus{b}
+	}
+	srv, err := New(cfg, bus)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -83,7 +94,7 @@ func BenchmarkFanout(b *testing.B) {
 	lineLen := int64(len(formatEvent(KindSay, "alice", text)))
 	for _, n := range []int{10, 100, 1000} {
 		b.Run("N="+strconv.Itoa(n), func(b *testing.B) {
-			deliver, conns := fanoutRoom(b, n)
+			deliver, conns := fanoutRoom(b, n, false)
 			at := time.Now()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -105,42 +116,89 @@ func BenchmarkFanout(b *testing.B) {
 	}
 }
 
+// BenchmarkFanoutBurst is BenchmarkFanout with a bus that ends bursts of
+// events with KindFlush, 8 chat lines a burst: the room hands each member
+// a burst in one queue append. One op is one event.
+func BenchmarkFanoutBurst(b *testing.B) {
+	const text = "hello everyone, this is a fairly ordinary chat line"
+	const burst = 8
+	lineLen := int64(len(formatEvent(KindSay, "alice", text)))
+	for _, n := range []int{10, 100, 1000} {
+		b.Run("N="+strconv.Itoa(n), func(b *testing.B) {
+			deliver, conns := fanoutRoom(b, n, true)
+			at := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var ops int64
+			for b.Loop() {
+				deliver("gw.1", KindSay, "alice", text, at)
+				if ops++; ops%burst == 0 {
+					deliver("", KindFlush, "", "", time.Time{})
+				}
+			}
+			deliver("", KindFlush, "", "", time.Time{})
+			waitWritten(b, conns, ops*lineLen)
+			b.StopTimer()
+			el := b.Elapsed()
+			b.ReportMetric(float64(el.Nanoseconds())/float64(ops*int64(n)), "ns/member")
+			var writes int64
+			for _, c := range conns {
+				writes += c.writes.Load()
+			}
+			b.ReportMetric(float64(ops*int64(n))/float64(writes), "lines/write")
+		})
+	}
+}
+
 // TestFanoutAllocs checks that delivering a line costs no allocation per
 // member: what one event allocates does not grow with the room.
 func TestFanoutAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures allocations over many events")
 	}
-	perEvent := func(n int) float64 {
-		deliver, conns := fanoutRoom(t, n)
+	// perEvent counts allocations per event; with bursts, the bus ends
+	// every 4 events with KindFlush.
+	perEvent := func(n int, bursts bool) float64 {
+		deliver, conns := fanoutRoom(t, n, bursts)
 		const text = "hello"
+		burst := 1
+		if bursts {
+			burst = 4
+		}
 		var ops int64
+		send := func() {
+			for range burst {
+				deliver("gw.1", KindSay, "alice", text, time.Time{})
+				ops++
+			}
+			if bursts {
+				deliver("", KindFlush, "", "", time.Time{})
+			}
+		}
 		// Warm up: queues grow to the backlog the writers let build up, and
 		// the runtime keeps the writers' goroutines for reuse.
 		for range 1000 {
-			deliver("gw.1", KindSay, "alice", text, time.Time{})
-			ops++
+			send()
 		}
 		waitWritten(t, conns, ops*int64(len("alice: hello\n")))
-		allocs := testing.AllocsPerRun(200, func() {
-			deliver("gw.1", KindSay, "alice", text, time.Time{})
-			ops++
-		})
+		allocs := testing.AllocsPerRun(200, send)
 		waitWritten(t, conns, ops*int64(len("alice: hello\n")))
-		return allocs
+		return allocs / float64(burst)
 	}
 	// The count covers the whole process, the writers included: a writer
 	// started when the runtime has no spare goroutine costs a few
 	// allocations, more under the race detector on a busy machine. An
 	// allocation per delivered line would cost at least one per member on
 	// every try; the fewest of three tries tells the two apart.
-	perMember := math.Inf(1)
-	for try := 0; try < 3 && perMember > 0.01; try++ {
-		small, large := perEvent(10), perEvent(1000)
-		t.Logf("allocations per event: %v with 10 members, %v with 1000", small, large)
-		perMember = min(perMember, (large-small)/990)
-	}
-	if perMember > 0.25 {
-		t.Errorf("fan-out allocates %.3f times per member; want 0", perMember)
+	for _, bursts := range []bool{false, true} {
+		perMember := math.Inf(1)
+		for try := 0; try < 3 && perMember > 0.01; try++ {
+			small, large := perEvent(10, bursts), perEvent(1000, bursts)
+			t.Logf("bursts %v: allocations per event: %v with 10 members, %v with 1000", bursts, small, large)
+			perMember = min(perMember, (large-small)/990)
+		}
+		if perMember > 0.25 {
+			t.Errorf("bursts %v: fan-out allocates %.3f times per member; want 0", bursts, perMember)
+		}
 	}
 }

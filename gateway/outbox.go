@@ -75,12 +75,20 @@ func (o *outbox) isQueued() bool {
 func (o *outbox) deliver(frame []byte, id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.deliverLocked(frame, id) {
+		o.kickLocked()
+	}
+}
+
+// deliverLocked is deliver but for starting the writer; it reports whether
+// frame went to the queue. o.mu is held.
+func (o *outbox) deliverLocked(frame []byte, id string) bool {
 	if o.closing || !o.queued {
-		return
+		return false
 	}
 	if o.bytes+len(frame) > o.maxPending {
 		o.overflowLocked()
-		return
+		return false
 	}
 	if o.replaying {
 		o.bytes += len(frame)
@@ -88,9 +96,37 @@ func (o *outbox) deliver(frame []byte, id string) {
 		if id != "" { // a chat line, which the replay may hold too
 			o.heldIDs = append(o.heldIDs, id)
 		}
-		return
+		return false
 	}
 	o.queueLocked(frame)
+	return true
+}
+
+// deliverBurst queues the chat lines evs, whose frames in encoding enc
+// joined are (room.flush), under one lock and with at most one writer
+// start. joined is shared with other sessions and must not be modified.
+// During a replay hold, or when joined would pass MaxPending, the lines go
+// one by one as deliver queues them: the hold keeps their ids, and a
+// client is closed as a slow consumer at the same line as without bursts.
+func (o *outbox) deliverBurst(joined []byte, evs []event, enc int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closing || !o.queued {
+		return
+	}
+	if o.replaying || o.bytes+len(joined) > o.maxPending {
+		queued := false
+		for k := range evs {
+			if f := evs[k].frames[enc]; f != nil && o.deliverLocked(f, evs[k].id) {
+				queued = true
+			}
+		}
+		if queued {
+			o.kickLocked()
+		}
+		return
+	}
+	o.queueLocked(joined)
 	o.kickLocked()
 }
 

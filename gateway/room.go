@@ -15,11 +15,24 @@ type room struct {
 	unsub func()
 	refs  int // members plus joins in progress; guarded by Server.mu
 
+	// The chat lines of the burst the bus is delivering (Server.bursts)
+	// and about how many bytes they hold; used by the bus callback only.
+	// The slice keeps its capacity (at most maxBurst events) while the
+	// room lives.
+	burst      []event
+	burstBytes int
+
 	mu      sync.RWMutex
 	gap     chan struct{} // non-nil while the bus fills the room's gap; closed when filled
 	members []*Session
 	slots   map[*Session]int // index of each member in members
 }
+
+// A burst is handed on when the bus says it ended, or at these sizes.
+const (
+	maxBurst      = 64
+	maxBurstBytes = writeChunk
+)
 
 // deliver is the room's bus callback. It builds one event and queues it to
 // every local member in the member's encoding: each encoding (TCP line,
@@ -27,8 +40,27 @@ type room struct {
 // shared by all members that use it, so the fan-out allocates nothing per
 // member. It never blocks. The bus calls it on one goroutine per room; the
 // event stays on that goroutine, so its lazy fields need no lock.
+//
+// When the bus ends its bursts with KindFlush (BurstBus), the chat lines
+// of a burst are kept until it ends (or reaches maxBurst lines or
+// maxBurstBytes) and then handed on together (flush); any other event
+// first hands on the lines kept, so every member gets every event in the
+// bus's order.
 func (r *room) deliver(id, kind, nick, text string, at time.Time) {
+	if r.srv.bursts {
+		if kind == KindSay || kind == KindMe {
+			r.burst = append(r.burst, event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at})
+			r.burstBytes += len(nick) + len(text) + 4
+			if len(r.burst) >= maxBurst || r.burstBytes >= maxBurstBytes {
+				r.flush()
+			}
+			return
+		}
+		r.flush()
+	}
 	switch kind {
+	case KindFlush:
+		return
 	case KindMissed:
 		r.missed(at)
 		return
@@ -49,7 +81,13 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 		return
 	}
 	ev := event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at}
-	if r.quietNotice(&ev) {
+	r.fanout(&ev)
+}
+
+// fanout queues ev to every local member, in the member's encoding.
+func (r *room) fanout(ev *event) {
+	kind, id, at := ev.kind, ev.id, ev.at
+	if r.quietNotice(ev) {
 		r.srv.stats.observeEvent(1, at)
 		return
 	}
@@ -70,6 +108,61 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 	n := len(r.members)
 	r.mu.RUnlock()
 	r.srv.stats.observeEvent(n, at)
+}
+
+// flush hands the chat lines of the burst kept so far to every member.
+// Each member that takes a stream of lines (encLine, encPos: they never
+// skip an event) gets the burst's frames joined in one buffer, made once
+// per encoding and shared, so that it costs one queue append and at most
+// one writer wake-up per member; the others get each event's frame as
+// deliver gives it. Bus callback only.
+func (r *room) flush() {
+	evs := r.burst
+	switch len(evs) {
+	case 0:
+		return
+	case 1:
+		r.fanout(&evs[0])
+	default:
+		var joined [numEncodings][]byte
+		r.mu.RLock()
+		for _, m := range r.members {
+			i := m.enc.encoding()
+			if i != encLine && i != encPos {
+				for k := range evs {
+					if f := evs[k].frame(m.enc); f != nil {
+						m.deliver(f, evs[k].id)
+					}
+				}
+				continue
+			}
+			if joined[i] == nil {
+				joined[i] = joinFrames(evs, m.enc)
+			}
+			m.deliverBurst(joined[i], evs, i)
+		}
+		n := len(r.members)
+		r.mu.RUnlock()
+		for k := range evs {
+			r.srv.stats.observeEvent(n, evs[k].at)
+		}
+	}
+	clear(evs)
+	r.burst, r.burstBytes = evs[:0], 0
+}
+
+// joinFrames makes each event's frame in c's encoding and joins them in one
+// new buffer.
+func joinFrames(evs []event, c codec) []byte {
+	n := 0
+	for k := range evs {
+		n += len(evs[k].frame(c))
+	}
+	b := make([]byte, 0, n)
+	for k := range evs {
+		b = append(b, evs[k].frames[c.encoding()]...)
+	}
+	return b
 }
 
 // missed tells every local member, once, that lines sent to the room while

@@ -18,6 +18,7 @@ import (
 type Server struct {
 	cfg    Config
 	bus    Bus
+	bursts bool // the bus ends bursts with KindFlush (BurstBus); fixed by New
 	log    *slog.Logger
 	nextID atomic.Uint64
 	stats  stats
@@ -68,6 +69,9 @@ func New(cfg Config, b Bus) (*Server, error) {
 		rooms:     make(map[string]*room),
 		stopSweep: make(chan struct{}),
 		poller:    newPoller(cfg.Logger),
+	}
+	if bb, ok := b.(BurstBus); ok {
+		s.bursts = bb.FlushesBursts()
 	}
 	if err := s.setupWeb(); err != nil {
 		s.poller.close()

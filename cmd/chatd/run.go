@@ -25,8 +25,9 @@ import (
 
 // The bus must give the gateway everything it needs.
 var (
-	_ gateway.Bus     = (*bus.Conn)(nil)
-	_ gateway.Resumer = (*bus.Conn)(nil)
+	_ gateway.Bus      = (*bus.Conn)(nil)
+	_ gateway.Resumer  = (*bus.Conn)(nil)
+	_ gateway.BurstBus = (*bus.Conn)(nil)
 )
 
 // Role is what one chatd process runs.
