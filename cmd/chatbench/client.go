@@ -29,13 +29,14 @@ type client struct {
 	bench atomic.Int64 // bench lines received (chat lines of the scenario)
 
 	// Owned by the reader goroutine until it has ended.
-	seqs    []seqTracker // per sender
-	lat     *hist        // latency of bench lines, if recorded
-	readErr error        // why the reader stopped
-	byPeer  bool         // the server ended the connection (not our close)
-	goodbye string       // the server's last ERROR line, if it sent one
-	closing atomic.Bool  // we closed it on purpose
-	ended   atomic.Bool  // the reader has stopped
+	seqs     []seqTracker  // per sender
+	lat      *hist         // latency of bench lines, if recorded
+	readErr  error         // why the reader stopped
+	byPeer   bool          // the server ended the connection (not our close)
+	goodbye  string        // the server's last ERROR line, if it sent one
+	closing  atomic.Bool   // we closed it on purpose
+	ended    atomic.Bool   // the reader has stopped
+	readDone chan struct{} // closed when the reader has stopped
 }
 
 // handler is what a scenario does with each line a client receives; line
@@ -85,6 +86,7 @@ func (cn *connector) connect(ctx context.Context, id int, addr, nick, room strin
 	if cn.setup != nil {
 		cn.setup(c)
 	}
+	c.readDone = make(chan struct{})
 	cn.readers.Add(1)
 	go cn.read(c)
 	return c, nil
@@ -207,6 +209,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 
 func (cn *connector) read(c *client) {
 	defer cn.readers.Done()
+	defer close(c.readDone)
 	for {
 		line, err := readLine(c.r)
 		if err != nil {

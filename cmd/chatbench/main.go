@@ -8,6 +8,7 @@
 //	chatbench idle    --addr 127.0.0.1:5500 --pid $(pgrep -n chatd) --conns 10000 --room-size 100
 //	chatbench cross   --addr 127.0.0.1:5500 --addr2 127.0.0.1:5501 --conns 500 --rate 1000
 //	chatbench churn   --addr 127.0.0.1:5500 --conns 200 --rate 200 --churn-rate 100
+//	chatbench crash   --addr 127.0.0.1:5500 --addr2 127.0.0.1:5501,127.0.0.1:5502 --pid PID_OF_5500 --conns 5000
 //	chatbench ref     --listen 127.0.0.1:5599
 //
 // Every run is bounded in time (--duration, --timeout) and count
@@ -103,6 +104,7 @@ var scenarios = map[string]func(ctx context.Context, o *options, targets []*targ
 	"idle":    runIdle,
 	"cross":   runCross,
 	"churn":   runChurn,
+	"crash":   runCrash,
 }
 
 func main() {
@@ -141,6 +143,9 @@ scenarios:
   idle     C idle connections in rooms of K: server RSS per connection, handshakes/s
   cross    senders on --addr, receivers on --addr2: latency across gateways
   churn    connects/disconnects per second while chat flows
+  crash    C users in rooms of K on --addr, whose process (--pid) is then
+           killed (SIGKILL); they come back on --addr2's gateways: time to
+           all back, left!/joined! once each (no reference)
   ref      run a reference broadcast server alone (--listen ADDR --kind strong|simple)
   ngircd-conf  print an ngIRCd configuration for measuring it (--listen ADDR)
 
@@ -155,8 +160,8 @@ others.
 func newFlags(name string, o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("chatbench "+name, flag.ContinueOnError)
 	fs.StringVar(&o.Addr, "addr", "", "chat server(s) to measure, host:port[,host:port...]: loopback only (empty: reference only)")
-	fs.StringVar(&o.Addr2, "addr2", "", "cross: the gateway the receivers use")
-	fs.IntVar(&o.PID, "pid", 0, "process id of the server at --addr, for its RSS (/proc/PID/status)")
+	fs.StringVar(&o.Addr2, "addr2", "", "cross: the gateway the receivers use; crash: the gateways the users go back to")
+	fs.IntVar(&o.PID, "pid", 0, "process id of the server at --addr, for its RSS (/proc/PID/status); crash: the gateway process it kills")
 	fs.StringVar(&o.Ref, "ref", "spawn", "reference server: spawn (a child process), inproc, off, or host:port of a running `chatbench ref`")
 	fs.IntVar(&o.RefPID, "ref-pid", 0, "process id of the reference given as host:port, for its RSS")
 	fs.StringVar(&o.RefKind, "ref-kind", "both", "which references a spawned or in-process reference runs: strong (batches what one read returns into one buffer per member), simple (a reader and a queue-coalescing writer per client), or both; ratios are against the strong one")
@@ -174,8 +179,8 @@ func newFlags(name string, o *options) *flag.FlagSet {
 	fs.IntVar(&o.RoomSize, "room-size", 100, "idle: members per room")
 	fs.IntVar(&o.Sources, "sources", 0, "local 127.0.0.x addresses to connect from (0: one per 5,000 connections)")
 	fs.IntVar(&o.Concurrency, "concurrency", 50, "handshakes in progress at once")
-	fs.DurationVar(&o.Settle, "settle", 5*time.Second, "idle: wait after the last handshake before reading RSS")
-	fs.DurationVar(&o.Hold, "hold", 5*time.Second, "idle: keep the connections this long, checking none is dropped")
+	fs.DurationVar(&o.Settle, "settle", 5*time.Second, "idle: wait after the last handshake before reading RSS; crash: longest wait, once the users are back, for the notices about them")
+	fs.DurationVar(&o.Hold, "hold", 5*time.Second, "idle: keep the connections this long, checking none is dropped; crash: keep watching this long for late notices")
 	fs.Float64Var(&o.ChurnRate, "churn-rate", 50, "churn: connections opened (and closed) per second")
 	fs.IntVar(&o.ChurnMax, "churn-max", 100_000, "churn: most connections opened in all")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "hard limit on the whole run (default: generous, from the other flags)")
@@ -246,7 +251,7 @@ func runScenario(ctx context.Context, name string, args []string, stdout io.Writ
 	}
 	s.Scenario = name
 	o.DurationS, o.WarmupS = o.Duration.Seconds(), o.Warmup.Seconds()
-	if name == "idle" {
+	if name == "idle" || name == "crash" {
 		o.SettleS, o.HoldS = o.Settle.Seconds(), o.Hold.Seconds()
 	}
 	s.Params = *o
@@ -393,6 +398,12 @@ func (o *options) check(name string) error {
 	}
 	if name == "cross" && o.Addr != "" && o.Addr2 == "" {
 		return errors.New("cross needs --addr2 (the receivers' gateway)")
+	}
+	if name == "crash" {
+		if len(splitAddrs(o.Addr)) != 1 || o.Addr2 == "" || o.PID <= 0 {
+			return errors.New("crash needs --addr (one gateway), --addr2 (where its users go back) and --pid (that gateway's process, which it kills)")
+		}
+		o.Ref = "off" // nothing to compare with
 	}
 	switch {
 	case o.Conns < 1:

@@ -11,14 +11,14 @@
 # over IRC), all in alternating rounds; saves the JSON line to
 # OUT_DIR/STEP.json and stops the processes it started (by PID). Steps:
 # fanout perline latency latency100 idle10k idle19k storm cross churn quiet
-# scale retain cluster (default: all). NGIRCD=no leaves ngIRCd out; DURATION (10s)
+# scale retain cluster crash (default: all). NGIRCD=no leaves ngIRCd out; DURATION (10s)
 # is how long each chat run sends. Takes about an hour on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/chatbench-results}
 shift || true
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(fanout perline latency latency100 idle10k idle19k storm cross churn quiet scale retain cluster)
+[ ${#steps[@]} -gt 0 ] || steps=(fanout perline latency latency100 idle10k idle19k storm cross churn quiet scale retain cluster crash)
 mkdir -p "$out"
 dur=${DURATION:-10s}
 bin=$(mktemp -d)
@@ -248,6 +248,40 @@ for step in "${steps[@]}"; do
 			costrun "cluster-3b1g-h$h" 127.0.0.1:5751 "${bps[*]}" "${gps[0]}"
 			costrun "cluster-3b3g-h$h" 127.0.0.1:5751,127.0.0.1:5752,127.0.0.1:5753 "${bps[*]}" "${gps[*]}"
 			for p in "${gps[@]}" "${bps[@]}"; do stop "$p"; done
+		done ;;
+	crash)
+		# A crashed gateway's users coming back: one broker, three gateways;
+		# 5,000 users in rooms of 100 on the first, killed (SIGKILL), come
+		# back on the other two. At chatd's default lease (15 s), then at
+		# 5 s: a dead gateway's nicknames are only freed once its lease has
+		# lapsed, so the default lease alone exceeds the 8 s target.
+		secret="$bin/crash-secret"
+		for lease in default 5s; do
+			la=(); [ "$lease" = default ] || la=(--lease "$lease")
+			rm -f "$secret"; "$bin/chatd" secret --init "$secret" >/dev/null
+			rm -rf "$bin/crash-broker"
+			start_role 5861 broker --name cb1 --data "$bin/crash-broker" --nats-listen 127.0.0.1:5861 --cluster-listen "" \
+				--cluster-secret-file "$secret" --log-level warn
+			cb=$pid
+			cgs=()
+			for i in 2 3 4; do
+				start_role "586$i" gateway --nats nats://127.0.0.1:5861 --cluster-secret-file "$secret" \
+					--listen "127.0.0.1:586$i" "${la[@]}" "${limits[@]}"
+				cgs+=("$pid")
+			done
+			# Every gateway answers with NAME (it is on the bus) first.
+			for i in 2 3 4; do
+				for _ in $(seq 300); do
+					[ "$(timeout 2 head -c4 <"/dev/tcp/127.0.0.1/586$i" 2>/dev/null)" = NAME ] && break
+					sleep 0.1
+				done
+			done
+			bench "crash-lease-$lease" crash --addr 127.0.0.1:5862 --addr2 127.0.0.1:5863,127.0.0.1:5864 --pid "${cgs[0]}" \
+				--conns 5000 --room-size 100 --sources 4 --settle 30s --hold 3s || true
+			wait "${cgs[0]}" 2>/dev/null || true # killed by chatbench
+			keep=(); for p in "${pids[@]}"; do [ "$p" != "${cgs[0]}" ] && keep+=("$p"); done; pids=("${keep[@]:-}")
+			for p in "${cgs[@]:1}" "$cb"; do stop "$p"; done
+			for i in 2 3 4; do cp "$bin/gateway-586$i.log" "$out/crash-lease-$lease-gateway-586$i.log"; done
 		done ;;
 	*) echo "unknown step $step"; exit 2 ;;
 	esac
