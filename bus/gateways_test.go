@@ -616,3 +616,92 @@ func TestRecoveryAnnouncesNobody(t *testing.T) {
 		}
 	}
 }
+
+// A gateway of many users vanishes: every user's departure is announced
+// once, even when removing their records takes longer than the others may
+// wait at one lease refresh (a clean-up ran its deletes within one
+// refresh's time limit, and each delete past it failed: the departure was
+// never announced, and the record stayed or was applied unannounced).
+func TestGatewayCrashManyUsers(t *testing.T) {
+	s := clustertest.Start(t, clustertest.Options{})
+	const users = 1200
+	observer := func(c *Config) {
+		c.Lease = 900 * time.Millisecond
+		c.RequestTimeout = 250 * time.Millisecond
+	}
+	crashed := mustConnect(t, s, func(c *Config) { c.Lease = 900 * time.Millisecond })
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, users)
+	next := make(chan int)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				nick := fmt.Sprintf("u%d", i)
+				if ok, err := crashed.ClaimNick(ctx, nick); !ok || err != nil {
+					errs <- fmt.Errorf("ClaimNick(%s) = %v, %v", nick, ok, err)
+					continue
+				}
+				if err := crashed.Join(ctx, "lobby", nick); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range users {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	a := mustConnect(t, s, observer)
+	b := mustConnect(t, s, observer)
+	var ra recorder
+	unsub, err := a.Subscribe("lobby", ra.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	checkFor(t, 10*time.Second, func() error {
+		for _, c := range []*Conn{a, b} {
+			c.m.mu.Lock()
+			_, ok := c.m.seen[crashed.id]
+			c.m.mu.Unlock()
+			if !ok {
+				return fmt.Errorf("%s has not seen the gateway", c.id)
+			}
+		}
+		return nil
+	})
+
+	crashed.nc.Close() // no lease refresh, no clean-up: as if killed
+
+	checkFor(t, 60*time.Second, func() error {
+		left := make(map[string]int)
+		for _, e := range ra.get() {
+			if e.kind == KindLeave {
+				left[e.nick]++
+			}
+		}
+		if len(left) < users {
+			return fmt.Errorf("%d of %d users announced gone", len(left), users)
+		}
+		for nick, n := range left {
+			if n != 1 {
+				return fmt.Errorf("%s announced gone %d times", nick, n)
+			}
+		}
+		return nil
+	})
+	checkFor(t, 10*time.Second, func() error {
+		if who, err := b.Who(ctx, "lobby"); err != nil || len(who) != 0 {
+			return fmt.Errorf("who after the clean-up: %d users, %v", len(who), err)
+		}
+		return nil
+	})
+}

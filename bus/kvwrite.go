@@ -40,6 +40,10 @@ const (
 	kvOpPurge   = "PURGE"
 	hdrRollup   = "Nats-Rollup"
 	rollupByKey = "sub"
+	// hdrDeletedBy names, on a purge marker, the gateway that wrote it: a
+	// gateway whose delete timed out reads the marker back to learn
+	// whether its delete was applied (kvDeleteSure).
+	hdrDeletedBy = "Chatd-Deleted-By"
 
 	// errCodeNoMessage is JetStream's error code for "no message found".
 	errCodeNoMessage = 10037
@@ -100,8 +104,9 @@ func (c *Conn) kvDelete(ctx context.Context, kv jetstream.KeyValue, key string, 
 		return jetstream.ErrInvalidKey
 	}
 	m := &nats.Msg{Subject: kvSubject(kv, key), Header: nats.Header{
-		hdrKVOp:   {kvOpPurge},
-		hdrRollup: {rollupByKey},
+		hdrKVOp:      {kvOpPurge},
+		hdrRollup:    {rollupByKey},
+		hdrDeletedBy: {c.id},
 	}}
 	if rev != 0 {
 		m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(rev, 10)}
@@ -109,6 +114,44 @@ func (c *Conn) kvDelete(ctx context.Context, kv jetstream.KeyValue, key string, 
 	start := time.Now()
 	_, err := c.kvp.write(ctx, m)
 	c.observe(OpKVDelete, start, err)
+	return err
+}
+
+// kvDeleteSure is kvDelete for a delete whose outcome decides who
+// announces something (a clean-up's departures). When the delete fails
+// without a conflict (a timeout: the broker may have applied it and the
+// acknowledgement come late), it reads the key back from the stream
+// leader: a marker of this gateway's after rev means the delete was
+// applied (success); rev still the last revision means it was not, and it
+// tries again, up to tries times in all, each step within timeout. A
+// conflict on the first try, or anything else found, is a conflict error:
+// another gateway's delete or write came first.
+func (c *Conn) kvDeleteSure(kv jetstream.KeyValue, key string, rev uint64, tries int, timeout time.Duration) error {
+	var err error
+	for try := range tries {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err = c.kvDelete(ctx, kv, key, rev)
+		cancel()
+		if err == nil || try == 0 && isConflict(err) || c.closing.Load() {
+			return err
+		}
+		// Unknown, or a conflict after a try that may have been applied.
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+		e, gerr := c.kvLast(ctx, kv, key)
+		cancel()
+		switch {
+		case errors.Is(gerr, jetstream.ErrKeyNotFound):
+			return jetstream.ErrKeyRevisionMismatch
+		case gerr != nil:
+			continue // not known: the next try's outcome is read back too
+		case e.rev == rev:
+			continue // not applied
+		case e.op != jetstream.KeyValuePut && e.by == c.id:
+			return nil // applied, acknowledged late
+		default:
+			return jetstream.ErrKeyRevisionMismatch
+		}
+	}
 	return err
 }
 
@@ -120,6 +163,7 @@ type kvEntry struct {
 	rev         uint64
 	created     time.Time
 	op          jetstream.KeyValueOp
+	by          string // a purge marker's writer (hdrDeletedBy)
 }
 
 func (e *kvEntry) Bucket() string                  { return e.bucket }
@@ -197,6 +241,7 @@ func (c *Conn) kvLast(ctx context.Context, kv jetstream.KeyValue, key string) (*
 		case kvOpPurge:
 			e.op = jetstream.KeyValuePurge
 		}
+		e.by = h.Get(hdrDeletedBy)
 	}
 	return e, nil
 }

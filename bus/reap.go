@@ -3,6 +3,8 @@ package bus
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -60,7 +62,10 @@ func (m *membership) watchGateways(ctx context.Context) {
 
 // cleanupGateway removes the presence records and nicknames of a gateway
 // whose lease lapsed and announces its users' departure. It reports
-// whether it did (false: the gateway is alive, or the bus did not answer).
+// whether it took the gateway for gone (false: the gateway is alive, or
+// the bus did not answer). The records are listed on the lease loop and
+// removed apart from it (releaseGone): a gateway of thousands of users
+// takes longer than one refresh may wait.
 func (m *membership) cleanupGateway(ctx context.Context, gw string) bool {
 	if !m.mayJudge() {
 		return false
@@ -69,27 +74,84 @@ func (m *membership) cleanupGateway(ctx context.Context, gw string) bool {
 		return false
 	}
 	c := m.c
-	c.log.Warn("bus: gateway gone: releasing its users", "gone", gw)
-	for _, kv := range []jetstream.KeyValue{c.presence, c.nicks} {
-		entries, err := m.ownedBy(ctx, kv, gw)
-		if err != nil {
-			c.log.Debug("bus: cleanup", "bucket", kv.Bucket(), "err", err)
-			return false
-		}
-		for _, e := range entries {
-			err := c.kvDelete(ctx, kv, e.key, e.rev)
-			if err != nil {
-				if !isConflict(err) {
-					c.log.Debug("bus: cleanup", "key", e.key, "err", err)
-				}
-				continue
-			}
-			if kv == c.presence {
-				m.announceGone(roomOf(e.key), e.Nick)
-			}
-		}
+	var presence, nicks []presenceEntry
+	var err error
+	if presence, err = m.ownedBy(ctx, c.presence, gw); err == nil {
+		nicks, err = m.ownedBy(ctx, c.nicks, gw)
 	}
+	if err != nil {
+		c.log.Debug("bus: cleanup: list", "gone", gw, "err", err)
+		return false
+	}
+	c.log.Warn("bus: gateway gone: releasing its users", "gone", gw, "presence", len(presence), "nicknames", len(nicks))
+	m.mu.Lock()
+	if c.closing.Load() {
+		m.mu.Unlock()
+		return false
+	}
+	c.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		if !m.releaseGone(presence, nicks) {
+			// Some records could not be removed: look at the gateway
+			// again at the next refresh.
+			m.mu.Lock()
+			m.seen[gw] = struct{}{}
+			m.mu.Unlock()
+		}
+	}()
 	return true
+}
+
+// cleanupWorkers is how many of a clean-up's deletes are in flight at
+// once: they are pipelined on one acknowledgement subscription (kvpipe.go).
+const cleanupWorkers = 32
+
+// releaseGone removes a gone gateway's presence records, announcing each
+// departure whose delete was this gateway's, then its nicknames. Each
+// delete is a compare-and-delete: of the gateways cleaning up, only the
+// one whose delete was applied announces; a delete that timed out is read
+// back (kvDeleteSure), since the broker may have applied it. It reports
+// whether every record is gone (removed here or by someone else).
+func (m *membership) releaseGone(presence, nicks []presenceEntry) bool {
+	c := m.c
+	var failed atomic.Bool
+	for _, list := range []struct {
+		kv      jetstream.KeyValue
+		entries []presenceEntry
+	}{{c.presence, presence}, {c.nicks, nicks}} {
+		next := make(chan presenceEntry)
+		var wg sync.WaitGroup
+		for range min(cleanupWorkers, len(list.entries)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for e := range next {
+					err := c.kvDeleteSure(list.kv, e.key, e.rev, 3, c.cfg.RequestTimeout)
+					switch {
+					case err == nil && list.kv == c.presence:
+						m.announceGone(roomOf(e.key), e.Nick)
+					case err != nil && !isConflict(err):
+						failed.Store(true)
+						c.log.Debug("bus: cleanup", "key", e.key, "err", err)
+					}
+				}
+			}()
+		}
+	feed:
+		for _, e := range list.entries {
+			select {
+			case next <- e:
+			case <-c.done:
+				failed.Store(true)
+				break feed
+			}
+		}
+		close(next)
+		wg.Wait()
+	}
+	return !failed.Load()
 }
 
 // ownedBy lists the records of kv that name gateway gw.
