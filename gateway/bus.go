@@ -33,8 +33,8 @@ const (
 
 // A BurstBus is a Bus whose subscriptions end every burst of events with
 // KindFlush (a KindGap, KindFilled or KindMissed also ends one): the
-// gateway then keeps a burst's chat lines and hands them to each member
-// together, in one queue append and one writer wake-up, as a server that
+// gateway then keeps a burst's chat lines and notices and hands them to
+// each member together, in one queue append and one writer wake-up, as a server that
 // reads many lines at once would. Without it, every event is handed on as
 // it comes.
 type BurstBus interface {

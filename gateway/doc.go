@@ -23,8 +23,8 @@
 //     to each member's outbox.deliver (outbox.go, the Session's outbound
 //     side), which appends them to its bounded queue; a session over
 //     MaxPending is closed as a slow consumer. On a BurstBus the room keeps
-//     the chat lines of a burst until the bus's KindFlush and hands a TCP
-//     member their frames joined in one buffer (room.flush,
+//     the chat lines and notices of a burst until the bus's KindFlush and
+//     hands a TCP member their frames joined in one buffer (room.flush,
 //     outbox.deliverBurst).
 //   - written: outbox.writeLoop (outbox.go), the session's one writer,
 //     takes the queue a batch at a time and calls the transport's writeBatch:

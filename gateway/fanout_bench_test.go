@@ -150,6 +150,46 @@ func BenchmarkFanoutBurst(b *testing.B) {
 	}
 }
 
+// BenchmarkFanoutNotices is BenchmarkFanoutBurst with join and leave
+// notices (of a user on another gateway, the room not quiet) instead of
+// chat lines, as in a join storm: 8 a burst. One op is one event.
+func BenchmarkFanoutNotices(b *testing.B) {
+	const burst = 8
+	joinLen := int64(len(formatEvent(KindJoin, "zed", "")))
+	leaveLen := int64(len(formatEvent(KindLeave, "zed", "")))
+	for _, n := range []int{10, 100, 256} {
+		b.Run("N="+strconv.Itoa(n), func(b *testing.B) {
+			deliver, conns := fanoutRoom(b, n, true)
+			at := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var ops, bytes int64
+			for b.Loop() {
+				if ops%2 == 0 {
+					deliver("gw.1", KindJoin, "zed", "", at)
+					bytes += joinLen
+				} else {
+					deliver("gw.1", KindLeave, "zed", "", at)
+					bytes += leaveLen
+				}
+				if ops++; ops%burst == 0 {
+					deliver("", KindFlush, "", "", time.Time{})
+				}
+			}
+			deliver("", KindFlush, "", "", time.Time{})
+			waitWritten(b, conns, bytes)
+			b.StopTimer()
+			el := b.Elapsed()
+			b.ReportMetric(float64(el.Nanoseconds())/float64(ops*int64(n)), "ns/member")
+			var writes int64
+			for _, c := range conns {
+				writes += c.writes.Load()
+			}
+			b.ReportMetric(float64(ops*int64(n))/float64(writes), "lines/write")
+		})
+	}
+}
+
 // TestFanoutAllocs checks that delivering a line costs no allocation per
 // member: what one event allocates does not grow with the room.
 func TestFanoutAllocs(t *testing.T) {

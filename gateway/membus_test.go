@@ -30,6 +30,11 @@ type memBus struct {
 	gateways    []string
 	ircGateways []string
 	at          time.Time // the time of every event
+	// flushes: every published event is a burst of its own, ended with
+	// KindFlush as a BurstBus does, except while bursting is set (the
+	// test then ends the burst).
+	flushes  bool
+	bursting atomic.Bool
 
 	seq atomic.Uint64
 
@@ -89,6 +94,9 @@ func (b *memBus) Publish(room, kind, nick, text string) error {
 	b.mu.Unlock()
 	for _, sub := range subs {
 		sub.deliver(id, kind, nick, text, b.at)
+		if b.flushes && kind != KindFlush && !b.bursting.Load() {
+			sub.deliver("", KindFlush, "", "", b.at)
+		}
 	}
 	return nil
 }

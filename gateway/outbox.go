@@ -102,9 +102,9 @@ func (o *outbox) deliverLocked(frame []byte, id string) bool {
 	return true
 }
 
-// deliverBurst queues the chat lines evs, whose frames in encoding enc
-// joined are (room.flush), under one lock and with at most one writer
-// start. joined is shared with other sessions and must not be modified.
+// deliverBurst queues the events evs (chat lines and notices), whose
+// frames in encoding enc joined are (room.flush), under one lock and with
+// at most one writer start. joined is shared with other sessions and must not be modified.
 // During a replay hold, or when joined would pass MaxPending, the lines go
 // one by one as deliver queues them: the hold keeps their ids, and a
 // client is closed as a slow consumer at the same line as without bursts.
@@ -117,7 +117,7 @@ func (o *outbox) deliverBurst(joined []byte, evs []event, enc int) {
 	if o.replaying || o.bytes+len(joined) > o.maxPending {
 		queued := false
 		for k := range evs {
-			if f := evs[k].frames[enc]; f != nil && o.deliverLocked(f, evs[k].id) {
+			if f := evs[k].frames[enc]; f != nil && o.deliverLocked(f, evs[k].replayID()) {
 				queued = true
 			}
 		}

@@ -17,15 +17,27 @@ import "strings"
 
 // quietNotice handles a join or leave notice of a quiet room and reports
 // whether it did; otherwise the caller fans the line out as usual. Like
-// room.deliver it never blocks. It takes Server.mu and room.mu one after the
-// other, never together.
+// room.deliver it never blocks.
 func (r *room) quietNotice(ev *event) bool {
+	quiet, only := r.quiet(ev)
+	if only != nil {
+		if f := ev.frame(only.enc); f != nil {
+			only.deliver(f, ev.id)
+		}
+	}
+	return quiet
+}
+
+// quiet reports whether ev is a join or leave notice of a quiet room, and
+// then the one local member to tell (the newcomer, if it is one here), or
+// nil. It takes Server.mu and room.mu one after the other, never together.
+func (r *room) quiet(ev *event) (quiet bool, only *Session) {
 	if ev.kind != KindJoin && ev.kind != KindLeave {
-		return false
+		return false, nil
 	}
 	limit := r.srv.cfg.QuietRoomSize
 	if limit < 0 {
-		return false
+		return false, nil
 	}
 	r.mu.RLock()
 	n := len(r.members)
@@ -33,24 +45,22 @@ func (r *room) quietNotice(ev *event) bool {
 	if ev.kind == KindLeave {
 		// The member who left is no longer counted, nor here to be told:
 		// the room was quiet if it was over the limit with them in it.
-		return n+1 > limit
+		return n+1 > limit, nil
 	}
 	if n <= limit {
-		return false
+		return false, nil
 	}
 	r.srv.mu.Lock()
 	s := r.srv.nicks[strings.ToLower(ev.nick)]
 	r.srv.mu.Unlock()
 	if s == nil {
-		return true // the newcomer is on another gateway
+		return true, nil // the newcomer is on another gateway
 	}
 	r.mu.RLock()
 	_, member := r.slots[s]
 	r.mu.RUnlock()
-	if member {
-		if f := ev.frame(s.enc); f != nil {
-			s.deliver(f, ev.id)
-		}
+	if !member {
+		return true, nil
 	}
-	return true
+	return true, s
 }

@@ -15,8 +15,9 @@ type room struct {
 	unsub func()
 	refs  int // members plus joins in progress; guarded by Server.mu
 
-	// The chat lines of the burst the bus is delivering (Server.bursts)
-	// and about how many bytes they hold; used by the bus callback only.
+	// The events of the burst the bus is delivering (Server.bursts; chat
+	// lines and notices, bursty) and about how many bytes they hold; used
+	// by the bus callback only.
 	// The slice keeps its capacity (at most maxBurst events) while the
 	// room lives.
 	burst      []event
@@ -41,15 +42,38 @@ const (
 // member. It never blocks. The bus calls it on one goroutine per room; the
 // event stays on that goroutine, so its lazy fields need no lock.
 //
-// When the bus ends its bursts with KindFlush (BurstBus), the chat lines
-// of a burst are kept until it ends (or reaches maxBurst lines or
-// maxBurstBytes) and then handed on together (flush); any other event
-// first hands on the lines kept, so every member gets every event in the
-// bus's order.
+// When the bus ends its bursts with KindFlush (BurstBus), the lines of a
+// burst (chat lines and the notices every member gets: joins, leaves,
+// nick changes, kicks, topics) are kept until it ends (or reaches
+// maxBurst events or maxBurstBytes) and then handed on together (flush);
+// any other event first hands on the events kept, so every member gets
+// every event in the bus's order. Whether a join or leave notice is quiet
+// (quiet.go) is decided as it arrives, as without bursts; a quiet one is
+// not kept.
 func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 	if r.srv.bursts {
-		if kind == KindSay || kind == KindMe {
+		if bursty(kind) {
+			// The event is made in place, in the burst's array: one made
+			// on the stack would escape (codec.skips) and cost an
+			// allocation per event.
+			n := len(r.burst)
 			r.burst = append(r.burst, event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at})
+			if ev := &r.burst[n]; ev.kind == KindJoin || ev.kind == KindLeave {
+				if quiet, only := r.quiet(ev); quiet {
+					// Not kept: the slot past the burst's end holds it
+					// until it is told.
+					r.burst = r.burst[:n]
+					if only != nil {
+						r.flush()
+						if f := ev.frame(only.enc); f != nil {
+							only.deliver(f, id)
+						}
+					}
+					*ev = event{}
+					r.srv.stats.observeEvent(1, at)
+					return
+				}
+			}
 			r.burstBytes += len(nick) + len(text) + 4
 			if len(r.burst) >= maxBurst || r.burstBytes >= maxBurstBytes {
 				r.flush()
@@ -81,22 +105,37 @@ func (r *room) deliver(id, kind, nick, text string, at time.Time) {
 		return
 	}
 	ev := event{id: id, kind: kind, room: r.name, nick: nick, text: text, at: at}
-	r.fanout(&ev)
-}
-
-// fanout queues ev to every local member, in the member's encoding.
-func (r *room) fanout(ev *event) {
-	kind, id, at := ev.kind, ev.id, ev.at
-	if r.quietNotice(ev) {
+	if r.quietNotice(&ev) {
 		r.srv.stats.observeEvent(1, at)
 		return
 	}
-	// Only chat lines can be in a history replay too; a session holding
-	// live frames during a replay (outbox.hold) keeps their ids alone.
-	replayID := ""
-	if kind == KindSay || kind == KindMe {
-		replayID = id
+	r.fanout(&ev)
+}
+
+// bursty reports whether events of kind may be kept in a burst: the lines
+// every member is sent as they come, one frame per event.
+func bursty(kind string) bool {
+	switch kind {
+	case KindSay, KindMe, KindJoin, KindLeave, KindNick, KindKick, KindTopic:
+		return true
 	}
+	return false
+}
+
+// replayID is the id under which a session holding live frames during a
+// history replay (outbox.hold) keeps ev: only chat lines can be in a
+// replay too, so other events have none.
+func (ev *event) replayID() string {
+	if ev.kind == KindSay || ev.kind == KindMe {
+		return ev.id
+	}
+	return ""
+}
+
+// fanout queues ev to every local member, in the member's encoding. A
+// quiet room's join and leave notices have been dealt with (quietNotice).
+func (r *room) fanout(ev *event) {
+	replayID := ev.replayID()
 	r.mu.RLock()
 	for _, m := range r.members {
 		// A kind this gateway does not know encodes to nil: newer gateways
@@ -107,15 +146,15 @@ func (r *room) fanout(ev *event) {
 	}
 	n := len(r.members)
 	r.mu.RUnlock()
-	r.srv.stats.observeEvent(n, at)
+	r.srv.stats.observeEvent(n, ev.at)
 }
 
-// flush hands the chat lines of the burst kept so far to every member.
-// Each member that takes a stream of lines (encLine, encPos: they never
-// skip an event) gets the burst's frames joined in one buffer, made once
-// per encoding and shared, so that it costs one queue append and at most
-// one writer wake-up per member; the others get each event's frame as
-// deliver gives it. Bus callback only.
+// flush hands the events of the burst kept so far to every member. Each
+// member that takes a stream of lines (encLine, encPos: they never skip an
+// event) gets the burst's frames joined in one buffer, made once per
+// encoding and shared, so that it costs one queue append and at most one
+// writer wake-up per member; the others get each event's frame as deliver
+// gives it. Bus callback only.
 func (r *room) flush() {
 	evs := r.burst
 	switch len(evs) {
@@ -131,7 +170,7 @@ func (r *room) flush() {
 			if i != encLine && i != encPos {
 				for k := range evs {
 					if f := evs[k].frame(m.enc); f != nil {
-						m.deliver(f, evs[k].id)
+						m.deliver(f, evs[k].replayID())
 					}
 				}
 				continue
