@@ -59,17 +59,7 @@ func TestGatewayCrash(t *testing.T) {
 		return nil
 	})
 	// a and b have seen the crashed gateway take its lease.
-	checkFor(t, 5*time.Second, func() error {
-		for _, c := range []*Conn{a, b} {
-			c.m.mu.Lock()
-			_, ok := c.m.seen[crashed.id]
-			c.m.mu.Unlock()
-			if !ok {
-				return fmt.Errorf("%s has not seen the gateway", c.id)
-			}
-		}
-		return nil
-	})
+	waitSeen(t, crashed, a, b)
 
 	crashed.nc.Close() // no lease refresh, no clean-up: as if killed
 
@@ -667,17 +657,7 @@ func TestGatewayCrashManyUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unsub()
-	checkFor(t, 10*time.Second, func() error {
-		for _, c := range []*Conn{a, b} {
-			c.m.mu.Lock()
-			_, ok := c.m.seen[crashed.id]
-			c.m.mu.Unlock()
-			if !ok {
-				return fmt.Errorf("%s has not seen the gateway", c.id)
-			}
-		}
-		return nil
-	})
+	waitSeen(t, crashed, a, b)
 
 	crashed.nc.Close() // no lease refresh, no clean-up: as if killed
 
@@ -701,6 +681,23 @@ func TestGatewayCrashManyUsers(t *testing.T) {
 	checkFor(t, 10*time.Second, func() error {
 		if who, err := b.Who(ctx, "lobby"); err != nil || len(who) != 0 {
 			return fmt.Errorf("who after the clean-up: %d users, %v", len(who), err)
+		}
+		return nil
+	})
+}
+
+// waitSeen waits until every one of others has seen gw take its lease (it
+// follows gw, and will clean up after it when the lease lapses).
+func waitSeen(t testing.TB, gw *Conn, others ...*Conn) {
+	t.Helper()
+	checkFor(t, 10*time.Second, func() error {
+		for _, c := range others {
+			c.m.mu.Lock()
+			_, ok := c.m.seen[gw.id]
+			c.m.mu.Unlock()
+			if !ok {
+				return fmt.Errorf("%s has not seen gateway %s", c.id, gw.id)
+			}
 		}
 		return nil
 	})

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -26,17 +25,7 @@ func burstServer(t testing.TB, set func(*Config)) (*memBus, string) {
 	if !srv.bursts {
 		t.Fatal("the server does not take the bus's bursts")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return b, ln.Addr().String()
+	return b, serveTCP(t, srv)
 }
 
 // publishBurst publishes events (kind, nick, text triples) to room on b

@@ -40,6 +40,13 @@ func chatServer(t testing.TB, set func(*Config)) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, serveTCP(t, srv)
+}
+
+// serveTCP serves srv's classic port on 127.0.0.1:0 until the test ends,
+// and returns the address.
+func serveTCP(t testing.TB, srv *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +57,7 @@ func chatServer(t testing.TB, set func(*Config)) (*Server, string) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return srv, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // waitSessions waits until srv has want sessions.
