@@ -15,8 +15,8 @@ import (
 //   - The room's lines. After a reconnect the server replays the room's
 //     history (or, when it resumes, the lines missed); replayed lines
 //     already shown are left out. With positions (resume.go) a line is
-//     known by its id; without, the replay is matched after the last two
-//     lines shown.
+//     known by its id; without, what follows the latest line shown that
+//     the replay holds (and the line before it) is new.
 
 // maxTyped bounds the own lines waiting for their echo, maxSeen the room
 // lines remembered, maxReplay the replayed lines held until a replay's end.
@@ -78,16 +78,20 @@ func (s *screen) unseen(r []replayLine) (keep []replayLine, skipped int) {
 		return keep, skipped
 	}
 	// No ids: the replay is the room's last lines, oldest first; what
-	// follows the last line shown is new.
-	last := s.lines[len(s.lines)-1].text
-	for j := len(r) - 1; j >= 0; j-- {
-		if r[j].text != last {
-			continue
+	// follows the latest line shown that it holds is new. That is
+	// usually the last line shown, but the replay may end before it: the
+	// server stores a line a moment after it delivers it, so a replay read
+	// right after a reconnect can lack the last lines already shown.
+	for p := len(s.lines) - 1; p >= 0; p-- {
+		for j := len(r) - 1; j >= 0; j-- {
+			if r[j].text != s.lines[p].text {
+				continue
+			}
+			if j > 0 && p > 0 && r[j-1].text != s.lines[p-1].text {
+				continue
+			}
+			return r[j+1:], j + 1
 		}
-		if j > 0 && len(s.lines) > 1 && r[j-1].text != s.lines[len(s.lines)-2].text {
-			continue
-		}
-		return r[j+1:], j + 1
 	}
 	return r, 0
 }

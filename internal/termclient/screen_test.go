@@ -46,7 +46,7 @@ func texts(r []replayLine) []string {
 }
 
 // A replay leaves out the lines on the screen: by id when both have ids,
-// else what comes up to the last two lines shown.
+// else what comes up to the latest line shown that it holds.
 func TestScreenUnseen(t *testing.T) {
 	var s screen
 	for _, tx := range []string{"bob: ok", "bob: one", "bob: ok"} {
@@ -60,6 +60,21 @@ func TestScreenUnseen(t *testing.T) {
 	keep, skipped = s.unseen(replayOf(nil, "carol: a", "carol: b"))
 	if len(keep) != 2 || skipped != 0 {
 		t.Errorf("nothing in common: kept %q, skipped %d", texts(keep), skipped)
+	}
+
+	// A replay read right after a reconnect may end before the last lines
+	// shown (the server had not stored them yet): nothing in it is new.
+	var lag screen
+	for _, tx := range []string{"bob: one", "bob: two", "bob: three"} {
+		lag.add("", tx)
+	}
+	keep, skipped = lag.unseen(replayOf(nil, "bob: one"))
+	if len(keep) != 0 || skipped != 1 {
+		t.Errorf("a replay behind the screen: kept %q, skipped %d", texts(keep), skipped)
+	}
+	keep, skipped = lag.unseen(replayOf(nil, "alice: zero", "bob: one", "bob: two"))
+	if len(keep) != 0 || skipped != 3 {
+		t.Errorf("a replay behind the screen, from before it: kept %q, skipped %d", texts(keep), skipped)
 	}
 
 	var ids screen
